@@ -1,0 +1,33 @@
+"""The `autonet` command: one subcommand per job, each in the module that does the work.
+
+    autonet demo        train the tutorial's network and compare with its hand-derived gradients
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module with add_arguments(parser) and run(args) -> exit status, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("autonet.demo", "train the tutorial's network on XNOR and check it against the hand formulas"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="autonet", description="Reverse-mode autodiff for NumPy you can read, draw and check."
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    modules = {}
+    for name, (module_name, summary) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        modules[name] = module
+        module.add_arguments(subparsers.add_parser(name, help=summary, description=summary))
+    args = parser.parse_args(argv)
+    return int(modules[args.command].run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

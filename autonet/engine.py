@@ -1,0 +1,254 @@
+"""The graph walk: topological order, the backward pass, grad mode, and the functional grad().
+
+The engine knows the graph, not the operations: each node is a Tensor with `op` (a Primitive, or
+None for a leaf), `parents` (its inputs) and `params` (the op's static arguments); the math lives
+in the primitive table (primitives.py). For a scalar loss L and every node x that needs a gradient,
+the backward pass computes dL/dx by the chain rule in reverse topological order:
+
+    dL/dx = sum over each use of x as input i of a node y:   y.op.vjps[i](dL/dy, y, *y.parents)
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from autonet.tensor import Tensor
+
+_grad_mode = threading.local()
+
+
+def is_grad_enabled() -> bool:
+    """Whether operations on this thread are recorded (False inside `no_grad`)."""
+    return getattr(_grad_mode, "enabled", True)
+
+
+class no_grad:
+    """Context manager (and decorator) under which nothing is recorded, on this thread only.
+
+    Use it for parameter updates and evaluation, as torch.no_grad:
+
+        with an.no_grad():
+            w.data -= lr * w.grad.data     # or: w -= ... builds no graph either
+    """
+
+    def __enter__(self) -> None:
+        self.previous = is_grad_enabled()
+        _grad_mode.enabled = False
+
+    def __exit__(self, *exc_info: object) -> None:
+        _grad_mode.enabled = self.previous
+
+    def __call__(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        def without_grad(*args: Any, **kwargs: Any) -> Any:
+            with no_grad():
+                return function(*args, **kwargs)
+
+        without_grad.__name__ = getattr(function, "__name__", "without_grad")
+        without_grad.__doc__ = function.__doc__
+        return without_grad
+
+
+def topological_order(root: Tensor) -> list[Tensor]:
+    """Every node that root depends on and that requires grad, each after all its parents.
+
+    Iterative (an explicit stack, no recursion), so a chain of 100,000 ops is walked like any other.
+    """
+    order: list[Tensor] = []
+    visited: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        node, parents_done = stack.pop()
+        if parents_done:
+            order.append(node)
+        elif id(node) not in visited:
+            visited.add(id(node))
+            stack.append((node, True))
+            stack.extend((parent, False) for parent in node.parents if parent.requires_grad)
+    return order
+
+
+def unbroadcast(grad: Any, shape: tuple[int, ...], op_name: str = "") -> Any:
+    """Sum grad over the axes that broadcasting added or stretched, so that it has `shape`.
+
+    If out = f(x) broadcast x from `shape` to grad.shape, every copy of an element of x
+    contributed to L, so dL/dx is the sum of g over the copies: over the leading axes x lacked,
+    and over each axis where x had length 1.
+    """
+    extra = grad.ndim - len(shape)
+    if extra < 0 or any(n != 1 and n != m for n, m in zip(shape, grad.shape[extra:])):
+        raise RuntimeError(
+            f"{op_name}: its VJP returned a gradient of shape {grad.shape} for an input of shape "
+            f"{shape}; a VJP must return the input's shape or one that broadcasts from it"
+        )
+    stretched = tuple(extra + i for i, n in enumerate(shape) if n == 1 and grad.shape[extra + i] != 1)
+    axes = tuple(range(extra)) + stretched
+    if axes:
+        grad = grad.sum(axis=axes)
+    return grad.reshape(shape) if grad.shape != shape else grad
+
+
+def backpropagate(
+    root: Tensor,
+    root_grad: Any,
+    retain_graph: bool,
+    create_graph: bool,
+    wanted: Sequence[Tensor] | None = None,
+) -> dict[int, Any]:
+    """Run the backward pass from root, seeded with dL/d(root) = root_grad.
+
+    With `wanted=None`, gradients accumulate into `.grad` of the leaves (and of tensors that called
+    `retain_grad()`), as `Tensor.backward`; otherwise the gradients of the wanted tensors are
+    returned by id and no `.grad` changes, as `gradients`. Gradients are arrays, or Tensors that
+    record a graph of their own when `create_graph` (so they can be differentiated again). Each
+    node's gradient is dropped from the pass's dict once its VJPs have used it, and, unless
+    `retain_graph`, each node's links to its parents are cut, freeing the graph.
+    """
+    wanted_ids = None if wanted is None else {id(t) for t in wanted}
+    found: dict[int, Any] = {}
+    grads: dict[int, Any] = {id(root): root_grad}
+    for node in reversed(topological_order(root)):
+        g = grads.pop(id(node))
+        if wanted_ids is None:
+            if node.op is None or node.retains_grad:
+                node.accumulate_grad(g)
+        elif id(node) in wanted_ids:
+            found[id(node)] = g
+        op = node.op
+        if op is None:
+            continue
+        parents = node.parents
+        if not parents:
+            raise RuntimeError(
+                f"backward: the graph through {op.name} (output shape {node.shape}) was already "
+                "freed by an earlier backward(); call the first backward(retain_graph=True) to "
+                "backpropagate through the same graph twice"
+            )
+        if create_graph:
+            args = (g, node, *parents)
+        else:
+            args = (g, node.data, *[parent.data for parent in parents])
+        params = node.params
+        for i, parent in enumerate(parents):
+            if not parent.requires_grad:
+                continue
+            if op.variadic:
+                grad = op.vjps[0](i, *args, **params)
+            else:
+                grad = op.vjps[i](*args, **params)
+            if grad.shape != parent.shape:
+                grad = unbroadcast(grad, parent.shape, op.name)
+            if grad.dtype != parent.dtype:
+                grad = grad.astype(parent.dtype)
+            key = id(parent)
+            previous = grads.get(key)
+            grads[key] = grad if previous is None else previous + grad
+        if not retain_graph:
+            node.parents = ()
+    return found
+
+
+def check_root_grad(root: Tensor, grad: Any, caller: str) -> np.ndarray:
+    """The seed dL/d(root) as an array: ones for a one-element root, else `grad`, checked."""
+    if grad is None:
+        if root.size != 1:
+            raise RuntimeError(
+                f"{caller}: grad can be implied only for a one-element output, but the output has "
+                f"shape {root.shape}; reduce it first (e.g. loss.sum()) or pass "
+                f"grad=an array of shape {root.shape}"
+            )
+        return np.ones(root.shape, dtype=root.dtype)
+    array = np.asarray(getattr(grad, "data", grad))
+    if array.shape != root.shape:
+        raise ValueError(
+            f"{caller}: grad has shape {array.shape} but the output has shape {root.shape}; "
+            "pass a gradient of the output's shape"
+        )
+    if array.dtype != root.dtype:
+        raise TypeError(
+            f"{caller}: grad has dtype {array.dtype} but the output has dtype {root.dtype}; "
+            f"convert it with .astype({root.dtype.name!r})"
+        )
+    return array
+
+
+def gradients(
+    output: Tensor,
+    inputs: Sequence[Tensor],
+    grad: Any = None,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+) -> tuple[Tensor, ...]:
+    """d(output)/d(input) for each input, returned rather than stored (as torch.autograd.grad).
+
+    `inputs` may be leaves or intermediate tensors; an input that output does not depend on gets a
+    gradient of zeros (torch.autograd.grad raises unless allow_unused=True). No `.grad` changes.
+    `retain_graph` defaults to `create_graph`.
+    """
+    from autonet.tensor import Tensor
+
+    if not output.requires_grad:
+        raise RuntimeError(
+            "gradients: the output does not require grad (no input of it has requires_grad=True)"
+        )
+    root_grad: Any = check_root_grad(output, grad, "gradients")
+    if create_graph:
+        root_grad = Tensor(root_grad)
+    found = backpropagate(
+        output,
+        root_grad,
+        retain_graph=create_graph if retain_graph is None else retain_graph,
+        create_graph=create_graph,
+        wanted=inputs,
+    )
+    result = []
+    for t in inputs:
+        g = found.get(id(t))
+        if g is None:
+            g = np.zeros(t.shape, dtype=t.dtype)
+        result.append(g if isinstance(g, Tensor) else Tensor(g))
+    return tuple(result)
+
+
+def grad(function: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Callable[..., Any]:
+    """The gradient of a scalar-valued function, as a function (JAX / HIPS autograd style).
+
+        grad(f)(x) = df/dx at x            grad(f, argnums=(0, 1))(x, y) = (df/dx, df/dy)
+
+    Arguments may be numbers, arrays or Tensors; results are Tensors. It composes: called on a
+    Tensor that is itself being differentiated, it records its own backward pass, so
+    an.grad(an.grad(an.sigmoid))(x) is sigmoid'' = s (1 - s) (1 - 2 s), s = sigmoid(x).
+    """
+    from autonet.tensor import Tensor
+
+    def gradient_of_function(*args: Any) -> Any:
+        positions = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+        args_list = list(args)
+        nested = False
+        for i in positions:
+            arg = args_list[i]
+            if isinstance(arg, Tensor) and arg.requires_grad:
+                nested = nested or is_grad_enabled()
+            else:
+                data = arg.data if isinstance(arg, Tensor) else arg
+                args_list[i] = Tensor(data, requires_grad=True)
+        output = function(*args_list)
+        if not isinstance(output, Tensor) or output.size != 1:
+            shape = getattr(output, "shape", type(output).__name__)
+            raise TypeError(
+                f"grad: the function must return a one-element Tensor, got {shape}; "
+                "for a vector output use gradients(output, inputs, grad=...)"
+            )
+        wanted = [args_list[i] for i in positions]
+        if output.requires_grad:
+            result = gradients(output, wanted, create_graph=nested)
+        else:
+            result = tuple(Tensor(np.zeros(t.shape, dtype=t.dtype)) for t in wanted)
+        return result[0] if isinstance(argnums, int) else result
+
+    gradient_of_function.__name__ = f"grad_of_{getattr(function, '__name__', 'function')}"
+    return gradient_of_function

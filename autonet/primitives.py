@@ -1,0 +1,285 @@
+"""The table of primitives: every operation autonet records, its forward and its VJPs side by side.
+
+Notation used in every rule below:
+
+    out        the primitive's output (forward value), as saved by the forward pass
+    g          dL/d(out), the gradient flowing back into this primitive, same shape as out
+    a, b, x    the inputs, named as in the formula
+    grad_a     dL/da = the vector-Jacobian product g^T * d(out)/da
+
+A primitive has one VJP per input, in input order, so the engine computes the gradient of an input
+only when that input needs one (no grad_S is ever formed for a data matrix S). A VJP may return a
+gradient with more (broadcast) dimensions than its input: the engine sums it back to the input's
+shape in one place (`unbroadcast`), so no rule handles broadcasting itself.
+
+Rules are written in operators and methods that NumPy arrays and autonet Tensors share (`*`, `@`,
+`.sum`, `.reshape`, `.swapaxes`, comparisons) and in primitives of this table called as functions
+(`exp(x)`, `broadcast_to(g, shape)`). Called on arrays, a rule is plain NumPy (the fast path);
+called on Tensors (``backward(create_graph=True)``) the same rule records a differentiable graph, so
+higher-order derivatives need no second set of rules; called on symbols, it writes the formula
+(``autonet.derive``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+
+class Primitive:
+    """One differentiable operation: a NumPy forward and one vector-Jacobian product per input.
+
+    forward(*inputs, **params) -> out          inputs are ndarrays; params are static (axis=...)
+    vjps[i](g, out, *inputs, **params) -> grad_i
+
+    A variadic primitive (concatenate) has a single rule taking the input's position first:
+    vjps[0](i, g, out, *inputs, **params).
+
+    Calling a primitive applies it: to ndarrays it returns the forward value; if any argument is a
+    Tensor (or another kind that defines ``apply_primitive``, such as derive's symbols) that kind
+    records the call. This is also how users add their own differentiable operations::
+
+        cube = an.Primitive("cube", lambda x: x**3, lambda g, out, x: g * 3 * x**2)
+        y = cube(an.tensor([1.0, 2.0], requires_grad=True))
+    """
+
+    __slots__ = ("name", "forward", "vjps", "variadic")
+
+    def __init__(
+        self,
+        name: str,
+        forward: Callable[..., Any],
+        *vjps: Callable[..., Any],
+        variadic: bool = False,
+    ) -> None:
+        if not vjps:
+            raise TypeError(f"Primitive {name!r} needs one VJP per input (got none)")
+        self.name = name
+        self.forward = forward
+        self.vjps = vjps
+        self.variadic = variadic
+
+    def __call__(self, *args: Any, **params: Any) -> Any:
+        for arg in args:
+            apply = getattr(type(arg), "apply_primitive", None)
+            if apply is not None:
+                return apply(self, args, params)
+        return self.forward(*args, **params)
+
+    def __repr__(self) -> str:
+        return f"<primitive {self.name}>"
+
+
+# ---------------------------------------------------------------------------------------------
+# Forward functions that are more than one NumPy call.
+
+
+def stable_sigmoid(x: np.ndarray) -> np.ndarray:
+    """sigmoid(x) = 1 / (1 + exp(-x)), without overflow and with full relative precision.
+
+    exp(-x) overflows for x < -709 (float64). With e = exp(-|x|) <= 1 nothing overflows:
+    sigmoid(x) = 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0 (the same value, multiplied
+    through by exp(x)). The tempting (1 + tanh(x/2)) / 2 rounds every x < -37 to exactly 0.
+    """
+    e = np.exp(-np.abs(x))
+    out = 1 / (1 + e)
+    return np.where(x >= 0, out, e * out)
+
+
+def sign_with(x: np.ndarray, at_zero: float = 0.0) -> np.ndarray:
+    """sign(x) in {-1, 0, 1}; at_zero sets the value at x == 0 (NumPy and PyTorch: 0)."""
+    if at_zero == 0:
+        return np.sign(x)
+    return np.where(x == 0, np.asarray(at_zero, dtype=x.dtype), np.sign(x))
+
+
+def relu_forward(x: np.ndarray) -> np.ndarray:
+    """relu(x) = max(x, 0), keeping x's dtype."""
+    return np.maximum(x, 0)
+
+
+def scatter_add_forward(g: np.ndarray, index: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """zeros(shape) with g added at index; a repeated index receives the sum of its entries."""
+    out = np.zeros(shape, dtype=g.dtype)
+    np.add.at(out, index, g)
+    return out
+
+
+def concatenate_forward(*xs: np.ndarray, axis: int = 0) -> np.ndarray:
+    return np.concatenate(xs, axis=axis)
+
+
+# ---------------------------------------------------------------------------------------------
+# VJPs that are more than one line.
+
+
+def keepdims_shape(shape: tuple[int, ...], axis: int | tuple[int, ...] | None) -> tuple[int, ...]:
+    """The shape of a reduction over `axis` of an array of `shape`, with keepdims=True."""
+    if axis is None:
+        return (1,) * len(shape)
+    axes = {a % len(shape) for a in (axis if isinstance(axis, tuple) else (axis,))}
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+def matmul_vjp_a(g: Any, out: Any, a: Any, b: Any) -> Any:
+    """out = a @ b   =>   grad_a = g @ b^T  (b^T swaps b's last two axes).
+
+    Cases, by NumPy's matmul rules: a 1-D `a` is a row (1, n) and `out` has lost that axis, so g
+    gains it back; a 1-D `b` is a column (n, 1) and g gains a trailing axis. Batch axes broadcast:
+    the engine sums grad_a over the batch axes `a` did not have (grad_a of a 1-D `a` then has shape
+    (..., 1, n) and sums to (n,)).
+    """
+    if b.ndim == 1:
+        return g * b if a.ndim == 1 else g.reshape(g.shape + (1,)) * b
+    if a.ndim == 1:
+        g = g.reshape(g.shape[:-1] + (1, g.shape[-1]))
+    return g @ b.swapaxes(-1, -2)
+
+
+def matmul_vjp_b(g: Any, out: Any, a: Any, b: Any) -> Any:
+    """out = a @ b   =>   grad_b = a^T @ g  (same cases as matmul_vjp_a, mirrored)."""
+    if a.ndim == 1:
+        if b.ndim == 1:
+            return g * a
+        # a (n,), b (..., n, k), g (..., k): grad_b[..., i, j] = a[i] g[..., j]
+        return a.reshape((-1, 1)) * g.reshape(g.shape[:-1] + (1, g.shape[-1]))
+    if b.ndim == 1:
+        # a (..., m, n), b (n,), g (..., m): grad_b[..., i] = sum_r a[..., r, i] g[..., r]
+        column = a.swapaxes(-1, -2) @ g.reshape(g.shape + (1,))
+        return column.reshape(column.shape[:-1])
+    return a.swapaxes(-1, -2) @ g
+
+
+def sum_vjp(g: Any, out: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """out = sum(x, axis)   =>   grad_x = g broadcast back over the summed axes."""
+    return broadcast_to(g.reshape(keepdims_shape(x.shape, axis)), shape=x.shape)
+
+
+def max_vjp(g: Any, out: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """out = max(x, axis)   =>   grad_x = g at the maximal elements, 0 elsewhere.
+
+    Ties share g equally (as PyTorch's amax): with k maximal elements, each receives g / k, so the
+    gradient stays a valid subgradient and sums to g.
+    """
+    reduced = keepdims_shape(x.shape, axis)
+    is_max = x == out.reshape(reduced)
+    return is_max * (g.reshape(reduced) / is_max.sum(axis=axis, keepdims=True))
+
+
+def maximum_vjp_a(g: Any, out: Any, a: Any, b: Any) -> Any:
+    """out = maximum(a, b)   =>   grad_a = g where a > b, g/2 where a == b (ties share), else 0."""
+    return g * ((a > b) + 0.5 * (a == b))
+
+
+def concatenate_vjp(i: int, g: Any, out: Any, *xs: Any, axis: int = 0) -> Any:
+    """out = concatenate(xs, axis)   =>   grad_xs[i] = the slice of g that xs[i] filled."""
+    axis = axis % out.ndim
+    start = sum(x.shape[axis] for x in xs[:i])
+    return g[(slice(None),) * axis + (slice(start, start + xs[i].shape[axis]),)]
+
+
+def transpose_vjp(g: Any, out: Any, x: Any, axes: tuple[int, ...] | None = None) -> Any:
+    """out = transpose(x, axes)   =>   grad_x = transpose(g, inverse permutation of axes)."""
+    if axes is None:
+        return g.transpose()
+    return g.transpose(tuple(np.argsort(axes)))
+
+
+# ---------------------------------------------------------------------------------------------
+# The table. g = dL/d(out); one VJP per input, in input order.
+
+PRIMITIVES: dict[str, Primitive] = {
+    p.name: p
+    for p in [
+        # out = a + b                grad_a = g,  grad_b = g
+        Primitive("add", np.add, lambda g, out, a, b: g, lambda g, out, a, b: g),
+        # out = a - b                grad_a = g,  grad_b = -g
+        Primitive("sub", np.subtract, lambda g, out, a, b: g, lambda g, out, a, b: -g),
+        # out = a * b                grad_a = g * b,  grad_b = g * a
+        Primitive("mul", np.multiply, lambda g, out, a, b: g * b, lambda g, out, a, b: g * a),
+        # out = a / b                grad_a = g / b,  grad_b = -g * a / b^2 = -g * out / b
+        Primitive("div", np.divide, lambda g, out, a, b: g / b, lambda g, out, a, b: -g * out / b),
+        # out = -x                   grad_x = -g
+        Primitive("neg", np.negative, lambda g, out, x: -g),
+        # out = a ** b               grad_a = g * b * a^(b-1),  grad_b = g * out * log(a)
+        Primitive(
+            "pow",
+            np.power,
+            lambda g, out, a, b: g * b * a ** (b - 1),
+            lambda g, out, a, b: g * out * log(a),
+        ),
+        # out = a @ b                grad_a = g @ b^T,  grad_b = a^T @ g   (1-D, batched: see vjps)
+        Primitive("matmul", np.matmul, matmul_vjp_a, matmul_vjp_b),
+        # out = exp(x)               grad_x = g * out                        (reuses out)
+        Primitive("exp", np.exp, lambda g, out, x: g * out),
+        # out = log(x)               grad_x = g / x
+        Primitive("log", np.log, lambda g, out, x: g / x),
+        # out = sqrt(x)              grad_x = g / (2 * out)                  (reuses out)
+        Primitive("sqrt", np.sqrt, lambda g, out, x: g / (2 * out)),
+        # out = sigmoid(x)           grad_x = g * out * (1 - out)            (reuses out)
+        Primitive("sigmoid", stable_sigmoid, lambda g, out, x: g * out * (1 - out)),
+        # out = tanh(x)              grad_x = g * (1 - out^2)                (reuses out)
+        Primitive("tanh", np.tanh, lambda g, out, x: g * (1 - out * out)),
+        # out = max(x, 0)            grad_x = g * [x > 0]       (0 at the kink x = 0, as PyTorch)
+        Primitive("relu", relu_forward, lambda g, out, x: g * (x > 0)),
+        # out = |x|                  grad_x = g * sign(x)       (0 at the kink x = 0, as PyTorch)
+        Primitive("abs", np.abs, lambda g, out, x: g * sign(x)),
+        # out = sign(x)              grad_x = 0  (0 almost everywhere; 0 at x = 0 by convention)
+        Primitive("sign", sign_with, lambda g, out, x, at_zero=0.0: zeros_like(x)),
+        # out = maximum(a, b)        grad_a = g * [a > b],  grad_b = g * [b > a]  (ties share g/2)
+        Primitive(
+            "maximum",
+            np.maximum,
+            maximum_vjp_a,
+            lambda g, out, a, b: maximum_vjp_a(g, out, b, a),
+        ),
+        # out = sum(x, axis)         grad_x = g broadcast over the summed axes
+        Primitive("sum", np.sum, sum_vjp),
+        # out = max(x, axis)         grad_x = g at the maxima (ties share), 0 elsewhere
+        Primitive("max", np.max, max_vjp),
+        # out = broadcast_to(x, shape)   grad_x = g summed back to x's shape   (by the engine)
+        Primitive("broadcast_to", np.broadcast_to, lambda g, out, x, shape: g),
+        # out = reshape(x, shape)    grad_x = reshape(g, x.shape)
+        Primitive("reshape", np.reshape, lambda g, out, x, shape: g.reshape(x.shape)),
+        # out = transpose(x, axes)   grad_x = transpose(g, argsort(axes))
+        Primitive("transpose", np.transpose, transpose_vjp),
+        # out = x[index]             grad_x = zeros like x, with g added at index (repeats add up)
+        Primitive(
+            "getitem",
+            lambda x, index: x[index],
+            lambda g, out, x, index: scatter_add(g, index=index, shape=x.shape),
+        ),
+        # out = zeros(shape) with g added at index      grad_g = out_grad[index]
+        Primitive("scatter_add", scatter_add_forward, lambda g, out, x, index, shape: g[index]),
+        # out = concatenate(xs, axis)    grad_xs[i] = the slice of g that xs[i] filled
+        Primitive("concatenate", concatenate_forward, concatenate_vjp, variadic=True),
+        # out = x as dtype           grad_x = g as x's dtype
+        Primitive(
+            "astype",
+            lambda x, dtype: x.astype(dtype),
+            lambda g, out, x, dtype: astype(g, dtype=x.dtype),
+        ),
+        # out = zeros like x         grad_x = 0   (used by the zero rules above)
+        Primitive("zeros_like", np.zeros_like, lambda g, out, x: zeros_like(x)),
+    ]
+}
+
+# The primitives that rules call as functions.
+astype = PRIMITIVES["astype"]
+broadcast_to = PRIMITIVES["broadcast_to"]
+log = PRIMITIVES["log"]
+scatter_add = PRIMITIVES["scatter_add"]
+sign = PRIMITIVES["sign"]
+zeros_like = PRIMITIVES["zeros_like"]
+
+# Where each primitive is not differentiable, the gradient convention its rule uses (for gradcheck
+# and the tests: finite differences are meaningless across these points).
+KINKS: dict[str, str] = {
+    "relu": "x == 0: grad 0",
+    "abs": "x == 0: grad 0",
+    "sign": "x == 0: grad 0 (and 0 everywhere else)",
+    "maximum": "a == b: each input gets g/2",
+    "max": "ties: the maxima share g equally",
+}
