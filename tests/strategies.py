@@ -1,0 +1,168 @@
+"""Hypothesis strategies for the engine's tests: bounded float64 arrays, broadcast shapes, and for
+every primitive of the table a case (its inputs and params) a margin away from its kinks."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import assume
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+FLOATS = st.floats(-2.0, 2.0, allow_nan=False, allow_subnormal=False)
+
+
+def arrays(shape, low=-2.0, high=2.0, away_from_zero=0.0):
+    """float64 arrays of `shape` with elements in [low, high] and |x| >= away_from_zero."""
+    elements = st.floats(low, high, allow_nan=False, allow_subnormal=False)
+    if away_from_zero:
+        elements = elements.filter(lambda v: abs(v) >= away_from_zero)
+    return hnp.arrays(np.float64, shape, elements=elements)
+
+
+def small_shapes(min_dims=0, max_dims=3):
+    return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=1, max_side=4)
+
+
+@st.composite
+def binary_case(draw, low=-2.0, high=2.0, b_low=None, b_high=None, b_away_from_zero=0.0):
+    shapes = draw(hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=3, max_side=3))
+    a = draw(arrays(shapes.input_shapes[0], low, high))
+    b = draw(arrays(shapes.input_shapes[1], b_low if b_low is not None else low,
+                    b_high if b_high is not None else high, b_away_from_zero))
+    return (a, b), {}
+
+
+@st.composite
+def unary_case(draw, low=-2.0, high=2.0, away_from_zero=0.0):
+    return (draw(arrays(draw(small_shapes()), low, high, away_from_zero)),), {}
+
+
+@st.composite
+def distinct_values(draw, shape):
+    """An array whose elements are pairwise at least 0.1 apart (no ties for max)."""
+    n = int(np.prod(shape))
+    values = draw(st.permutations(list(range(n))))
+    offset = draw(st.floats(-1, 1))
+    return (np.array(values, dtype=np.float64) * 0.1 + offset).reshape(shape)
+
+
+@st.composite
+def axis_and_keepdims(draw, ndim):
+    if ndim == 0:
+        axis = None
+    else:
+        axis = draw(st.none() | st.integers(-ndim, ndim - 1)
+                    | st.lists(st.integers(0, ndim - 1), min_size=1, max_size=ndim, unique=True)
+                    .map(tuple))
+    return {"axis": axis, "keepdims": draw(st.booleans())}
+
+
+@st.composite
+def reduction_case(draw, distinct=False):
+    shape = draw(small_shapes(min_dims=0))
+    x = draw(distinct_values(shape)) if distinct else draw(arrays(shape))
+    return (x,), draw(axis_and_keepdims(x.ndim))
+
+
+@st.composite
+def matmul_case(draw):
+    shapes = draw(hnp.mutually_broadcastable_shapes(signature=np.matmul.signature, max_dims=3,
+                                                    max_side=3))
+    return tuple(draw(arrays(s)) for s in shapes.input_shapes), {}
+
+
+@st.composite
+def maximum_case(draw):
+    (a, b), params = draw(binary_case())
+    assume(np.min(np.abs(a - b), initial=1.0) > 1e-3)  # ties are the kink: see test_kinks
+    return (a, b), params
+
+
+@st.composite
+def broadcast_to_case(draw):
+    shape = draw(small_shapes(min_dims=1))
+    kept = shape[draw(st.integers(0, len(shape))):]  # x may lack leading axes
+    x_shape = tuple(draw(st.sampled_from([n, 1])) for n in kept)  # and have 1 for stretched ones
+    return (draw(arrays(x_shape)),), {"shape": shape}
+
+
+@st.composite
+def reshape_case(draw):
+    shape = draw(small_shapes())
+    target = draw(st.sampled_from([(-1,), tuple(reversed(shape)), (1, *shape), shape]))
+    return (draw(arrays(shape)),), {"shape": target}
+
+
+@st.composite
+def transpose_case(draw):
+    shape = draw(small_shapes(min_dims=1))
+    axes = draw(st.none() | st.permutations(list(range(len(shape)))).map(tuple))
+    return (draw(arrays(shape)),), {"axes": axes}
+
+
+@st.composite
+def index(draw, shape):
+    """A NumPy index into `shape`: basic slices and integers, or an integer array with repeats."""
+    if draw(st.booleans()):
+        return draw(hnp.basic_indices(shape, min_dims=0, allow_ellipsis=True, allow_newaxis=True))
+    size = draw(st.integers(1, 6))
+    return np.array(draw(st.lists(st.integers(0, shape[0] - 1), min_size=size, max_size=size)))
+
+
+@st.composite
+def getitem_case(draw):
+    shape = draw(small_shapes(min_dims=1))
+    return (draw(arrays(shape)),), {"index": draw(index(shape))}
+
+
+@st.composite
+def scatter_add_case(draw):
+    shape = draw(small_shapes(min_dims=1))
+    idx = draw(index(shape))
+    g_shape = np.zeros(shape)[idx].shape
+    return (draw(arrays(g_shape)),), {"index": idx, "shape": shape}
+
+
+@st.composite
+def concatenate_case(draw):
+    shape = draw(small_shapes(min_dims=1))
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    sizes = draw(st.lists(st.integers(1, 3), min_size=1, max_size=3))
+    xs = []
+    for n in sizes:
+        s = list(shape)
+        s[axis] = n
+        xs.append(draw(arrays(tuple(s))))
+    return tuple(xs), {"axis": axis % len(shape)}
+
+
+# name -> strategy of (inputs, params); test_primitive_cases_cover_the_table checks every
+# primitive has one, so a new primitive is tested the day it lands.
+PRIMITIVE_CASES = {
+    "add": binary_case(),
+    "sub": binary_case(),
+    "mul": binary_case(),
+    "div": binary_case(b_away_from_zero=0.5),
+    "neg": unary_case(),
+    "pow": binary_case(low=0.5, high=2.0, b_low=-2.0, b_high=2.0),
+    "matmul": matmul_case(),
+    "exp": unary_case(),
+    "log": unary_case(low=0.2, high=3.0),
+    "sqrt": unary_case(low=0.2, high=3.0),
+    "sigmoid": unary_case(low=-6.0, high=6.0),
+    "tanh": unary_case(),
+    "relu": unary_case(away_from_zero=0.01),
+    "abs": unary_case(away_from_zero=0.01),
+    "sign": unary_case(away_from_zero=0.01),
+    "maximum": maximum_case(),
+    "sum": reduction_case(),
+    "max": reduction_case(distinct=True),
+    "broadcast_to": broadcast_to_case(),
+    "reshape": reshape_case(),
+    "transpose": transpose_case(),
+    "getitem": getitem_case(),
+    "scatter_add": scatter_add_case(),
+    "concatenate": concatenate_case(),
+    "astype": unary_case().map(lambda case: (case[0], {"dtype": np.dtype(np.float64)})),
+    "zeros_like": unary_case(),
+}
