@@ -27,8 +27,14 @@ def small_shapes(min_dims=0, max_dims=3):
 def binary_case(draw, low=-2.0, high=2.0, b_low=None, b_high=None, b_away_from_zero=0.0):
     shapes = draw(hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=3, max_side=3))
     a = draw(arrays(shapes.input_shapes[0], low, high))
-    b = draw(arrays(shapes.input_shapes[1], b_low if b_low is not None else low,
-                    b_high if b_high is not None else high, b_away_from_zero))
+    b = draw(
+        arrays(
+            shapes.input_shapes[1],
+            b_low if b_low is not None else low,
+            b_high if b_high is not None else high,
+            b_away_from_zero,
+        )
+    )
     return (a, b), {}
 
 
@@ -51,9 +57,11 @@ def axis_and_keepdims(draw, ndim):
     if ndim == 0:
         axis = None
     else:
-        axis = draw(st.none() | st.integers(-ndim, ndim - 1)
-                    | st.lists(st.integers(0, ndim - 1), min_size=1, max_size=ndim, unique=True)
-                    .map(tuple))
+        axis = draw(
+            st.none()
+            | st.integers(-ndim, ndim - 1)
+            | st.lists(st.integers(0, ndim - 1), min_size=1, max_size=ndim, unique=True).map(tuple)
+        )
     return {"axis": axis, "keepdims": draw(st.booleans())}
 
 
@@ -66,8 +74,9 @@ def reduction_case(draw, distinct=False):
 
 @st.composite
 def matmul_case(draw):
-    shapes = draw(hnp.mutually_broadcastable_shapes(signature=np.matmul.signature, max_dims=3,
-                                                    max_side=3))
+    shapes = draw(
+        hnp.mutually_broadcastable_shapes(signature=np.matmul.signature, max_dims=3, max_side=3)
+    )
     return tuple(draw(arrays(s)) for s in shapes.input_shapes), {}
 
 
@@ -81,7 +90,7 @@ def maximum_case(draw):
 @st.composite
 def broadcast_to_case(draw):
     shape = draw(small_shapes(min_dims=1))
-    kept = shape[draw(st.integers(0, len(shape))):]  # x may lack leading axes
+    kept = shape[draw(st.integers(0, len(shape))) :]  # x may lack leading axes
     x_shape = tuple(draw(st.sampled_from([n, 1])) for n in kept)  # and have 1 for stretched ones
     return (draw(arrays(x_shape)),), {"shape": shape}
 

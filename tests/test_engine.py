@@ -154,12 +154,15 @@ def test_integer_data_cannot_require_grad():
     assert an.tensor([1, 2]).dtype == np.float64  # Python numbers become float64
 
 
-@pytest.mark.parametrize("op", [
-    lambda x: an.sigmoid(x @ x.T).sum() * 2.0,
-    lambda x: (an.tanh(x) / (1 + x * x)).mean(),
-    lambda x: an.concatenate([x, x ** 2], axis=1).max(axis=0).sum(),
-    lambda x: (an.exp(x) - 1.0).reshape(-1)[[0, 0, 2]].sum(),
-])
+@pytest.mark.parametrize(
+    "op",
+    [
+        lambda x: an.sigmoid(x @ x.T).sum() * 2.0,
+        lambda x: (an.tanh(x) / (1 + x * x)).mean(),
+        lambda x: an.concatenate([x, x**2], axis=1).max(axis=0).sum(),
+        lambda x: (an.exp(x) - 1.0).reshape(-1)[[0, 0, 2]].sum(),
+    ],
+)
 def test_float32_stays_float32_through_ops_and_gradients(op):
     x = an.tensor(np.array([[0.1, -0.2], [0.3, 0.4]], dtype=np.float32), requires_grad=True)
     y = op(x)
@@ -178,8 +181,10 @@ def test_mixed_precision_promotes_like_numpy_and_returns_each_gradient_in_its_dt
 
 
 @settings(max_examples=40, deadline=None)
-@given(shapes=hnp.mutually_broadcastable_shapes(num_shapes=3, max_dims=4, max_side=3),
-       seed=st.integers(0, 2**32 - 1))
+@given(
+    shapes=hnp.mutually_broadcastable_shapes(num_shapes=3, max_dims=4, max_side=3),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_broadcast_gradients_are_summed_back_to_each_input_shape(shapes, seed):
     rng = np.random.default_rng(seed)
     a, b, c = (rng.normal(size=s) for s in shapes.input_shapes)
@@ -191,8 +196,9 @@ def test_broadcast_gradients_are_summed_back_to_each_input_shape(shapes, seed):
 
     for i, t in enumerate((ta, tb, tc)):
         assert t.grad.shape == t.shape
-        np.testing.assert_allclose(t.grad.data, numeric_gradient(f, [a, b, c], i),
-                                   rtol=RTOL, atol=ATOL)
+        np.testing.assert_allclose(
+            t.grad.data, numeric_gradient(f, [a, b, c], i), rtol=RTOL, atol=ATOL
+        )
 
 
 def test_second_derivative_of_sigmoid_via_grad_of_grad():

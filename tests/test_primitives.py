@@ -87,6 +87,9 @@ def test_vjp_matches_finite_differences(name, data):
     for i, t in enumerate(tensors):
         assert t.grad is not None and t.grad.shape == t.shape and t.grad.dtype == t.dtype
         np.testing.assert_allclose(
-            t.grad.data, numeric_gradient(loss, inputs, i), rtol=RTOL, atol=ATOL,
+            t.grad.data,
+            numeric_gradient(loss, inputs, i),
+            rtol=RTOL,
+            atol=ATOL,
             err_msg=f"{name}: gradient of input {i}",
         )

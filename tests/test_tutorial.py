@@ -48,8 +48,13 @@ def seed_network(S, Y, w0, w1):
 
 
 @settings(max_examples=60, deadline=None)
-@given(m=st.integers(1, 6), n=st.integers(1, 5), p=st.integers(1, 5), k=st.integers(1, 3),
-       seed=st.integers(0, 2**32 - 1))
+@given(
+    m=st.integers(1, 6),
+    n=st.integers(1, 5),
+    p=st.integers(1, 5),
+    k=st.integers(1, 3),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_autograd_equals_the_tutorials_formulas_and_finite_differences(m, n, p, k, seed):
     rng = np.random.default_rng(seed)
     S, Y = rng.normal(size=(m, n)), rng.random((m, k))
@@ -64,8 +69,12 @@ def test_autograd_equals_the_tutorials_formulas_and_finite_differences(m, n, p, 
     def f(w0_, w1_):
         return seed_loss(S, Y, w0_, w1_)
 
-    np.testing.assert_allclose(syn0.grad.data, numeric_gradient(f, [w0, w1], 0), rtol=RTOL, atol=ATOL)
-    np.testing.assert_allclose(syn1.grad.data, numeric_gradient(f, [w0, w1], 1), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(
+        syn0.grad.data, numeric_gradient(f, [w0, w1], 0), rtol=RTOL, atol=ATOL
+    )
+    np.testing.assert_allclose(
+        syn1.grad.data, numeric_gradient(f, [w0, w1], 1), rtol=RTOL, atol=ATOL
+    )
 
 
 def test_seed_network_trains_on_xnor_like_the_tutorials_loop():
