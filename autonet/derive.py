@@ -224,8 +224,8 @@ class Expr:
 
     def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Expr:
         if axis is not None:
-            axes = axis if isinstance(axis, tuple) else (axis,)
-            axis = tuple(a % self.ndim for a in axes) if isinstance(axis, tuple) else axes[0]
+            axes = tuple(int(a) % self.ndim for a in (axis if isinstance(axis, tuple) else (axis,)))
+            axis = axes if isinstance(axis, tuple) else axes[0]
         return apply(PRIMITIVES["sum"], (self,), {"axis": axis, "keepdims": keepdims})
 
     def reshape(self, *shape: Any) -> Expr:
@@ -237,7 +237,8 @@ class Expr:
     def transpose(self, *axes: Any) -> Expr:
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
-        return apply(PRIMITIVES["transpose"], (self,), {"axes": tuple(axes) if axes else None})
+        axes_param = tuple(int(a) for a in axes) if axes else None  # argsort gives np.int64
+        return apply(PRIMITIVES["transpose"], (self,), {"axes": axes_param})
 
     def swapaxes(self, axis1: int, axis2: int) -> Expr:
         axes = list(range(self.ndim))
@@ -480,7 +481,7 @@ def form(e: Expr, args: list[tuple[str, int]], latex: bool) -> tuple[str, int]:
         exponent = args[1][0] if args[1][1] == P_ATOM else f"({args[1][0]})"
         exponent = f"{{{args[1][0]}}}" if latex else exponent
         return f"{wrap(args[0], P_ATOM, latex)}^{exponent}", P_POWER
-    if name == "transpose" and e.ndim >= 2 and e.params["axes"] is not None:
+    if name == "transpose" and e.ndim >= 2:
         axes = transpose_axes(e.ndim, e.params["axes"])
         swapped = tuple(range(e.ndim - 2)) + (e.ndim - 1, e.ndim - 2)
         if axes == swapped:  # x^T: the last two axes exchanged, as matmul's rules write it
@@ -498,7 +499,9 @@ def form(e: Expr, args: list[tuple[str, int]], latex: bool) -> tuple[str, int]:
     if label is None:
         label = rf"\mathrm{{{escape(e.op.name)}}}" if latex else e.op.name
     items = [text for text, _ in args] + [
-        format_param(k, v, latex) for k, v in e.params.items() if not (name == "sign" and v == 0)
+        format_param(k, v, latex, bare=(name, k) in BARE_PARAMS)
+        for k, v in e.params.items()
+        if v is not None and not (name == "sign" and v == 0)
     ]
     return (rf"{label}\left({', '.join(items)}\right)" if latex else f"{label}({', '.join(items)})"), P_ATOM
 
@@ -565,11 +568,23 @@ def format_index(index: Any, latex: bool) -> str:
     return text
 
 
-def format_param(key: str, value: Any, latex: bool) -> str:
+# Parameters that read well without their keyword: reshape(x, (4, 1)), astype(x, float32).
+BARE_PARAMS = {("reshape", "shape"), ("broadcast_to", "shape"), ("transpose", "axes"),
+               ("astype", "dtype")}
+
+
+def format_param(key: str, value: Any, latex: bool, bare: bool) -> str:
     if key == "index":
-        return format_index(value, latex)
-    text = f"{key}={np.dtype(value).name if key == 'dtype' else value}"
-    return rf"\mathrm{{{escape(text)}}}" if latex else text
+        text = f"[{format_index(value, latex)}]"
+    elif key == "dtype":
+        text = np.dtype(value).name
+    else:
+        text = str(tuple(value) if isinstance(value, list) else value)
+    if latex and key != "index":
+        text = rf"\mathrm{{{escape(text)}}}"
+    if bare:
+        return text
+    return (rf"\mathrm{{{escape(key)}}}=" if latex else f"{key}=") + text
 
 
 # ---------------------------------------------------------------------------------------------
