@@ -644,8 +644,11 @@ class Derivation:
         return max((f.error for f in self.formulas), default=0.0)
 
     def text(self, key: Tensor | str, expand: bool = False, latex: bool = False) -> str:
-        """The right-hand side of key's formula; expand=True substitutes every named delta."""
-        return render(self[key].expr, latex, {} if expand else self.names)
+        """The right-hand side of the formula of a tensor (or of a delta, by name: "δ_O");
+        expand=True substitutes every named delta."""
+        deltas = dict(self.deltas)
+        expr = deltas[key] if isinstance(key, str) and key in deltas else self[key].expr
+        return render(expr, latex, {} if expand else self.names)
 
     def equations(self, latex: bool = False) -> list[tuple[str, str]]:
         """(left, right) of every line: the deltas, then the gradient of each tensor."""
