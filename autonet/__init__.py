@@ -7,6 +7,7 @@
     x.grad          # sigmoid(x) * (1 - sigmoid(x))
 """
 
+from autonet.derive import Derivation, derive
 from autonet.engine import gradients, grad, is_grad_enabled, no_grad, topological_order
 from autonet.ops import (
     abs,
@@ -44,11 +45,13 @@ __version__ = "0.1.0"
 __all__ = [
     "PRIMITIVES",
     "Primitive",
+    "Derivation",
     "Tensor",
     "abs",
     "add",
     "as_tensor",
     "concatenate",
+    "derive",
     "div",
     "exp",
     "grad",
