@@ -761,18 +761,21 @@ def symbols_of(order: list[Tensor], output: Tensor) -> tuple[dict[int, Expr], li
     fresh = (f"x{i}" for i in range(1, 1 << 30) if f"x{i}" not in taken)
     symbols: dict[int, Expr] = {}
     forward: list[tuple[str, Expr]] = []
+    def leaf(t: Tensor) -> Expr:
+        if t.name:
+            return Expr.symbol(t.name, t.data)
+        if not t.requires_grad and t.size and np.all(t.data == t.data.flat[0]):
+            return Expr.const(t.data)
+        return Expr.symbol(next(fresh), t.data)
+
+    if output.op is None:
+        symbols[id(output)] = leaf(output)
     for node in order:
-        for t in (*node.parents, node):
-            if id(t) in symbols or (t is node and t.op is not None):
-                continue
-            if t.name:
-                symbols[id(t)] = Expr.symbol(t.name, t.data)
-            elif not t.requires_grad and t.size and np.all(t.data == t.data.flat[0]):
-                symbols[id(t)] = Expr.const(t.data)
-            else:
-                symbols[id(t)] = Expr.symbol(next(fresh), t.data)
-        if node.op is None:
+        if node.op is None:  # a leaf is named where it is used, so x1, x2 follow the formulas
             continue
+        for parent in node.parents:
+            if id(parent) not in symbols:
+                symbols[id(parent)] = leaf(parent)
         definition = apply(node.op, tuple(symbols[id(p)] for p in node.parents), node.params)
         if node.name or node is output:
             forward.append((node.name or "L", definition))
