@@ -8,7 +8,7 @@
 """
 
 from autonet.derive import Derivation, derive
-from autonet.engine import gradients, grad, is_grad_enabled, no_grad, topological_order
+from autonet.engine import grad, gradients, is_grad_enabled, no_grad, topological_order
 from autonet.ops import (
     abs,
     add,

@@ -11,10 +11,10 @@
 
 How: the engine's own backward pass (engine.backpropagate) runs on the recorded graph with every
 node replaced by an `Expr`, a symbol that carries the node's recorded value. Each primitive's VJP
-rule from the table (primitives.py) then computes on symbols instead of arrays: `g * out * (1 - out)`
-builds the expression tree (O − Y) * O * (1 − O), `a.swapaxes(-1, -2) @ g` builds H^T · δ_O, and
-the engine's `unbroadcast` writes a bias gradient as sum(δ, axis=0). derive keeps no derivative
-rule of its own: the table is the single source of the calculus.
+rule from the table (primitives.py) then computes on symbols instead of arrays: the sigmoid rule
+`g * out * (1 - out)` builds the expression (O − Y) * O * (1 − O), matmul's `a.swapaxes(-1, -2) @ g`
+builds H^T · δ_O, and the engine's `unbroadcast` writes a bias gradient as sum(δ, axis=0). derive
+keeps no derivative rule of its own: the table is the single source of the calculus.
 
 Each Expr computes its value from its children's values with the primitive's NumPy forward, so a
 formula is a real computation: `Derivation.verified` says whether every formula, evaluated on the
@@ -399,7 +399,9 @@ SIMPLIFICATIONS: dict[Primitive, Callable[[tuple[Expr, ...], dict], Expr | None]
     RESHAPE: lambda args, params: (
         args[0]
         if args[0].shape == tuple(params["shape"])
-        else apply(RESHAPE, args[0].args, params) if args[0].op is RESHAPE else None
+        else apply(RESHAPE, args[0].args, params)
+        if args[0].op is RESHAPE
+        else None
     ),
     BROADCAST_TO: lambda args, params: args[0] if args[0].shape == tuple(params["shape"]) else None,
     ASTYPE: lambda args, params: args[0] if args[0].dtype == np.dtype(params["dtype"]) else None,
@@ -492,7 +494,9 @@ def form(e: Expr, args: list[tuple[str, int]], latex: bool) -> tuple[str, int]:
         return (rf"\left|{args[0][0]}\right|" if latex else f"|{args[0][0]}|"), P_ATOM
     if name == "getitem":
         index = format_index(e.params["index"], latex)
-        return wrap(args[0], P_ATOM, latex) + (rf"\left[{index}\right]" if latex else f"[{index}]"), P_ATOM
+        return wrap(args[0], P_ATOM, latex) + (
+            rf"\left[{index}\right]" if latex else f"[{index}]"
+        ), P_ATOM
     if name in ("sum", "max"):
         return format_reduction(name, args[0][0], e.params, latex), P_ATOM
     label = FUNCTIONS.get(name or "", (None, None))[1 if latex else 0]
@@ -503,7 +507,9 @@ def form(e: Expr, args: list[tuple[str, int]], latex: bool) -> tuple[str, int]:
         for k, v in e.params.items()
         if v is not None and not (name == "sign" and v == 0)
     ]
-    return (rf"{label}\left({', '.join(items)}\right)" if latex else f"{label}({', '.join(items)})"), P_ATOM
+    return (
+        rf"{label}\left({', '.join(items)}\right)" if latex else f"{label}({', '.join(items)})"
+    ), P_ATOM
 
 
 def format_reduction(name: str, operand_text: str, params: dict, latex: bool) -> str:
@@ -540,7 +546,9 @@ def format_name(name: str, latex: bool) -> str:
     base, _, sub = name.partition("_")
     primes = len(base) - len(base.rstrip("′"))
     base = base.rstrip("′")
-    tex = {"δ": r"\delta"}.get(base) or (escape(base) if len(base) == 1 else rf"\mathit{{{escape(base)}}}")
+    tex = {"δ": r"\delta"}.get(base) or (
+        escape(base) if len(base) == 1 else rf"\mathit{{{escape(base)}}}"
+    )
     tex += "'" * primes
     return f"{tex}_{{{escape(sub)}}}" if sub else tex
 
@@ -569,8 +577,12 @@ def format_index(index: Any, latex: bool) -> str:
 
 
 # Parameters that read well without their keyword: reshape(x, (4, 1)), astype(x, float32).
-BARE_PARAMS = {("reshape", "shape"), ("broadcast_to", "shape"), ("transpose", "axes"),
-               ("astype", "dtype")}
+BARE_PARAMS = {
+    ("reshape", "shape"),
+    ("broadcast_to", "shape"),
+    ("transpose", "axes"),
+    ("astype", "dtype"),
+}
 
 
 def format_param(key: str, value: Any, latex: bool, bare: bool) -> str:
@@ -629,7 +641,7 @@ class Derivation:
         self.keys = keys
 
     def __getitem__(self, key: Tensor | str) -> Formula:
-        for tensor, formula in zip(self.keys, self.formulas):
+        for tensor, formula in zip(self.keys, self.formulas, strict=True):
             if tensor is key or (isinstance(key, str) and formula.name == key):
                 return formula
         raise KeyError(f"derive: {key!r} is not among the tensors this derivation was taken for")
@@ -666,7 +678,9 @@ class Derivation:
                 "verified: each formula, evaluated on the recorded values, equals autograd's "
                 f"gradient (largest difference {self.max_error:.1e})"
             )
-        wrong = ", ".join(f"{f.label} (off by {f.error:.1e})" for f in self.formulas if not f.verified)
+        wrong = ", ".join(
+            f"{f.label} (off by {f.error:.1e})" for f in self.formulas if not f.verified
+        )
         return f"NOT verified: these formulas differ from autograd's gradient: {wrong}"
 
     def __str__(self) -> str:
@@ -689,7 +703,9 @@ class Derivation:
 
     def _repr_markdown_(self) -> str:
         where = ", ".join(f"${format_name(n, True)} = {render(e, True)}$" for n, e in self.forward)
-        return f"$$\n{self.latex()}\n$$\n\n" + (f"where {where}\n\n" if where else "") + self.check()
+        return (
+            f"$$\n{self.latex()}\n$$\n\n" + (f"where {where}\n\n" if where else "") + self.check()
+        )
 
 
 def derive(output: Tensor, wrt: Sequence[Tensor], grad: Any = None) -> Derivation:
@@ -719,24 +735,40 @@ def derive(output: Tensor, wrt: Sequence[Tensor], grad: Any = None) -> Derivatio
                 "require grad, so it has no gradient; pass tensors created with requires_grad=True"
             )
     seed_array = engine.check_root_grad(output, grad, "derive")
-    seed = Expr.const(seed_array) if grad is None else Expr.symbol(getattr(grad, "name", None) or "G", seed_array)
+    seed = (
+        Expr.const(seed_array)
+        if grad is None
+        else Expr.symbol(getattr(grad, "name", None) or "G", seed_array)
+    )
     order = engine.topological_order(output)
     symbols, forward = symbols_of(order, output)
     found = engine.backpropagate(
-        output, seed, retain_graph=True, create_graph=False, wanted=order,
+        output,
+        seed,
+        retain_graph=True,
+        create_graph=False,
+        wanted=order,
         operand=lambda node: symbols[id(node)],
     )
-    autograd = engine.gradients(output, wrt, grad=None if grad is None else seed_array, retain_graph=True)
+    autograd = engine.gradients(
+        output, wrt, grad=None if grad is None else seed_array, retain_graph=True
+    )
     output_name = output.name or "L"
     exprs = [found.get(id(t), Expr.const(np.zeros(t.shape, t.dtype))) for t in wrt]
-    names, deltas = name_deltas(order, found, exprs, taken={e.name for e in symbols.values() if e.name})
+    names, deltas = name_deltas(
+        order, found, exprs, taken={e.name for e in symbols.values() if e.name}
+    )
     formulas = []
-    for i, (t, expr, auto) in enumerate(zip(wrt, exprs, autograd)):
+    for i, (t, expr, auto) in enumerate(zip(wrt, exprs, autograd, strict=True)):
         symbol = symbols.get(id(t))
         name = t.name or (symbol.name if symbol is not None and symbol.name else f"wrt[{i}]")
         value = expr.value.astype(t.dtype)
         error = float(np.max(np.abs(value - auto.data), initial=0.0))
-        formulas.append(Formula(f"∂{output_name}/∂{name}", name, expr, auto.data, error, agrees(value, auto.data)))
+        formulas.append(
+            Formula(
+                f"∂{output_name}/∂{name}", name, expr, auto.data, error, agrees(value, auto.data)
+            )
+        )
     return Derivation(output_name, formulas, deltas, forward, names, list(wrt))
 
 
@@ -753,7 +785,9 @@ def agrees(value: np.ndarray, reference: np.ndarray) -> bool:
     return bool(np.allclose(value, reference, rtol=tol, atol=tol * scale))
 
 
-def symbols_of(order: list[Tensor], output: Tensor) -> tuple[dict[int, Expr], list[tuple[str, Expr]]]:
+def symbols_of(
+    order: list[Tensor], output: Tensor
+) -> tuple[dict[int, Expr], list[tuple[str, Expr]]]:
     """The symbol of every node of the graph, by id, and the forward definitions of the named
     ones: a named tensor is its name; an unnamed computed one its forward expression; an unnamed
     constant (0.5, 2) its value; any other unnamed tensor x1, x2, ..."""
@@ -761,6 +795,7 @@ def symbols_of(order: list[Tensor], output: Tensor) -> tuple[dict[int, Expr], li
     fresh = (f"x{i}" for i in range(1, 1 << 30) if f"x{i}" not in taken)
     symbols: dict[int, Expr] = {}
     forward: list[tuple[str, Expr]] = []
+
     def leaf(t: Tensor) -> Expr:
         if t.name:
             return Expr.symbol(t.name, t.data)

@@ -64,7 +64,8 @@ def seed_network(
 def layered_network(
     S: np.ndarray, Y: np.ndarray, weights: list[np.ndarray], biases: list[np.ndarray] | None
 ) -> tuple[Tensor, list[Tensor]]:
-    """H_l = sigmoid(H_{l-1} . W_l + b_l), H_0 = S, L = 1/2 sum (H_N - Y)^2: (L, [W_1, b_1, ...])."""
+    """(L, [W_1, b_1, W_2, ...]) of H_l = sigmoid(H_{l-1} . W_l + b_l), H_0 = S,
+    L = 1/2 sum (H_N - Y)^2; without biases if `biases` is None."""
     H = an.tensor(S, name="S")
     parameters = []
     for layer, w in enumerate(weights, start=1):
@@ -102,7 +103,10 @@ def run_tutorial(seed: int) -> int:
         print(f"  {name} = {derivation[tensor].label} = {derived}")
         print(f"    the tutorial: {written}    {'the same' if same else 'DIFFERENT'}")
     hand = seed_gradients(S, Y, w0, w1)
-    error = max(float(np.max(np.abs(derivation[t].expr.value - h))) for t, h in zip((syn0, syn1), hand))
+    error = max(
+        float(np.max(np.abs(derivation[t].expr.value - h)))
+        for t, h in zip((syn0, syn1), hand, strict=True)
+    )
     ok = ok and error < 1e-12  # both sides do the same float64 arithmetic on 4 x 4 data
     print(f"  on the XNOR data they equal the tutorial's code (seed_gradients) to {error:.1e}")
     return 0 if ok else 1
@@ -141,25 +145,31 @@ def run_layers(layers: int, bias: bool, width: int, seed: int) -> int:
         raise SystemExit("autonet derive: --layers and --width must be at least 1")
     rng = np.random.default_rng(seed)
     sizes = [XNOR_INPUTS.shape[1]] + [width] * (layers - 1) + [XNOR_TARGETS.shape[1]]
-    weights = [rng.uniform(-1, 1, (m, n)) for m, n in zip(sizes[:-1], sizes[1:])]
+    weights = [rng.uniform(-1, 1, (m, n)) for m, n in zip(sizes[:-1], sizes[1:], strict=True)]
     biases = [rng.uniform(-1, 1, n) for n in sizes[1:]] if bias else None
     L, parameters = layered_network(XNOR_INPUTS, XNOR_TARGETS, weights, biases)
     derivation = derive(L, wrt=parameters)
     with_bias = " with biases" if bias else ""
-    print(f"A {layers}-layer sigmoid network{with_bias}, its backward pass derived from the "
-          "recorded graph:\n")
+    print(
+        f"A {layers}-layer sigmoid network{with_bias}, its backward pass derived from the "
+        "recorded graph:\n"
+    )
     print(derivation)
     checks = recurring_rule(derivation, layers, bias)
     holds = all(ok for _, _, ok in checks)
     verdict = "matches every formula above" if holds else "DOES NOT match the formulas above"
     print(f"\nThe recurring rule, N = {layers}, H_0 = S ({verdict}):")
     print("  δ_N = (H_N − Y) * H_N * (1 − H_N)              the output layer")
-    print("  δ_l = δ_{l+1} · W_{l+1}^T * H_l * (1 − H_l)    l < N: back through W_{l+1}, "
-          "times σ' = H_l * (1 − H_l)")
+    print(
+        "  δ_l = δ_{l+1} · W_{l+1}^T * H_l * (1 − H_l)    l < N: back through W_{l+1}, "
+        "times σ' = H_l * (1 − H_l)"
+    )
     print("  ∂L/∂W_l = H_{l−1}^T · δ_l")
     if bias:
-        print("  ∂L/∂b_l = sum(δ_l, axis=0)                     the column sum of δ_l "
-              "(b_l is broadcast over the batch axis)")
+        print(
+            "  ∂L/∂b_l = sum(δ_l, axis=0)                     the column sum of δ_l "
+            "(b_l is broadcast over the batch axis)"
+        )
     for rule, derived, ok in checks:
         if not ok:
             print(f"  expected {rule}\n  derived  {derived}")
@@ -169,7 +179,8 @@ def run_layers(layers: int, bias: bool, width: int, seed: int) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.layers is None:
         if args.bias:
-            raise SystemExit("autonet derive: --bias needs --layers N (the tutorial's network has "
-                             "no biases)")
+            raise SystemExit(
+                "autonet derive: --bias needs --layers N (the tutorial's network has no biases)"
+            )
         return run_tutorial(args.seed)
     return run_layers(args.layers, args.bias, args.width, args.seed)

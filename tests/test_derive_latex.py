@@ -33,7 +33,9 @@ def equations(derivation):
     """Every line of the LaTeX block, as `left = right`, and the forward definitions."""
     block = derivation.latex()
     assert block.startswith("\\begin{aligned}\n") and block.endswith("\n\\end{aligned}")
-    rows = block.removeprefix("\\begin{aligned}\n").removesuffix("\n\\end{aligned}").split(" \\\\\n")
+    rows = (
+        block.removeprefix("\\begin{aligned}\n").removesuffix("\n\\end{aligned}").split(" \\\\\n")
+    )
     assert len(rows) == len(derivation.deltas) + len(derivation.formulas)
     return [row.replace(" &= ", " = ", 1) for row in rows] + [
         f"{name} = {expr.latex()}" for name, expr in derivation.forward

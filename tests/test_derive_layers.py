@@ -23,7 +23,7 @@ def layered_problem(draw, layers=3):
     m = draw(st.integers(1, 5))
     sizes = [draw(st.integers(1, 4)) for _ in range(layers + 1)]
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    weights = [rng.uniform(-1, 1, (a, b)) for a, b in zip(sizes[:-1], sizes[1:])]
+    weights = [rng.uniform(-1, 1, (a, b)) for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
     biases = [rng.uniform(-1, 1, n) for n in sizes[1:]]
     return rng.normal(size=(m, sizes[0])), rng.random((m, sizes[-1])), weights, biases
 

@@ -59,7 +59,11 @@ CASES = {
             " / sum([a == reshape(out, (2, 1))], axis=1, keepdims)"
         ],
     ),
-    "broadcast_to": ([x((3,), "a")], lambda a: P["broadcast_to"](a, shape=(2, 3)), ["sum(G, axis=0)"]),
+    "broadcast_to": (
+        [x((3,), "a")],
+        lambda a: P["broadcast_to"](a, shape=(2, 3)),
+        ["sum(G, axis=0)"],
+    ),
     "reshape": ([x((2, 3), "a")], lambda a: a.reshape(3, 2), ["reshape(G, (2, 3))"]),
     "transpose": ([x((2, 3, 4), "a")], lambda a: a.transpose(2, 0, 1), ["transpose(G, (1, 2, 0))"]),
     "getitem": (
@@ -77,7 +81,11 @@ CASES = {
         lambda a, b: an.concatenate([a, b]),
         ["G[0:2]", "G[2:5]"],
     ),
-    "astype": ([x((2, 3), "a", dtype=np.float32)], lambda a: a.astype(np.float64), ["astype(G, float32)"]),
+    "astype": (
+        [x((2, 3), "a", dtype=np.float32)],
+        lambda a: a.astype(np.float64),
+        ["astype(G, float32)"],
+    ),
     "zeros_like": ([x((2, 3), "a")], lambda a: P["zeros_like"](a), ["0"]),
 }
 
@@ -113,7 +121,7 @@ def test_each_primitive_derivation_evaluates_to_the_engines_gradient(name):
         G = RNG.normal(size=out.shape)
         derivation = an.derive(out, wrt=inputs, grad=G)
         expected = an.gradients(out, inputs, grad=G)
-        for t, e in zip(inputs, expected):
+        for t, e in zip(inputs, expected, strict=True):
             value = derivation[t].expr.value
             assert value.shape == t.shape
             # The formula regroups the rule's arithmetic (constants folded first): a few ulps.

@@ -24,7 +24,12 @@ def seed_problem(draw):
     """Data and weights of the tutorial's network, any sizes: S (m, n), syn0 (n, p), syn1 (p, k)."""
     m, n, p, k = (draw(st.integers(1, 5)) for _ in range(4))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    return rng.normal(size=(m, n)), rng.random((m, k)), rng.uniform(-1, 1, (n, p)), rng.uniform(-1, 1, (p, k))
+    return (
+        rng.normal(size=(m, n)),
+        rng.random((m, k)),
+        rng.uniform(-1, 1, (n, p)),
+        rng.uniform(-1, 1, (p, k)),
+    )
 
 
 @settings(max_examples=25, deadline=None)
