@@ -101,3 +101,12 @@ def test_the_graph_is_kept_for_backward():
     an.derive(L, wrt=[x])
     L.backward()
     np.testing.assert_allclose(x.grad.data, 3 * x.data**2)
+
+
+def test_constant_factors_fold():
+    # 1/2 x^2: the pow rule gives (1/2 * G) * 2 * x^(2 - 1), which a person writes G * x.
+    x = an.tensor([1.0, -2.0], requires_grad=True, name="x")
+    G = an.tensor([0.5, 3.0], name="G")
+    assert an.derive(0.5 * x**2, wrt=[x], grad=G).text(x) == "G * x"
+    assert an.derive(3.0 * (2.0 * x), wrt=[x], grad=G).text(x) == "6 * G"
+    assert an.derive(-(x * -1.0), wrt=[x], grad=G).text(x) == "G"
