@@ -80,6 +80,11 @@ class Expr:
     """
 
     __slots__ = ("op", "args", "params", "value", "name")
+    op: Primitive | str
+    args: tuple[Expr, ...]
+    params: dict[str, Any]
+    value: np.ndarray
+    name: str | None
     __array_ufunc__ = None  # ndarray (op) Expr defers to Expr's reflected operator
     __hash__ = object.__hash__  # == builds an Expr, so identity is the key
 
@@ -446,7 +451,7 @@ INFIX = {  # name: (precedence, text, LaTeX, whether a right operand of equal pr
     "add": (P_SUM, " + ", " + ", False),
     "sub": (P_SUM, " − ", " - ", True),
     "mul": (P_PRODUCT, " * ", " * ", False),
-    "div": (P_PRODUCT, " / ", None, True),
+    "div": (P_PRODUCT, " / ", " / ", True),  # LaTeX writes \frac instead
     "matmul": (P_MATMUL, " · ", r" \cdot ", False),
 }
 FUNCTIONS = {  # name: (text, LaTeX) of a function applied to its arguments
@@ -843,8 +848,13 @@ def name_deltas(
     names: dict[int, str] = {}
     deltas: list[tuple[str, Expr]] = []
     for node in reversed(order):
-        e = found.get(id(node))
-        if e is None or id(e) in names or uses.get(id(e), 0) < 2 or is_simple(e):
+        gradient = found.get(id(node))
+        if (
+            gradient is None
+            or id(gradient) in names
+            or uses.get(id(gradient), 0) < 2
+            or is_simple(gradient)
+        ):
             continue
         users = consumers.get(id(node), [])
         source = users[0] if not node.name and len(users) == 1 and users[0].name else node
@@ -853,8 +863,8 @@ def name_deltas(
         while name in taken:
             name = name.replace("_", "′_", 1) if "_" in name else name + "′"
         taken.add(name)
-        names[id(e)] = name
-        deltas.append((name, e))
+        names[id(gradient)] = name
+        deltas.append((name, gradient))
     return names, deltas
 
 

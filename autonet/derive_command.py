@@ -146,7 +146,7 @@ def run_layers(layers: int, bias: bool, width: int, seed: int) -> int:
     rng = np.random.default_rng(seed)
     sizes = [XNOR_INPUTS.shape[1]] + [width] * (layers - 1) + [XNOR_TARGETS.shape[1]]
     weights = [rng.uniform(-1, 1, (m, n)) for m, n in zip(sizes[:-1], sizes[1:], strict=True)]
-    biases = [rng.uniform(-1, 1, n) for n in sizes[1:]] if bias else None
+    biases = [rng.uniform(-1, 1, (n,)) for n in sizes[1:]] if bias else None
     L, parameters = layered_network(XNOR_INPUTS, XNOR_TARGETS, weights, biases)
     derivation = derive(L, wrt=parameters)
     with_bias = " with biases" if bias else ""
