@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from autonet import engine
-from autonet.primitives import PRIMITIVES, Primitive
+from autonet.primitives import PRIMITIVES, Primitive, keepdims_shape
 from autonet.tensor import Tensor
 
 # Precedence, higher binds tighter: + − < * / (and prefix −) < · < ^ (power, ^T) < atoms.
@@ -389,6 +389,20 @@ def simplify_transpose(args: tuple[Expr, ...], params: dict) -> Expr | None:
     return None
 
 
+def simplify_reshape(args: tuple[Expr, ...], params: dict) -> Expr | None:
+    (x,) = args
+    shape = tuple(params["shape"])
+    if x.shape == shape:
+        return x
+    if x.op is RESHAPE:
+        return apply(RESHAPE, x.args, params)
+    if x.op is SUM and not x.params["keepdims"]:  # the engine's unbroadcast to a (1, n) shape
+        summed = x.args[0]
+        if shape == keepdims_shape(summed.shape, x.params["axis"]):
+            return apply(SUM, x.args, {"axis": x.params["axis"], "keepdims": True})
+    return None
+
+
 def transpose_axes(ndim: int, axes: tuple[int, ...] | None) -> tuple[int, ...]:
     return tuple(reversed(range(ndim))) if axes is None else tuple(a % ndim for a in axes)
 
@@ -401,13 +415,7 @@ SIMPLIFICATIONS: dict[Primitive, Callable[[tuple[Expr, ...], dict], Expr | None]
     POW: simplify_pow,
     NEG: lambda args, params: args[0].args[0] if args[0].op is NEG else None,
     TRANSPOSE: simplify_transpose,
-    RESHAPE: lambda args, params: (
-        args[0]
-        if args[0].shape == tuple(params["shape"])
-        else apply(RESHAPE, args[0].args, params)
-        if args[0].op is RESHAPE
-        else None
-    ),
+    RESHAPE: simplify_reshape,
     BROADCAST_TO: lambda args, params: args[0] if args[0].shape == tuple(params["shape"]) else None,
     ASTYPE: lambda args, params: args[0] if args[0].dtype == np.dtype(params["dtype"]) else None,
     ZEROS_LIKE: lambda args, params: zeros(args[0].shape, args[0]),
@@ -637,8 +645,10 @@ class Derivation:
         forward: list[tuple[str, Expr]],
         names: dict[int, str],
         keys: list[Tensor],
+        seed: tuple[str, str] | None = None,
     ) -> None:
         self.output = output
+        self.seed = seed  # (G, y) when dL/dy = G was given for a non-scalar output y
         self.formulas = formulas
         self.deltas = deltas
         self.forward = forward
@@ -691,12 +701,19 @@ class Derivation:
     def __str__(self) -> str:
         lines = [f"{left} = {right}" for left, right in self.equations()]
         if self.forward:
-            defs = ", ".join(f"{n} = {render(e)}" for n, e in self.forward)
-            lines.append(f"where {defs}")
+            lines.append(f"where {self.where()}")
         return "\n".join(lines + [self.check()])
 
     def __repr__(self) -> str:
         return str(self)
+
+    def where(self, latex: bool = False) -> str:
+        """The forward definitions of the named tensors (and of the seed G, if one was given)."""
+        defs = [(format_name(n, latex), render(e, latex)) for n, e in self.forward]
+        if self.seed is not None:
+            g, y = (format_name(n, latex) for n in self.seed)
+            defs.append((g, rf"\frac{{\partial L}}{{\partial {y}}}" if latex else f"∂L/∂{y}"))
+        return ", ".join(f"${n} = {e}$" if latex else f"{n} = {e}" for n, e in defs)
 
     def latex(self) -> str:
         """The formulas as a LaTeX aligned block (for a document, or `$$ ... $$` in Markdown)."""
@@ -707,7 +724,7 @@ class Derivation:
         return f"$${self.latex()}$$"
 
     def _repr_markdown_(self) -> str:
-        where = ", ".join(f"${format_name(n, True)} = {render(e, True)}$" for n, e in self.forward)
+        where = self.where(latex=True)
         return (
             f"$$\n{self.latex()}\n$$\n\n" + (f"where {where}\n\n" if where else "") + self.check()
         )
@@ -746,7 +763,9 @@ def derive(output: Tensor, wrt: Sequence[Tensor], grad: Any = None) -> Derivatio
         else Expr.symbol(getattr(grad, "name", None) or "G", seed_array)
     )
     order = engine.topological_order(output)
-    symbols, forward = symbols_of(order, output)
+    # With a seed G = dL/dy for a non-scalar output y, the formulas are those of dL/dx.
+    loss, result = ("L", output.name or "y") if grad is not None else (output.name or "L",) * 2
+    symbols, forward = symbols_of(order, output, result)
     found = engine.backpropagate(
         output,
         seed,
@@ -758,7 +777,6 @@ def derive(output: Tensor, wrt: Sequence[Tensor], grad: Any = None) -> Derivatio
     autograd = engine.gradients(
         output, wrt, grad=None if grad is None else seed_array, retain_graph=True
     )
-    output_name = output.name or "L"
     exprs = [found.get(id(t), Expr.const(np.zeros(t.shape, t.dtype))) for t in wrt]
     names, deltas = name_deltas(
         order, found, exprs, taken={e.name for e in symbols.values() if e.name}
@@ -770,11 +788,10 @@ def derive(output: Tensor, wrt: Sequence[Tensor], grad: Any = None) -> Derivatio
         value = expr.value.astype(t.dtype)
         error = float(np.max(np.abs(value - auto.data), initial=0.0))
         formulas.append(
-            Formula(
-                f"∂{output_name}/∂{name}", name, expr, auto.data, error, agrees(value, auto.data)
-            )
+            Formula(f"∂{loss}/∂{name}", name, expr, auto.data, error, agrees(value, auto.data))
         )
-    return Derivation(output_name, formulas, deltas, forward, names, list(wrt))
+    seed_names = None if grad is None else (str(seed.name), result)
+    return Derivation(loss, formulas, deltas, forward, names, list(wrt), seed_names)
 
 
 def agrees(value: np.ndarray, reference: np.ndarray) -> bool:
@@ -791,7 +808,7 @@ def agrees(value: np.ndarray, reference: np.ndarray) -> bool:
 
 
 def symbols_of(
-    order: list[Tensor], output: Tensor
+    order: list[Tensor], output: Tensor, output_name: str
 ) -> tuple[dict[int, Expr], list[tuple[str, Expr]]]:
     """The symbol of every node of the graph, by id, and the forward definitions of the named
     ones: a named tensor is its name; an unnamed computed one its forward expression; an unnamed
@@ -818,7 +835,7 @@ def symbols_of(
                 symbols[id(parent)] = leaf(parent)
         definition = apply(node.op, tuple(symbols[id(p)] for p in node.parents), node.params)
         if node.name or node is output:
-            forward.append((node.name or "L", definition))
+            forward.append((node.name or output_name, definition))
         symbols[id(node)] = Expr.symbol(node.name, node.data) if node.name else definition
     return symbols, forward
 

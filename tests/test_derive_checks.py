@@ -110,3 +110,11 @@ def test_constant_factors_fold():
     assert an.derive(0.5 * x**2, wrt=[x], grad=G).text(x) == "G * x"
     assert an.derive(3.0 * (2.0 * x), wrt=[x], grad=G).text(x) == "6 * G"
     assert an.derive(-(x * -1.0), wrt=[x], grad=G).text(x) == "G"
+
+
+def test_a_row_bias_gradient_is_a_column_sum_that_keeps_its_axis():
+    X = an.tensor(np.arange(6.0).reshape(2, 3), name="X")
+    b = an.tensor(np.zeros((1, 3)), requires_grad=True, name="b")
+    derivation = an.derive(an.tanh(X + b).sum(), wrt=[b])
+    assert derivation.text(b) == "sum(1 − tanh(X + b) * tanh(X + b), axis=0, keepdims)"
+    assert derivation.verified
