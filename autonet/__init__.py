@@ -43,9 +43,9 @@ from autonet.tensor import Tensor
 __version__ = "0.1.0"
 
 __all__ = [
+    "Derivation",
     "PRIMITIVES",
     "Primitive",
-    "Derivation",
     "Tensor",
     "abs",
     "add",

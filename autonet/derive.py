@@ -542,7 +542,7 @@ def format_reduction(name: str, operand_text: str, params: dict, latex: bool) ->
 def format_const(e: Expr, latex: bool) -> tuple[str, int]:
     value = e.scalar
     if value is None:
-        shape = "×".join(map(str, e.shape))
+        shape = (r" \times " if latex else "×").join(map(str, e.shape))
         return (rf"\mathrm{{const}}_{{{shape}}}" if latex else f"const[{shape}]"), P_ATOM
     value = float(value)
     text = str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:.6g}"
