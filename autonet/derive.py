@@ -28,8 +28,9 @@ batch axis: a column sum). `·` binds tighter than `*`, as juxtaposition does in
 Names: a tensor's `.name` (S, syn0, H, O, Y, W_1, ...) is used wherever the rules refer to it;
 unnamed intermediates are written out as their forward expressions (S · syn0); unnamed tensors
 that are neither constants nor computed are called x1, x2, ... A gradient that is used more than
-once is given a name: δ_O is the gradient at the input of the operation whose output is O (the
-backpropagation literature's delta); a name with a subscript, H_2, gives δ_2.
+once is given a name: δ_O is the gradient at the (unnamed) input of the operation whose output is
+O, the backpropagation literature's delta; the shared gradient of a named tensor Z is δ_Z; a name
+with a subscript, H_2, gives δ_2.
 
 Simplifications, each exact (they change how a formula reads, never its value): constants fold
 (0.5 * 2 = 1), multiplication by 1, addition of 0 and x^1 drop, a minus sign moves to the front of
