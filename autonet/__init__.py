@@ -7,7 +7,8 @@
     x.grad          # sigmoid(x) * (1 - sigmoid(x))
 """
 
-from autonet.engine import gradients, grad, is_grad_enabled, no_grad, topological_order
+from autonet.derive import Derivation, derive
+from autonet.engine import grad, gradients, is_grad_enabled, no_grad, topological_order
 from autonet.ops import (
     abs,
     add,
@@ -42,6 +43,7 @@ from autonet.tensor import Tensor
 __version__ = "0.1.0"
 
 __all__ = [
+    "Derivation",
     "PRIMITIVES",
     "Primitive",
     "Tensor",
@@ -49,6 +51,7 @@ __all__ = [
     "add",
     "as_tensor",
     "concatenate",
+    "derive",
     "div",
     "exp",
     "grad",

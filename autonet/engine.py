@@ -98,6 +98,7 @@ def backpropagate(
     retain_graph: bool,
     create_graph: bool,
     wanted: Sequence[Tensor] | None = None,
+    operand: Callable[[Tensor], Any] | None = None,
 ) -> dict[int, Any]:
     """Run the backward pass from root, seeded with dL/d(root) = root_grad.
 
@@ -106,7 +107,8 @@ def backpropagate(
     returned by id and no `.grad` changes, as `gradients`. Gradients are arrays, or Tensors that
     record a graph of their own when `create_graph` (so they can be differentiated again). Each
     node's gradient is dropped from the pass's dict once its VJPs have used it, and, unless
-    `retain_graph`, each node's links to its parents are cut, freeing the graph.
+    `retain_graph`, each node's links to its parents are cut, freeing the graph. `operand(node)`,
+    if given, is what a node passes to the VJPs instead of its data (derive passes symbols).
     """
     wanted_ids = None if wanted is None else {id(t) for t in wanted}
     found: dict[int, Any] = {}
@@ -128,7 +130,9 @@ def backpropagate(
                 "freed by an earlier backward(); call the first backward(retain_graph=True) to "
                 "backpropagate through the same graph twice"
             )
-        if create_graph:
+        if operand is not None:
+            args = (g, operand(node), *[operand(parent) for parent in parents])
+        elif create_graph:
             args = (g, node, *parents)
         else:
             args = (g, node.data, *[parent.data for parent in parents])
