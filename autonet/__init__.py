@@ -7,6 +7,7 @@
     x.grad          # sigmoid(x) * (1 - sigmoid(x))
 """
 
+from autonet.checkpoint import load, save
 from autonet.engine import gradients, grad, is_grad_enabled, no_grad, topological_order
 from autonet.ops import (
     abs,
@@ -39,6 +40,8 @@ from autonet.primitives import PRIMITIVES, Primitive
 from autonet.seed import seed_gradients
 from autonet.tensor import Tensor
 
+from autonet import nn, optim  # noqa: E402 - built on the names above
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -54,6 +57,7 @@ __all__ = [
     "grad",
     "gradients",
     "is_grad_enabled",
+    "load",
     "log",
     "matmul",
     "max",
@@ -61,10 +65,13 @@ __all__ = [
     "mean",
     "mul",
     "neg",
+    "nn",
     "no_grad",
+    "optim",
     "pow",
     "relu",
     "reshape",
+    "save",
     "seed_gradients",
     "sigmoid",
     "sign",
