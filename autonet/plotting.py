@@ -27,7 +27,7 @@ def pyplot(what: str) -> Any | None:
 
 
 def save_loss_curve(losses: Sequence[float], path: str | Path, title: str) -> bool:
-    """Plot losses against the step on a log scale into path (PNG); False if matplotlib is absent."""
+    """Plot losses against the step, log scale, into path (PNG); False if matplotlib is absent."""
     plt = pyplot(f"the loss curve ({Path(path).name})")
     if plt is None:
         return False
