@@ -4,7 +4,6 @@ validation and early stopping work; the tutorial's XNOR and the digits data set 
 import numpy as np
 import pytest
 
-import autonet as an
 from autonet import nn, optim
 from autonet.nn import functional as F
 from autonet.seed import XNOR_INPUTS, XNOR_TARGETS
