@@ -1,7 +1,6 @@
 """Fixtures shared by the tests that run scripts and the CLI in a subprocess."""
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -33,8 +32,3 @@ def env_without_matplotlib(tmp_path_factory) -> dict[str, str]:
         "raise ImportError('matplotlib is hidden for this test')\n"
     )
     return run_env(stubs)
-
-
-@pytest.fixture
-def python() -> str:
-    return sys.executable
