@@ -7,6 +7,7 @@
     x.grad          # sigmoid(x) * (1 - sigmoid(x))
 """
 
+from autonet.checkpoint import load, save
 from autonet.derive import Derivation, derive
 from autonet.engine import grad, gradients, is_grad_enabled, no_grad, topological_order
 from autonet.ops import (
@@ -40,6 +41,8 @@ from autonet.primitives import PRIMITIVES, Primitive
 from autonet.seed import seed_gradients
 from autonet.tensor import Tensor
 
+from autonet import nn, optim  # noqa: E402 - built on the names above
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -57,6 +60,7 @@ __all__ = [
     "grad",
     "gradients",
     "is_grad_enabled",
+    "load",
     "log",
     "matmul",
     "max",
@@ -64,10 +68,13 @@ __all__ = [
     "mean",
     "mul",
     "neg",
+    "nn",
     "no_grad",
+    "optim",
     "pow",
     "relu",
     "reshape",
+    "save",
     "seed_gradients",
     "sigmoid",
     "sign",

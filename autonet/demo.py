@@ -1,53 +1,130 @@
-"""`autonet demo`: train the tutorial's network with autograd, checked against its hand formulas.
+"""`autonet demo`: train the tutorial's network with autonet.nn, checked against its hand formulas.
 
 The tutorial's loop (full-batch gradient descent on XNOR, 3-4-1 sigmoid network without biases,
-L = 1/2 sum (O - Y)^2), with the gradients computed by backward() instead of by hand; at every step
-the autograd gradients are compared with `seed_gradients`, the formulas the tutorial derives.
+L = 1/2 sum (O - Y)^2), built as MLP([3, 4, 1], bias=False) and trained with backward() and
+optim.SGD; at every step the autograd gradients are compared with `seed_gradients`, the formulas
+the tutorial derives by hand. Writes into the output folder: the loss curve (loss_curve.png,
+when matplotlib is installed), the trained weights (model.npz, for an.load) and report.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 import autonet as an
-from autonet.seed import XNOR_INPUTS, XNOR_TARGETS, seed_gradients, seed_weights
+from autonet.nn import functional as F
+from autonet.plotting import save_loss_curve
+from autonet.seed import XNOR_INPUTS, XNOR_TARGETS, seed_gradients
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--steps", type=int, default=10_000, help="gradient steps (default 10000)")
+    parser.add_argument("--steps", type=int, default=5000, help="gradient steps (default 5000)")
     parser.add_argument("--lr", type=float, default=1.0, help="step size alpha (default 1.0)")
     parser.add_argument("--seed", type=int, default=1, help="random seed of the weights")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("autonet-demo"),
+        help="folder for the loss curve, weights and report (default autonet-demo/)",
+    )
 
 
-def train_seed_network(steps: int, lr: float, seed: int) -> dict:
-    """Train and return the final loss, outputs and the largest autograd-vs-hand difference."""
-    S, Y = an.tensor(XNOR_INPUTS, name="S"), an.tensor(XNOR_TARGETS, name="Y")
-    w0, w1 = seed_weights(seed=seed)
-    syn0 = an.tensor(w0, requires_grad=True, name="syn0")
-    syn1 = an.tensor(w1, requires_grad=True, name="syn1")
-    worst = 0.0
-    for _ in range(steps):
-        O = an.sigmoid(an.sigmoid(S @ syn0) @ syn1)
-        loss = 0.5 * ((O - Y) ** 2).sum()
-        syn0.grad = syn1.grad = None
+@dataclass
+class SeedRun:
+    """The trained network, its loss before each step, its final outputs and loss, and the largest
+    |autograd - hand formula| over every gradient entry of every step."""
+
+    model: an.nn.MLP
+    losses: list[float]
+    outputs: np.ndarray
+    final_loss: float
+    worst: float
+
+
+def train_seed_network(steps: int, lr: float, seed: int, progress: bool = False) -> SeedRun:
+    """The tutorial's training loop, written with autonet.nn and checked at every step."""
+    S, Y = XNOR_INPUTS, XNOR_TARGETS
+    model = an.nn.MLP([3, 4, 1], bias=False, init="uniform", rng=seed)
+    syn0, syn1 = model.layers[0].weight, model.layers[2].weight
+    optimizer = an.optim.SGD(model.parameters(), lr=lr)
+    losses, worst = [], 0.0
+    for _ in tqdm(range(steps), disable=not progress, unit="step", leave=False, file=sys.stderr):
+        loss = F.half_sse(model(S), Y)
+        optimizer.zero_grad()
         loss.backward()
-        grad0, grad1 = seed_gradients(S.data, Y.data, syn0.data, syn1.data)
-        worst = max(worst, np.abs(syn0.grad.data - grad0).max(), np.abs(syn1.grad.data - grad1).max())
-        syn0.data = syn0.data - lr * syn0.grad.data
-        syn1.data = syn1.data - lr * syn1.grad.data
+        grad0, grad1 = seed_gradients(S, Y, syn0.data, syn1.data)
+        worst = max(
+            worst, np.abs(syn0.grad.data - grad0).max(), np.abs(syn1.grad.data - grad1).max()
+        )
+        optimizer.step()
+        losses.append(float(loss.data))
     with an.no_grad():
-        O = an.sigmoid(an.sigmoid(S @ syn0) @ syn1)
-    return {"loss": 0.5 * float(((O.data - Y.data) ** 2).sum()), "outputs": O.data, "worst": worst}
+        outputs = model(S).data
+    final_loss = float(F.half_sse(outputs, Y).data)
+    return SeedRun(model, losses, outputs, final_loss, float(worst))
 
 
 def run(args: argparse.Namespace) -> int:
-    result = train_seed_network(args.steps, args.lr, args.seed)
+    if args.steps < 1:
+        print(f"autonet demo: --steps must be at least 1, got {args.steps}", file=sys.stderr)
+        return 2
+    result = train_seed_network(args.steps, args.lr, args.seed, progress=sys.stderr.isatty())
+    rows = [
+        f"  {x.astype(int)}  {y[0]:.0f}       {o[0]:.4f}"
+        for x, y, o in zip(XNOR_INPUTS, XNOR_TARGETS, result.outputs, strict=True)
+    ]
     print(f"autonet demo: the tutorial's 3-4-1 sigmoid network on XNOR, {args.steps} steps")
     print("  input      target  output")
-    for x, y, o in zip(XNOR_INPUTS, XNOR_TARGETS, result["outputs"]):
-        print(f"  {x.astype(int)}  {y[0]:.0f}       {o[0]:.4f}")
-    print(f"final loss 1/2 sum (O - Y)^2 = {result['loss']:.6f}")
-    print(f"max |autograd - hand-derived formula| over all steps = {result['worst']:.2e}")
+    print("\n".join(rows))
+    print(f"final loss 1/2 sum (O - Y)^2 = {result.final_loss:.6f}")
+    print(f"max |autograd - hand-derived formula| over all steps = {result.worst:.2e}")
+
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    title = "the tutorial's network on XNOR: L = 1/2 sum (O - Y)^2"
+    if save_loss_curve(result.losses, out / "loss_curve.png", title):
+        written.append(("loss_curve.png", "the loss before each step (log scale)"))
+    an.save(result.model.state_dict(), out / "model.npz")
+    written.append(("model.npz", "the trained weights: `model.load_state_dict(an.load(path))`"))
+    report = out / "report.md"
+    report.write_text(make_report(args, result, rows, written))
+    written.append(("report.md", "this report"))
+    for name, _ in written:
+        print(f"wrote {out / name}")
     return 0
+
+
+def make_report(
+    args: argparse.Namespace, result: SeedRun, rows: list[str], written: list[tuple[str, str]]
+) -> str:
+    links = "\n".join(f"- [{name}]({name}): {what}" for name, what in written)
+    if not any(name == "loss_curve.png" for name, _ in written):
+        links += (
+            "\n- no loss curve: matplotlib is not installed (`pip install 'autonet[examples]'`)"
+        )
+    return f"""# autonet demo
+
+The tutorial's network (3 inputs, 4 hidden units, 1 output, sigmoid, no biases) trained on XNOR
+by full-batch gradient descent on L = 1/2 sum (O - Y)^2: `MLP([3, 4, 1], bias=False,
+init="uniform")`, {args.steps} steps of `optim.SGD(lr={args.lr})`, weights seeded with {args.seed}.
+
+```
+  input      target  output
+{chr(10).join(rows)}
+```
+
+- final loss: {result.final_loss:.6f} (first step: {result.losses[0]:.6f})
+- largest difference between the autograd gradients and the tutorial's hand-derived formulas
+  (`autonet.seed.seed_gradients`), over every entry of every step: {result.worst:.2e}
+
+## Files
+
+{links}
+"""
