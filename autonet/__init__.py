@@ -8,6 +8,13 @@
 """
 
 from autonet.engine import gradients, grad, is_grad_enabled, no_grad, topological_order
+from autonet.gradcheck import (
+    GradcheckError,
+    GradcheckResult,
+    GradcheckWarning,
+    gradcheck,
+    gradgradcheck,
+)
 from autonet.ops import (
     abs,
     add,
@@ -42,6 +49,9 @@ from autonet.tensor import Tensor
 __version__ = "0.1.0"
 
 __all__ = [
+    "GradcheckError",
+    "GradcheckResult",
+    "GradcheckWarning",
     "PRIMITIVES",
     "Primitive",
     "Tensor",
@@ -52,6 +62,8 @@ __all__ = [
     "div",
     "exp",
     "grad",
+    "gradcheck",
+    "gradgradcheck",
     "gradients",
     "is_grad_enabled",
     "log",
