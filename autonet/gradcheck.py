@@ -177,64 +177,76 @@ class FiniteDifferences:
                 jac[:, i] = col
         return jac
 
-    def ladder(self, k: int, i: int) -> dict[float, np.ndarray]:
-        """The column at steps h/10, h, 10 h, ..., 1000 h (at most a tenth of max(1, |x_i|), and
-        crossing no kink), keyed by step. Larger steps cut rounding error, the usual cause of a
-        false mismatch; Richardson extrapolation then removes their larger truncation error."""
+    def ladder(self, k: int, i: int) -> list[tuple[float, np.ndarray | None]]:
+        """The column at steps h/10, h, 10 h, ..., 1000 h (up to a tenth of max(1, |x_i|)), in
+        increasing order; None where the step crosses a kink. Larger steps cut rounding error,
+        the usual cause of a false mismatch, at the price of truncation error."""
         h = self.step(k, i)
         largest = 0.1 * max(1.0, abs(float(self.arrays[k].flat[i])))
         steps = [s for s in (h / 10, h, 10 * h, 100 * h, 1000 * h) if s <= largest]
-        columns = {s: self.column(k, i, s) for s in steps}
-        return {s: c for s, c in columns.items() if c is not None}
+        return [(s, self.column(k, i, s)) for s in steps]
 
-    def refined_column(self, k: int, i: int) -> np.ndarray | None:
+    def refined_column(self, k: int, i: int, atol: float, rtol: float) -> np.ndarray | None:
         """A better estimate of a column, chosen without looking at the analytic value.
 
-        Richardson extrapolation over each pair of steps (h, 10 h): R = (100 D(h) - D(10 h)) / 99.
-        Of the extrapolations, the two consecutive ones that agree best are averaged (where they
-        agree, neither rounding nor truncation dominates).
+        Going down the ladder from its largest step s: the first D(s) that agrees with D(s/10)
+        within atol + rtol |D(s/10)|. Truncation error falls 100-fold from s to s/10 and rounding
+        error grows 10-fold, so two agreeing neighbours are dominated by neither. If no two
+        agree, the closest pair is combined by Richardson extrapolation.
         """
-        columns = self.ladder(k, i)
-        steps = sorted(columns)
-        extrapolated = [
-            (100 * columns[a] - columns[b]) / 99 for a, b in zip(steps, steps[1:]) if b == 10 * a
-        ]
-        if not extrapolated:
-            return columns[steps[0]] if steps else None
-        if len(extrapolated) == 1:
-            return extrapolated[0]
-        pairs = list(zip(extrapolated, extrapolated[1:]))
-        r1, r2 = min(pairs, key=lambda p: float(np.max(np.abs(p[0] - p[1]))))
-        return (r1 + r2) / 2
+        pairs = neighbours(self.ladder(k, i))
+        for small, large in reversed(pairs):
+            if not mismatches(large, small, atol, rtol).any():
+                return large
+        if not pairs:
+            return None
+        return richardson(*min(pairs, key=lambda p: float(np.max(np.abs(p[0] - p[1])))))
 
     def diagnosis(self, k: int, i: int, row: int, analytic: float, atol: float,
                   rtol: float) -> str:
         """Whether the mismatch at (row, column i of input k) moves with the step or stays put,
         and whether a Richardson-extrapolated difference agrees with the analytic value."""
-        columns = self.ladder(k, i)
-        if len(columns) < 2:
+        ladder = self.ladder(k, i)
+        errors = {s: abs(analytic - float(c[row])) for s, c in ladder if c is not None}
+        pairs = neighbours(ladder)
+        if not pairs:
             return "the finite difference could not be refined (larger steps cross a kink)"
-        errors = {s: abs(analytic - float(c[row])) for s, c in columns.items()}
         listing = ", ".join(f"{e:.3g} at h={s:.0e}" for s, e in sorted(errors.items()))
-        refined = self.refined_column(k, i)
-        richardson = float("nan") if refined is None else float(refined[row])
-        agrees = abs(analytic - richardson) <= atol + rtol * abs(richardson)
-        extrapolated = (
-            f"a Richardson-extrapolated difference gives {richardson:.10g}, which "
-            + ("agrees with" if agrees else "also disagrees with")
+        extrapolated = float(richardson(*pairs[-1])[row])
+        agrees = abs(analytic - extrapolated) <= atol + rtol * abs(extrapolated)
+        observed = (
+            "|analytic - numeric| "
+            + ("changes with the step" if min(errors.values()) < max(errors.values()) / 10
+               else "stays put as the step changes")
+            + f" ({listing}); a Richardson-extrapolated difference gives {extrapolated:.10g}, "
+            + ("which agrees with" if agrees else "which also disagrees with")
             + " the analytic value"
         )
-        largest, smallest = max(errors.values()), min(errors.values())
-        moves = smallest < largest / 10
-        trend = "changes with the step" if moves else "stays put as the step changes"
-        observed = f"|analytic - numeric| {trend} ({listing}) and {extrapolated}"
-        if agrees or moves:
-            best = min(errors, key=errors.__getitem__) / max(1.0, abs(float(self.arrays[k].flat[i])))
+        if agrees or min(errors.values()) < max(errors.values()) / 10:
+            best = min(errors, key=errors.__getitem__)
+            scale = max(1.0, abs(float(self.arrays[k].flat[i])))
             return (
                 f"{observed}: this looks like finite-difference error (rounding or truncation), "
-                f"not a wrong gradient; try eps={best:.0e}, or check in float64"
+                f"not a wrong gradient; try eps={best / scale:.0e}, or check in float64"
             )
         return f"{observed}: not rounding; the analytic gradient (a VJP on this path) is wrong"
+
+
+def neighbours(
+    ladder: list[tuple[float, np.ndarray | None]],
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(D(s), D(10 s)) for each two consecutive steps of a ladder that both cross no kink."""
+    return [
+        (small, large)
+        for (_, small), (_, large) in zip(ladder, ladder[1:])
+        if small is not None and large is not None
+    ]
+
+
+def richardson(small: np.ndarray, large: np.ndarray) -> np.ndarray:
+    """Richardson extrapolation of central differences at steps s and 10 s: their error is
+    c s^2 + O(s^4), so (100 D(s) - D(10 s)) / 99 cancels the s^2 term."""
+    return (100 * small - large) / 99
 
 
 def relative_error(a: np.ndarray, b: np.ndarray, atol: float) -> np.ndarray:
@@ -381,7 +393,7 @@ def check_full(
         jac_n = numeric.jacobian(k)
         bad = mismatches(jac_a, jac_n, atol, rtol)
         for i in np.flatnonzero(bad.any(axis=0))[:MAX_REFINED]:
-            column = numeric.refined_column(k, int(i))
+            column = numeric.refined_column(k, int(i), atol, rtol)
             if column is not None and not mismatches(jac_a[:, i], column, atol, rtol).any():
                 jac_n[:, i] = column
                 refined += 1

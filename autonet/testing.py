@@ -327,7 +327,7 @@ def compare_gradients(
         for i in np.flatnonzero(suspect):
             if refined == MAX_REFINED:
                 break
-            column = differences.refined_column(k, int(i))
+            column = differences.refined_column(k, int(i), atol, rtol)
             if column is not None:
                 n.flat[i] = column[0]
             refined += 1
