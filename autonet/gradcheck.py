@@ -48,8 +48,8 @@ Evaluation = Callable[[list[Tensor]], tuple[Tensor, list[Tensor]]]
 class GradcheckError(AssertionError):
     """Autograd disagrees with finite differences.
 
-    An AssertionError (PyTorch's GradcheckError is a RuntimeError) because it reports a failed check:
-    pytest shows its message as a test failure.
+    An AssertionError (PyTorch's GradcheckError is a RuntimeError) because it reports a failed
+    check: pytest shows its message as a test failure.
     """
 
 
@@ -106,7 +106,7 @@ def same_piece(a: Signature, b: Signature) -> bool:
     """Whether two evaluations took the same primitives and the same side of every kink."""
     return len(a) == len(b) and all(
         name_a == name_b and (side_a is None or np.array_equal(side_a, side_b))
-        for (name_a, side_a), (name_b, side_b) in zip(a, b)
+        for (name_a, side_a), (name_b, side_b) in zip(a, b, strict=True)
     )
 
 
@@ -124,8 +124,9 @@ class FiniteDifferences:
     that its kinks can be compared with those at x.
     """
 
-    def __init__(self, evaluate: Evaluation, arrays: Sequence[np.ndarray], wrt: Sequence[int],
-                 eps: float) -> None:
+    def __init__(
+        self, evaluate: Evaluation, arrays: Sequence[np.ndarray], wrt: Sequence[int], eps: float
+    ) -> None:
         self.evaluate = evaluate
         self.arrays = [a.astype(np.float64) if a.dtype.kind == "f" else a for a in arrays]
         self.wrt = list(wrt)
@@ -202,8 +203,7 @@ class FiniteDifferences:
             return None
         return richardson(*min(pairs, key=lambda p: float(np.max(np.abs(p[0] - p[1])))))
 
-    def diagnosis(self, k: int, i: int, row: int, analytic: float, atol: float,
-                  rtol: float) -> str:
+    def diagnosis(self, k: int, i: int, row: int, analytic: float, atol: float, rtol: float) -> str:
         """Whether the mismatch at (row, column i of input k) moves with the step or stays put,
         and whether a Richardson-extrapolated difference agrees with the analytic value."""
         ladder = self.ladder(k, i)
@@ -216,8 +216,11 @@ class FiniteDifferences:
         agrees = abs(analytic - extrapolated) <= atol + rtol * abs(extrapolated)
         observed = (
             "|analytic - numeric| "
-            + ("changes with the step" if min(errors.values()) < max(errors.values()) / 10
-               else "stays put as the step changes")
+            + (
+                "changes with the step"
+                if min(errors.values()) < max(errors.values()) / 10
+                else "stays put as the step changes"
+            )
             + f" ({listing}); a Richardson-extrapolated difference gives {extrapolated:.10g}, "
             + ("which agrees with" if agrees else "which also disagrees with")
             + " the analytic value"
@@ -238,7 +241,7 @@ def neighbours(
     """(D(s), D(10 s)) for each two consecutive steps of a ladder that both cross no kink."""
     return [
         (small, large)
-        for (_, small), (_, large) in zip(ladder, ladder[1:])
+        for (_, small), (_, large) in zip(ladder, ladder[1:], strict=False)
         if small is not None and large is not None
     ]
 
@@ -336,7 +339,7 @@ def analytic_jacobians(
     for j in range(out.size):
         seed = np.zeros(out.shape, dtype=out.dtype)
         seed.flat[j] = 1
-        for jac, g in zip(jacs, gradients(out, wanted, grad=seed, retain_graph=True)):
+        for jac, g in zip(jacs, gradients(out, wanted, grad=seed, retain_graph=True), strict=True):
             jac[j] = np.asarray(g.data, dtype=np.float64).ravel()
     return jacs
 
@@ -373,8 +376,9 @@ def check(
     total = sum(tensors[k].size for k in wrt)
     if total <= max_full_size and numeric.out.size <= max_full_size:
         return check_full(evaluate, tensors, wrt, numeric, caller, atol, rtol)
-    return check_projections(evaluate, tensors, wrt, numeric, caller, atol, rtol, n_projections,
-                             seed)
+    return check_projections(
+        evaluate, tensors, wrt, numeric, caller, atol, rtol, n_projections, seed
+    )
 
 
 def check_full(
@@ -389,7 +393,7 @@ def check_full(
     analytic = analytic_jacobians(evaluate, tensors, wrt)
     compared = skipped = refined = 0
     max_abs = max_rel = 0.0
-    for jac_a, k in zip(analytic, wrt):
+    for jac_a, k in zip(analytic, wrt, strict=True):
         jac_n = numeric.jacobian(k)
         bad = mismatches(jac_a, jac_n, atol, rtol)
         for i in np.flatnonzero(bad.any(axis=0))[:MAX_REFINED]:
@@ -407,17 +411,32 @@ def check_full(
             max_rel = max(max_rel, float(relative_error(jac_a, jac_n, atol)[kept].max()))
         if bad.any():
             raise GradcheckError(
-                describe_full_mismatch(caller, tensors[k], k, jac_a, jac_n, bad, skipped_k,
-                                       numeric, atol, rtol, evaluate, tensors)
+                describe_full_mismatch(
+                    caller,
+                    tensors[k],
+                    k,
+                    jac_a,
+                    jac_n,
+                    bad,
+                    skipped_k,
+                    numeric,
+                    atol,
+                    rtol,
+                    evaluate,
+                    tensors,
+                )
             )
     if compared == 0 and skipped:
         warnings.warn(
-            GradcheckWarning(f"{caller}: every entry ({skipped}) was skipped at a kink; nothing "
-                             "was compared. Move the inputs away from the kinks."),
+            GradcheckWarning(
+                f"{caller}: every entry ({skipped}) was skipped at a kink; nothing "
+                "was compared. Move the inputs away from the kinks."
+            ),
             stacklevel=3,
         )
-    return GradcheckResult("full Jacobian", compared, skipped, refined, max_abs, max_rel,
-                           numeric.eps)
+    return GradcheckResult(
+        "full Jacobian", compared, skipped, refined, max_abs, max_rel, numeric.eps
+    )
 
 
 # Each refined column costs 10 evaluations of f; past this many mismatching columns the formula is
@@ -458,8 +477,7 @@ def describe_full_mismatch(
     h = numeric.step(k, int(i))
     allowed = atol + rtol * abs(n)
     lines = [
-        f"{caller}: autograd's gradient of {input_header(t, k)} does not match finite "
-        "differences.",
+        f"{caller}: autograd's gradient of {input_header(t, k)} does not match finite differences.",
         f"  worst element {label}{element(t.shape, int(i))}, of output element "
         f"out{element(out_shape, int(row))}:",
         f"    analytic (autograd, in {t.dtype})".ljust(52) + f"{a: .10g}",
@@ -516,19 +534,22 @@ def check_projections(
             continue
         n = float(u.ravel() @ difference)
         jtu = vjp(out, wanted, u)
-        a = sum(float((g * vs[k]).sum()) for g, k in zip(jtu, wrt))
+        a = sum(float((g * vs[k]).sum()) for g, k in zip(jtu, wrt, strict=True))
         compared += 1
         max_abs = max(max_abs, abs(a - n))
         max_rel = max(max_rel, float(relative_error(np.array(a), np.array(n), atol)))
         if mismatches(np.array(a), np.array(n), atol, rtol):
             raise GradcheckError(
-                describe_projection_mismatch(caller, tensors, wrt, numeric, jtu, u, vs, a, n, h,
-                                             atol, rtol, evaluate)
+                describe_projection_mismatch(
+                    caller, tensors, wrt, numeric, jtu, u, vs, a, n, h, atol, rtol, evaluate
+                )
             )
     if compared == 0:
         warnings.warn(
-            GradcheckWarning(f"{caller}: every random direction crossed a kink; nothing was "
-                             "compared. Move the inputs away from the kinks."),
+            GradcheckWarning(
+                f"{caller}: every random direction crossed a kink; nothing was "
+                "compared. Move the inputs away from the kinks."
+            ),
             stacklevel=3,
         )
     method = f"{compared} random projections <u, J v> vs <J^T u, v>"
@@ -562,7 +583,7 @@ def describe_projection_mismatch(
     linear in v, so of two halves of v's support one carries at least half of it; keep that half
     until one element is left (2 evaluations of f per half, log2(size) rounds)."""
     support = [(k, i) for k in wrt for i in range(tensors[k].size)]
-    grads = dict(zip(wrt, jtu))
+    grads = dict(zip(wrt, jtu, strict=True))
 
     def mismatch(part: list[tuple[int, int]]) -> float:
         direction = {k: np.zeros(tensors[k].shape) for k in wrt}
@@ -581,17 +602,19 @@ def describe_projection_mismatch(
     element_n = float("nan") if column is None else float(u.ravel() @ column)
     element_a = float(grads[k].flat[i])
     label = input_label(tensors[k], k)
-    return "\n".join([
-        f"{caller}: autograd disagrees with finite differences along a random projection "
-        f"(inputs too large for the full Jacobian).",
-        f"  <J^T u, v> (autograd) = {a:.8g}, <u, J v> (float64 central difference, h={h:.2g}) = "
-        f"{n:.8g}; |difference| {abs(a - n):.3g} > atol {atol:g} + rtol {rtol:g} * |numeric|",
-        f"  narrowed by bisection to {input_header(tensors[k], k)}, element "
-        f"{label}{element(tensors[k].shape, i)}:",
-        f"    (J^T u) analytic {element_a:.8g}, numeric {element_n:.8g}, relative error "
-        f"{float(relative_error(np.array(element_a), np.array(element_n), atol)):.3g}",
-        f"  primitives on the path: {primitives_on_path(evaluate, tensors)}",
-    ])
+    return "\n".join(
+        [
+            f"{caller}: autograd disagrees with finite differences along a random projection "
+            f"(inputs too large for the full Jacobian).",
+            f"  <J^T u, v> (autograd) = {a:.8g}, <u, J v> (float64 central difference, "
+            f"h={h:.2g}) = {n:.8g}; |difference| {abs(a - n):.3g} > atol {atol:g} + rtol {rtol:g} * |numeric|",
+            f"  narrowed by bisection to {input_header(tensors[k], k)}, element "
+            f"{label}{element(tensors[k].shape, i)}:",
+            f"    (J^T u) analytic {element_a:.8g}, numeric {element_n:.8g}, relative error "
+            f"{float(relative_error(np.array(element_a), np.array(element_n), atol)):.3g}",
+            f"  primitives on the path: {primitives_on_path(evaluate, tensors)}",
+        ]
+    )
 
 
 def gradcheck(
@@ -610,8 +633,8 @@ def gradcheck(
         J_numeric[:, i]  = (f(x + h e_i) - f(x - h e_i)) / (2 h)   in float64, h = eps max(1, |x_i|)
         passes when |J_autograd - J_numeric| <= atol + rtol |J_numeric| for every entry
 
-    f takes the inputs (Tensors; arrays and numbers are wrapped) and returns one Tensor of any shape.
-    Only inputs with requires_grad=True are differentiated, as in torch.autograd.gradcheck.
+    f takes the inputs (Tensors; arrays and numbers are wrapped) and returns one Tensor of any
+    shape. Only inputs with requires_grad=True are differentiated, as in torch.autograd.gradcheck.
 
     eps      step; None picks it from the least precise input dtype (float64 1e-6, float32 1e-3)
     max_full_size   above this many input (or output) elements, check `n_projections` random
@@ -631,8 +654,9 @@ def gradcheck(
         out = output_of(f(*ts), "gradcheck")
         return out, [out]
 
-    return check(evaluate, tensors, "gradcheck", eps, atol, rtol, max_full_size, n_projections,
-                 seed)
+    return check(
+        evaluate, tensors, "gradcheck", eps, atol, rtol, max_full_size, n_projections, seed
+    )
 
 
 def gradgradcheck(
@@ -663,8 +687,10 @@ def gradgradcheck(
     else:
         u = np.asarray(getattr(grad_outputs, "data", grad_outputs), dtype=np.float64)
         if u.shape != out_shape:
-            raise ValueError(f"gradgradcheck: grad_outputs has shape {u.shape} but f's output has "
-                             f"shape {out_shape}; pass an array of the output's shape")
+            raise ValueError(
+                f"gradgradcheck: grad_outputs has shape {u.shape} but f's output has "
+                f"shape {out_shape}; pass an array of the output's shape"
+            )
 
     def first_order(ts: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
         out = output_of(f(*ts), "gradgradcheck")
@@ -675,5 +701,6 @@ def gradgradcheck(
         flat = concatenate([g.reshape(-1) for g in grads])
         return flat, [flat, out]
 
-    return check(first_order, tensors, "gradgradcheck", eps, atol, rtol, max_full_size,
-                 n_projections, seed)
+    return check(
+        first_order, tensors, "gradgradcheck", eps, atol, rtol, max_full_size, n_projections, seed
+    )

@@ -31,14 +31,22 @@ if TYPE_CHECKING:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--examples", type=int, default=100,
-                        help="Hypothesis examples per formula (default 100)")
-    parser.add_argument("--max-side", type=int, default=4,
-                        help="largest m, n, p, k drawn (default 4)")
-    parser.add_argument("--show-wrong", action="store_true",
-                        help="also check a deliberately wrong grad0 (without H * (1 - H))")
-    parser.add_argument("--strict", action="store_true",
-                        help="exit 1 when any check fails, including the deliberately wrong one")
+    parser.add_argument(
+        "--examples", type=int, default=100, help="Hypothesis examples per formula (default 100)"
+    )
+    parser.add_argument(
+        "--max-side", type=int, default=4, help="largest m, n, p, k drawn (default 4)"
+    )
+    parser.add_argument(
+        "--show-wrong",
+        action="store_true",
+        help="also check a deliberately wrong grad0 (without H * (1 - H))",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 when any check fails, including the deliberately wrong one",
+    )
 
 
 def seed_loss(S: Tensor, Y: Tensor, syn0: Tensor, syn1: Tensor) -> Tensor:
@@ -67,8 +75,7 @@ def only(name: str, strategy: SearchStrategy[Any]) -> SearchStrategy[Any]:
     """The seed operands with only the named weight requiring grad."""
     return strategy.map(
         lambda ops: tuple(
-            t if t.name == name or not t.requires_grad else Tensor(t.data, name=t.name)
-            for t in ops
+            t if t.name == name or not t.requires_grad else Tensor(t.data, name=t.name) for t in ops
         )
     )
 
@@ -95,50 +102,76 @@ def run(args: argparse.Namespace) -> int:
             seed_operands,
         )
     except ImportError as exc:
-        print(f"autonet verify: needs Hypothesis ({exc}); install it with "
-              "pip install 'autonet[test]' (or pip install hypothesis)", file=sys.stderr)
+        print(
+            f"autonet verify: needs Hypothesis ({exc}); install it with "
+            "pip install 'autonet[test]' (or pip install hypothesis)",
+            file=sys.stderr,
+        )
         return 2
     settings = hypothesis_settings(database=None, derandomize=True, verbosity=Verbosity.quiet)
     operands = seed_operands(max_side=args.max_side)
     atol, rtol = 1e-5, 1e-3
-    print("autonet verify: the tutorial's hand-derived gradients against autograd and float64 "
-          "finite differences")
-    print(f"  L = 1/2 sum (O - Y)^2,  O = sigmoid(H . syn1),  H = sigmoid(S . syn0);  "
-          f"m, n, p, k drawn in 1..{args.max_side}")
+    print(
+        "autonet verify: the tutorial's hand-derived gradients against autograd and float64 "
+        "finite differences"
+    )
+    print(
+        f"  L = 1/2 sum (O - Y)^2,  O = sigmoid(H . syn1),  H = sigmoid(S . syn0);  "
+        f"m, n, p, k drawn in 1..{args.max_side}"
+    )
     print(f"  an element passes when |derived - oracle| <= {atol:g} + {rtol:g} * |oracle|\n")
-    header = [["formula", "examples", "vs autograd", "", "vs finite diff", "", "verdict"],
-              ["", "", "max abs", "max rel", "max abs", "max rel", ""]]
+    header = [
+        ["formula", "examples", "vs autograd", "", "vs finite diff", "", "verdict"],
+        ["", "", "max abs", "max rel", "max abs", "max rel", ""],
+    ]
     rows, failures = [], []
     real_failed = any_failed = False
     for formula, derivation, weight, real in CHECKS:
         if not real and not args.show_wrong:
             continue
         try:
-            report = check_derivation(seed_loss, derivation, only(weight, operands),
-                                      max_examples=args.examples, atol=atol, rtol=rtol,
-                                      settings=settings)
+            report = check_derivation(
+                seed_loss,
+                derivation,
+                only(weight, operands),
+                max_examples=args.examples,
+                atol=atol,
+                rtol=rtol,
+                settings=settings,
+            )
             examples, errors, verdict = report.examples, report.errors, "ok"
         except DerivationError as error:
             if error.counterexample is None:
                 raise
             examples = error.examples
             # The errors at the minimal counterexample, where the check failed.
-            errors = compare_gradients(seed_loss, derivation, *error.counterexample,
-                                       atol=atol, rtol=rtol).errors()
+            errors = compare_gradients(
+                seed_loss, derivation, *error.counterexample, atol=atol, rtol=rtol
+            ).errors()
             verdict = "FAILED" if real else "caught (as it should be)"
             failures.append((formula, error))
             any_failed = True
             real_failed = real_failed or real
-        rows.append([formula, str(examples)] + [
-            f"{errors[key]:.1e}" for key in ("abs vs autograd", "rel vs autograd",
-                                             "abs vs numeric", "rel vs numeric")
-        ] + [verdict])
+        rows.append(
+            [formula, str(examples)]
+            + [
+                f"{errors[key]:.1e}"
+                for key in (
+                    "abs vs autograd",
+                    "rel vs autograd",
+                    "abs vs numeric",
+                    "rel vs numeric",
+                )
+            ]
+            + [verdict]
+        )
     # Column widths from the sub-headers and rows; each group title spans its two columns.
     widths = [max(len(r[c]) for r in [*header, *rows]) for c in range(len(header[1]))]
-    widths[2] = widths[3] = widths[4] = widths[5] = max(len(r[c]) for r in [header[1], *rows]
-                                                        for c in range(2, 6))
+    widths[2] = widths[3] = widths[4] = widths[5] = max(
+        len(r[c]) for r in [header[1], *rows] for c in range(2, 6)
+    )
     for row in [*header, *rows]:
-        cells = [cell.ljust(w) for cell, w in zip(row, widths)]
+        cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=True)]
         if row is header[0]:
             cells[2:6] = [row[2].ljust(2 * widths[2] + 2), row[4].ljust(2 * widths[4] + 2)]
         print("  ".join(cells).rstrip())

@@ -52,14 +52,22 @@ CASES: dict[str, list[tuple]] = {
     "broadcast_to": [(lambda x: P["broadcast_to"](x, shape=(2, 3)), [((3,), ANY)])],
     "reshape": [(lambda x: P["reshape"](x, shape=(3, 2)), [((2, 3), ANY)])],
     "transpose": [(lambda x: P["transpose"](x, axes=(1, 2, 0)), [((2, 3, 2), ANY)])],
-    "getitem": [(lambda x: P["getitem"](x, index=(np.array([0, 2, 2]), slice(None))),
-                 [((3, 2), ANY)])],
-    "scatter_add": [(lambda g: P["scatter_add"](g, index=np.array([0, 2, 0]), shape=(4, 2)),
-                     [((3, 2), ANY)])],
+    "getitem": [
+        (lambda x: P["getitem"](x, index=(np.array([0, 2, 2]), slice(None))), [((3, 2), ANY)])
+    ],
+    "scatter_add": [
+        (lambda g: P["scatter_add"](g, index=np.array([0, 2, 0]), shape=(4, 2)), [((3, 2), ANY)])
+    ],
     "concatenate": [(lambda a, b: P["concatenate"](a, b, axis=1), [((2, 1), ANY), ((2, 3), ANY)])],
     # float64 -> float32 -> float64: the finite difference sees float32 rounding.
-    "astype": [(lambda x: P["astype"](P["astype"](x, dtype=np.dtype(np.float32)),
-                                      dtype=np.dtype(np.float64)), [((2, 3), ANY)])],
+    "astype": [
+        (
+            lambda x: P["astype"](
+                P["astype"](x, dtype=np.dtype(np.float32)), dtype=np.dtype(np.float64)
+            ),
+            [((2, 3), ANY)],
+        )
+    ],
     "zeros_like": [(lambda x: P["zeros_like"](x) + x, [((2, 3), ANY)])],
 }
 
@@ -105,9 +113,14 @@ def softmax_rows(x):
 @settings(max_examples=15, deadline=None)
 @given(x=tensors(shape=(3, 4), requires_grad=True), w=tensors(shape=(4, 2), requires_grad=True))
 def test_gradcheck_passes_on_composite_functions(x, w):
-    assert an.gradcheck(lambda x, w: an.tanh(x @ w) * an.sigmoid(x.sum(axis=1, keepdims=True)),
-                        [x, w])
-    assert an.gradcheck(softmax_rows, [x])  # non-scalar output, max with its ties skipped
+    assert an.gradcheck(
+        lambda x, w: an.tanh(x @ w) * an.sigmoid(x.sum(axis=1, keepdims=True)), [x, w]
+    )
+    with warnings.catch_warnings():
+        # x may be drawn with every row tied at its max: then all entries are skipped (softmax is
+        # smooth there, but skipping whatever crosses a kink of a recorded max is conservative).
+        warnings.simplefilter("ignore", GradcheckWarning)
+        assert an.gradcheck(softmax_rows, [x])  # non-scalar output
     assert an.gradcheck(lambda x, w: (an.log(1 + an.exp(x @ w)) ** 2).mean(), [x, w])
 
 
@@ -134,8 +147,9 @@ def test_gradcheck_fails_on_a_wrong_vjp_with_a_useful_message():
 
 
 def test_gradcheck_names_the_input_whose_gradient_is_wrong():
-    scaled = an.Primitive("scaled", lambda a, b: a * b,
-                          lambda g, out, a, b: g * b, lambda g, out, a, b: g * a * 1.01)
+    scaled = an.Primitive(
+        "scaled", lambda a, b: a * b, lambda g, out, a, b: g * b, lambda g, out, a, b: g * a * 1.01
+    )
     a = an.tensor([[1.0, 2.0]], requires_grad=True, name="a")
     b = an.tensor([[3.0, -1.0]], requires_grad=True)
     with pytest.raises(GradcheckError, match=r"gradient of input 1 \(shape \(1, 2\), float64\)"):
@@ -156,8 +170,7 @@ def square_wrong_at(index):
 @settings(max_examples=5, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), row=st.integers(0, 29), col=st.integers(0, 29))
 def test_large_inputs_are_checked_by_projections_and_a_bad_element_is_found(seed, row, col):
-    x = an.tensor(np.random.default_rng(seed).uniform(1, 2, (30, 30)), requires_grad=True,
-                  name="w")
+    x = an.tensor(np.random.default_rng(seed).uniform(1, 2, (30, 30)), requires_grad=True, name="w")
     result = an.gradcheck(lambda x: an.tanh(x @ x), [x])
     assert "random projections" in result.method and result.compared == 8
     with pytest.raises(GradcheckError) as info:
@@ -166,10 +179,14 @@ def test_large_inputs_are_checked_by_projections_and_a_bad_element_is_found(seed
 
 
 @settings(max_examples=15, deadline=None)
-@given(x=tensors(shape=(3, 4), dtype=np.float32, elements=floats(-3, 3, np.float32),
-                 requires_grad=True),
-       w=tensors(shape=(4, 2), dtype=np.float32, elements=floats(-3, 3, np.float32),
-                 requires_grad=True))
+@given(
+    x=tensors(
+        shape=(3, 4), dtype=np.float32, elements=floats(-3, 3, np.float32), requires_grad=True
+    ),
+    w=tensors(
+        shape=(4, 2), dtype=np.float32, elements=floats(-3, 3, np.float32), requires_grad=True
+    ),
+)
 def test_a_correct_float32_function_passes_with_a_warning(x, w):
     with pytest.warns(GradcheckWarning, match="float32"):
         result = an.gradcheck(lambda x, w: an.sigmoid(x @ w) * an.tanh(w.sum()), [x, w])
@@ -177,8 +194,9 @@ def test_a_correct_float32_function_passes_with_a_warning(x, w):
 
 
 @settings(max_examples=10, deadline=None)
-@given(x=tensors(shape=(4,), dtype=np.float32, elements=floats(0.5, 2, np.float32),
-                 requires_grad=True))
+@given(
+    x=tensors(shape=(4,), dtype=np.float32, elements=floats(0.5, 2, np.float32), requires_grad=True)
+)
 def test_a_wrong_formula_still_fails_in_float32(x):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GradcheckWarning)
@@ -226,8 +244,10 @@ def test_ties_of_maximum_and_max_are_skipped_not_failed(a, b):
         result = an.gradcheck(an.maximum, [ta, tb])
         # Moving a_i by h = 1e-6 max(1, |a_i|) changes the side of a_i - b_i when |a_i - b_i| <= h.
         gap = np.abs(a - b)
-        assert result.skipped == int((gap <= 1e-6 * np.maximum(1, np.abs(a))).sum()
-                                     + (gap <= 1e-6 * np.maximum(1, np.abs(b))).sum())
+        assert result.skipped == int(
+            (gap <= 1e-6 * np.maximum(1, np.abs(a))).sum()
+            + (gap <= 1e-6 * np.maximum(1, np.abs(b))).sum()
+        )
         result = an.gradcheck(lambda t: t.max(axis=1), [ta])
     if any((row == row.max()).sum() > 1 for row in a):
         assert result.skipped > 0
