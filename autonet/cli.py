@@ -13,7 +13,7 @@ import sys
 # name -> (module with add_arguments(parser) and run(args) -> exit status, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("autonet.demo", "train the tutorial's network on XNOR and check it against the hand formulas"),
-    "verify": ("autonet.verify", "check the tutorial's hand-derived gradients against autograd and finite differences"),
+    "verify": ("autonet.verify", "check the tutorial's gradient formulas against autograd and finite differences"),
 }
 
 

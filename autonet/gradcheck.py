@@ -356,6 +356,7 @@ def check(
     seed: int,
 ) -> GradcheckResult:
     """The comparison behind gradcheck and gradgradcheck (see the module docstring)."""
+    __tracebackhide__ = True
     wrt = [k for k, t in enumerate(tensors) if t.requires_grad]
     dtypes = [tensors[k].dtype for k in wrt]
     if eps is None:
@@ -390,6 +391,7 @@ def check_full(
     atol: float,
     rtol: float,
 ) -> GradcheckResult:
+    __tracebackhide__ = True
     analytic = analytic_jacobians(evaluate, tensors, wrt)
     compared = skipped = refined = 0
     max_abs = max_rel = 0.0
@@ -514,6 +516,7 @@ def check_projections(
 ) -> GradcheckResult:
     """Compare <u, J v> (finite differences along v) with <J^T u, v> (one backward pass) for random
     unit vectors u, v; redraw v when x +- h v crosses a kink."""
+    __tracebackhide__ = True
     rng = np.random.default_rng(seed)
     out, _ = evaluate(tensors)
     wanted = [tensors[k] for k in wrt]
@@ -607,7 +610,8 @@ def describe_projection_mismatch(
             f"{caller}: autograd disagrees with finite differences along a random projection "
             f"(inputs too large for the full Jacobian).",
             f"  <J^T u, v> (autograd) = {a:.8g}, <u, J v> (float64 central difference, "
-            f"h={h:.2g}) = {n:.8g}; |difference| {abs(a - n):.3g} > atol {atol:g} + rtol {rtol:g} * |numeric|",
+            f"h={h:.2g}) = {n:.8g}; |difference| {abs(a - n):.3g} > atol {atol:g} + "
+            f"rtol {rtol:g} * |numeric|",
             f"  narrowed by bisection to {input_header(tensors[k], k)}, element "
             f"{label}{element(tensors[k].shape, i)}:",
             f"    (J^T u) analytic {element_a:.8g}, numeric {element_n:.8g}, relative error "
@@ -648,6 +652,7 @@ def gradcheck(
         x = an.tensor([0.5, -1.0, 2.0], requires_grad=True)
         an.gradcheck(lambda x: an.sigmoid(x) * x, [x])
     """
+    __tracebackhide__ = True  # in pytest, tracebacks start at the caller's line
     tensors = as_input_tensors(inputs, "gradcheck")
 
     def evaluate(ts: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
@@ -680,6 +685,7 @@ def gradgradcheck(
     None. Kinks of the forward graph (a relu's step in its derivative) are skipped as in gradcheck.
     Other arguments and the result are as gradcheck's.
     """
+    __tracebackhide__ = True
     tensors = as_input_tensors(inputs, "gradgradcheck")
     out_shape = output_of(f(*tensors), "gradgradcheck").shape
     if grad_outputs is None:

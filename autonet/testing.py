@@ -378,6 +378,7 @@ def assert_gradients_match(
     (input, element, derived, autograd, finite difference, who disagrees, error) and a verdict:
     if autograd and finite differences agree, your derivation is the one that is wrong.
     """
+    __tracebackhide__ = True  # in pytest, tracebacks start at the caller's line
     comparison = compare_gradients(f, derived, *inputs, atol=atol, rtol=rtol, eps=eps)
     if comparison.disagreements():
         skipped = comparison.skipped
@@ -433,6 +434,7 @@ def check_derivation(
     max_examples, deadline=None and report_multiple_bugs=False are set on top. Call it from a
     plain test function, not from inside another @given.
     """
+    __tracebackhide__ = True
     examples = 0
     errors: dict[str, float] = {}
 
