@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from autonet.engine import gradients, topological_order
+from autonet.engine import gradients, is_grad_enabled, topological_order
 from autonet.ops import concatenate
 from autonet.primitives import KINKS, keepdims_shape
 from autonet.tensor import Tensor
@@ -357,6 +357,11 @@ def check(
 ) -> GradcheckResult:
     """The comparison behind gradcheck and gradgradcheck (see the module docstring)."""
     __tracebackhide__ = True
+    if not is_grad_enabled():
+        raise RuntimeError(
+            f"{caller}: called under no_grad, so autograd records nothing to check; call it "
+            "outside the `with an.no_grad():` block"
+        )
     wrt = [k for k, t in enumerate(tensors) if t.requires_grad]
     dtypes = [tensors[k].dtype for k in wrt]
     if eps is None:

@@ -217,6 +217,17 @@ def test_float32_rounding_inside_a_float64_function_is_not_a_failure(x):
     assert result.refined > 0
 
 
+def test_a_mismatch_from_rounding_is_diagnosed_as_such():
+    # A float32 computation differenced with a step far too small for it (eps=1e-9): the plain
+    # difference is mostly rounding noise, and the message says so rather than blaming the VJP.
+    x = an.tensor([0.5, -1.0, 2.0], requires_grad=True, name="x")
+    with pytest.raises(GradcheckError) as info:
+        an.gradcheck(lambda x: (x.astype(np.float32) ** 3).astype(np.float64), [x], eps=1e-9)
+    message = str(info.value)
+    assert "changes with the step" in message
+    assert "looks like finite-difference error (rounding or truncation)" in message
+
+
 def near_kinks(shape):
     # Exactly at the kink, within eps of it (eps = 1e-6), and clearly away from it.
     values = [0.0, 1e-9, -1e-9, 3e-7, -3e-7, 0.5, -0.5, 2.0, -2.0]
@@ -300,5 +311,7 @@ def test_bad_arguments_get_clear_errors():
         an.gradcheck(an.exp, [an.tensor([1.0])])
     with pytest.raises(TypeError, match="must return a Tensor"):
         an.gradcheck(lambda x: x.data, [an.tensor([1.0], requires_grad=True)])
+    with pytest.raises(RuntimeError, match="called under no_grad"), an.no_grad():
+        an.gradcheck(an.exp, [an.tensor([1.0], requires_grad=True)])
     with pytest.raises(ValueError, match="grad_outputs has shape"):
         an.gradgradcheck(an.exp, [an.tensor([1.0], requires_grad=True)], grad_outputs=np.ones(2))
