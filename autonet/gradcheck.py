@@ -218,7 +218,8 @@ class FiniteDifferences:
         trend = "changes with the step" if moves else "stays put as the step changes"
         observed = (
             f"|analytic - numeric| {trend} ({listing}); a Richardson-extrapolated difference "
-            f"gives {extrapolated:.10g}, which {'agrees' if agrees else 'also disagrees'} with the analytic value"
+            f"gives {extrapolated:.10g}, which {'agrees' if agrees else 'also disagrees'} with "
+            "the analytic value"
         )
         if agrees or moves:
             best = min(errors, key=errors.__getitem__)

@@ -174,8 +174,8 @@ class GradientComparison:
         """Largest abs and relative error of the derived gradient vs autograd and vs finite
         differences (relative: |a - b| / max(|a|, |b|, atol))."""
         result = {}
-        for oracle in ("autograd", "numeric"):
-            pairs = [(d, o) for d, o in zip(self.derived, getattr(self, oracle), strict=True)]
+        for oracle, values in (("autograd", self.autograd), ("finite diff", self.numeric)):
+            pairs = list(zip(self.derived, values, strict=True))
             kept = [~np.isnan(o) for _, o in pairs]
             diffs = [np.abs(d - o)[m] for (d, o), m in zip(pairs, kept, strict=True)]
             rels = [
@@ -254,8 +254,8 @@ VERDICTS = {
 
 def odd_one_out(da: bool, dn: bool, an_: bool, skipped: bool) -> str:
     """Which of derived (d), autograd (a), finite difference (n) disagrees with the other two."""
-    if skipped:
-        return "derived" if da else "autograd"
+    if skipped:  # two values only: no majority
+        return "derived/autograd (no finite difference at a kink)"
     if da and dn and not an_:
         return "derived"
     if da and an_ and not dn:

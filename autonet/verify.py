@@ -159,8 +159,8 @@ def run(args: argparse.Namespace) -> int:
                 for key in (
                     "abs vs autograd",
                     "rel vs autograd",
-                    "abs vs numeric",
-                    "rel vs numeric",
+                    "abs vs finite diff",
+                    "rel vs finite diff",
                 )
             ]
             + [verdict]
