@@ -303,7 +303,14 @@ def compare_gradients(
     wrt = [k for k, t in enumerate(tensors) if t.requires_grad]
     wanted_labels = [labels[k] for k in wrt]
 
-    result = derived(*[t.data for t in tensors])
+    try:
+        result = derived(*[t.data for t in tensors])
+    except Exception as exc:  # a formula that cannot even be evaluated here is wrong here
+        name = getattr(derived, "__name__", "derived")
+        raise DerivationError(
+            f"assert_gradients_match: {name} raised {type(exc).__name__}: {exc} (input shapes "
+            f"{', '.join(f'{lab} {t.shape}' for lab, t in zip(labels, tensors, strict=True))})"
+        ) from exc
     derived_grads = list(result) if isinstance(result, (tuple, list)) else [result]
     if len(derived_grads) != len(wrt):
         raise TypeError(
@@ -444,8 +451,8 @@ def check_derivation(
         inputs = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
         try:
             comparison = assert_gradients_match(f, derived, *inputs, atol=atol, rtol=rtol, eps=eps)
-        except Exception as exc:
-            exc.derivation_inputs = inputs  # type: ignore[attr-defined]
+        except DerivationError as exc:
+            exc.counterexample = inputs
             raise
         for key, value in comparison.errors().items():
             errors[key] = max(errors.get(key, 0.0), value)
@@ -459,18 +466,15 @@ def check_derivation(
     )(given(strategy)(derivation_holds))
     try:
         run()
-    except Exception as exc:
-        inputs = getattr(exc, "derivation_inputs", None)
-        if inputs is None:
-            raise
+    except DerivationError as exc:
+        inputs = exc.counterexample
         name = getattr(derived, "__name__", "derived")
-        detail = str(exc) if isinstance(exc, AssertionError) else f"{type(exc).__name__}: {exc}"
         error = DerivationError(
             f"check_derivation: {name} fails. Minimal counterexample (shrunk by Hypothesis; "
             f"{examples} examples tried):\n"
             + describe_operands(input_labels(f, inputs), inputs)
             + "\n"
-            + detail
+            + str(exc)
         )
         error.counterexample, error.examples = inputs, examples
         raise error from None
