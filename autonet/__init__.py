@@ -10,6 +10,13 @@
 from autonet.checkpoint import load, save
 from autonet.derive import Derivation, derive
 from autonet.engine import grad, gradients, is_grad_enabled, no_grad, topological_order
+from autonet.gradcheck import (
+    GradcheckError,
+    GradcheckResult,
+    GradcheckWarning,
+    gradcheck,
+    gradgradcheck,
+)
 from autonet.ops import (
     abs,
     add,
@@ -47,6 +54,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Derivation",
+    "GradcheckError",
+    "GradcheckResult",
+    "GradcheckWarning",
     "PRIMITIVES",
     "Primitive",
     "Tensor",
@@ -58,6 +68,8 @@ __all__ = [
     "div",
     "exp",
     "grad",
+    "gradcheck",
+    "gradgradcheck",
     "gradients",
     "is_grad_enabled",
     "load",

@@ -2,6 +2,7 @@
 
     autonet demo        train the tutorial's network and compare with its hand-derived gradients
     autonet derive      print the tutorial's gradient formulas (or a deeper network's), derived
+    autonet verify      check the tutorial's gradient formulas on Hypothesis-drawn networks
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import sys
 
 # name -> (module with add_arguments(parser) and run(args) -> exit status, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("autonet.demo", "train the tutorial's network on XNOR and check it against the hand formulas"),
+    "demo": ("autonet.demo", "train the tutorial's network on XNOR, checked against its formulas"),
     "derive": ("autonet.derive_command", "print the backward pass as matrix formulas, checked"),
+    "verify": ("autonet.verify", "check the tutorial's formulas vs autograd and finite differences"),
 }
 
 
