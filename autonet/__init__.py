@@ -38,6 +38,7 @@ from autonet.ops import (
 from autonet.primitives import PRIMITIVES, Primitive
 from autonet.seed import seed_gradients
 from autonet.tensor import Tensor
+from autonet.viz import draw, render, retain_grads
 
 __version__ = "0.1.0"
 
@@ -50,6 +51,7 @@ __all__ = [
     "as_tensor",
     "concatenate",
     "div",
+    "draw",
     "exp",
     "grad",
     "gradients",
@@ -64,7 +66,9 @@ __all__ = [
     "no_grad",
     "pow",
     "relu",
+    "render",
     "reshape",
+    "retain_grads",
     "seed_gradients",
     "sigmoid",
     "sign",
