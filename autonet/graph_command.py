@@ -25,9 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=1, help="random seed of the weights")
 
 
-def seed_graph(seed: int = 1) -> an.Tensor:
-    """The tutorial's loss L = 1/2 sum (O - Y)^2 after one forward and backward pass, with the
-    graph and every gradient kept (an.retain_grads) so the drawing shows both passes."""
+def seed_graph(seed: int = 1, backward: bool = True) -> an.Tensor:
+    """The tutorial's loss L = 1/2 sum (O - Y)^2 after one forward pass and (if `backward`) one
+    backward pass, with the graph and every gradient kept (an.retain_grads) so that a drawing
+    shows both passes."""
     S, Y = an.tensor(XNOR_INPUTS, name="S"), an.tensor(XNOR_TARGETS, name="Y")
     w0, w1 = seed_weights(seed=seed)
     syn0 = an.tensor(w0, requires_grad=True, name="syn0")
@@ -39,15 +40,16 @@ def seed_graph(seed: int = 1) -> an.Tensor:
     L = 0.5 * ((O - Y) ** 2).sum()
     for name, t in [("Hr", Hr), ("H", H), ("Or", Or), ("O", O), ("L", L)]:
         t.name = name
-    with an.retain_grads(L):
-        L.backward()
+    if backward:
+        with an.retain_grads(L):
+            L.backward()
     return L
 
 
 def run(args: argparse.Namespace) -> int:
     L = seed_graph(args.seed)
     drawing = an.draw(L, rankdir=args.rankdir, color_by_grad=args.color_by_grad)
-    drawing.attr(label="The tutorial's network after one forward and backward pass on XNOR:\n"
+    drawing.attr(label="The tutorial's network after one forward and backward pass on XNOR:\\n"
                  "each tensor shows its value, then dL/d(tensor)", labelloc="t", fontsize="13")
     path = drawing.save(args.out)
     renderer = "" if path.suffix in (".dot", ".gv") else f" with {find_renderer()}"

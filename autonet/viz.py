@@ -199,7 +199,7 @@ def draw(
             fill = grad_scale.color(t.grad.data)
         if id(t) in on_path:
             border = HIGHLIGHT
-        label = tensor_label(t, labels.get(id(t)), fill, border, kind == "output",
+        label = tensor_label(t, labels.get(id(t)), fill, border, t is root,
                              show_values, show_grads, max_values, precision)
         cluster = clusters.get(id(t))
         place = members[cluster] if cluster is not None else top
@@ -210,14 +210,16 @@ def draw(
         if not t.parents:
             freed += 1
             op_attrs.update(style="filled,dashed", color=HIGHLIGHT,
-                            label=op_label(t) + "\n(inputs freed by backward)")
+                            label=op_label(t) + "\\n(inputs freed by backward)")
         if id(t) in on_path:
             op_attrs.update(color=HIGHLIGHT, penwidth="2")
         place.append((f"op{tid[1:]}", op_attrs))
 
     for tid, attrs in top:
         g.node(tid, **attrs)
-    for k, prefix in enumerate(dict.fromkeys(clusters.values())):
+    # Clusters in the order of their first op, so layer 0 comes before layer 1 in the DOT text.
+    first_op = [clusters[id(t)] for t in shown if t.op is not None and id(t) in clusters]
+    for k, prefix in enumerate(dict.fromkeys(first_op + list(clusters.values()))):
         with g.subgraph(name=f"cluster_{k}") as c:
             c.attr(label=prefix, style="rounded,dashed", color="#6b7280", fontname="Helvetica",
                    fontsize="11", labeljust="l")
@@ -479,7 +481,7 @@ def op_label(t: Tensor) -> str:
             continue
         text = f"{key}={value!r}"
         lines.append(text if len(text) <= 30 else text[:27] + "...")
-    return "\n".join(lines)
+    return "\\n".join(lines)
 
 
 def tensor_label(
@@ -554,7 +556,7 @@ def summary_label(hidden: list[Tensor], max_nodes: int) -> str:
         listed,
         f"(not drawn: max_nodes={max_nodes})",
     ]
-    return "\n".join(line for line in lines if line)
+    return "\\n".join(line for line in lines if line)
 
 
 class GradScale:
