@@ -149,3 +149,17 @@ def test_autonet_graph_command_writes_dot(tmp_path):
     assert result.returncode == 0, result.stderr
     assert out.read_text().startswith("digraph autonet {")
     assert out.read_text().count("label=matmul") == 2
+
+
+def test_write_interrupted_before_the_rename_leaves_the_old_file(tmp_path, monkeypatch):
+    out = tmp_path / "graph.dot"
+    out.write_text("old source")
+
+    def crash(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        an.render(seed_graph(), out)
+    assert out.read_text() == "old source"
+    assert os.listdir(tmp_path) == ["graph.dot"]
