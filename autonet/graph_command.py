@@ -48,9 +48,11 @@ def seed_graph(seed: int = 1, backward: bool = True) -> an.Tensor:
 
 def run(args: argparse.Namespace) -> int:
     L = seed_graph(args.seed)
-    drawing = an.draw(L, rankdir=args.rankdir, color_by_grad=args.color_by_grad)
-    drawing.attr(label="The tutorial's network after one forward and backward pass on XNOR:\\n"
-                 "each tensor shows its value, then dL/d(tensor)", labelloc="t", fontsize="13")
+    title = (
+        "The tutorial's network after one forward and backward pass on XNOR\n"
+        "each tensor shows its value and, beside it, dL/d(tensor)"
+    )
+    drawing = an.draw(L, rankdir=args.rankdir, color_by_grad=args.color_by_grad, title=title)
     path = drawing.save(args.out)
     renderer = "" if path.suffix in (".dot", ".gv") else f" with {find_renderer()}"
     print(f"autonet graph: wrote {path}{renderer}")

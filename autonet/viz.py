@@ -69,11 +69,15 @@ OP_STYLE = {
 }
 HIGHLIGHT = "#dc2626"
 
-# Gradient-magnitude colours, smallest to largest: pale for vanishing gradients, hot for large.
-GRAD_PALETTE = ["#f8fafc", "#bae6fd", "#fde68a", "#fb923c", "#ef4444"]
+# Gradient-magnitude colours, smallest to largest: pale for vanishing gradients, hot for large;
+# all light enough for the black and grey text on them.
+GRAD_PALETTE = ["#f1f5f9", "#bfdbfe", "#fef08a", "#fdba74", "#fca5a5"]
 
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
-PNG_DPI = 144  # sharp on high-density screens and in print; the renderers default to 72 or 96
+# PNG: 144 dpi is sharp on high-density screens and in print (the renderers default to 72 or 96);
+# a drawing larger than 60 x 60 inches (8640 pixels a side) is scaled down to fit, since bitmaps
+# of large graphs take minutes and gigabytes (graphviz-pure aborts on them). Use SVG for those.
+PNG_OPTIONS = ["-Gdpi=144", "-Gsize=60,60"]
 
 
 class Drawing(graphviz.Digraph):
@@ -142,7 +146,8 @@ def draw(
     color_by_grad: bool = False,
     highlight: Tensor | None = None,
     group: bool = True,
-    max_nodes: int = 150,
+    title: str | None = None,
+    max_nodes: int = 100,
     max_values: int = 16,
     precision: int = 3,
 ) -> Drawing:
@@ -164,6 +169,7 @@ def draw(
                    drawn in red
     group          put each op that consumes parameters named "<prefix>.<attr>" (as nn modules
                    name them, e.g. layers.0.weight) in a box labelled <prefix>, with them
+    title          a caption above the graph (with any notes and the colour scale under it)
     max_nodes      most nodes drawn; a larger graph is drawn from root back as far as the limit
                    allows, the rest folded into one node that counts what it holds
     """
@@ -236,22 +242,28 @@ def draw(
         tid = ids[id(t)]
         op_id = f"op{tid[1:]}"
         edge_style = {"color": HIGHLIGHT, "penwidth": "2.5"} if id(t) in on_path else {}
-        g.edge(op_id, tid, **edge_style)
+        # Heavier edges along computed values keep the data path straight, with parameters
+        # and constants hanging at its side (else a chain of layers drifts sideways).
+        g.edge(op_id, tid, weight="3", **edge_style)
         hidden_positions = []
         for i, parent in enumerate(t.parents):
             position = operand_position(t, i)
             if id(parent) not in shown_ids:
                 hidden_positions.append(position)
                 continue
-            style = edge_style if id(parent) in on_path else {}
-            g.edge(ids[id(parent)], op_id, **({"label": position} if position else {}), **style)
+            attrs = {"label": position} if position else {}
+            if parent.op is not None:
+                attrs["weight"] = "3"
+            if id(parent) in on_path:
+                attrs.update(edge_style)
+            g.edge(ids[id(parent)], op_id, **attrs)
         if hidden_positions:
             label = ", ".join(p for p in hidden_positions if p)
             g.edge("rest", op_id, style="dashed", **({"label": label} if label else {}))
 
     notes = caption_notes(nodes, root, freed)
-    if grad_scale is not None or notes:
-        g.attr(label=caption(grad_scale, notes), labelloc="b", labeljust="l", fontsize="11")
+    if title or grad_scale is not None or notes:
+        g.attr(label=caption(title, grad_scale, notes), labelloc="t", fontsize="11")
     if freed:
         warnings.warn(
             f"draw: the graph was freed by backward() ({freed} op(s) lost their inputs); to draw "
@@ -319,7 +331,7 @@ def layout(source: str, fmt: str, caller: str) -> bytes:
             "install graphviz` or `conda install graphviz`); graphviz-pure, the renderer found "
             f"({program}), writes SVG and PNG only: write a .svg or .png instead"
         )
-    command = [program, f"-T{fmt}"] + ([f"-Gdpi={PNG_DPI}"] if fmt == "png" else [])
+    command = [program, f"-T{fmt}"] + (PNG_OPTIONS if fmt == "png" else [])
     result = subprocess.run(command, input=source.encode("utf-8"), capture_output=True, check=False)
     if result.returncode != 0 or not result.stdout:
         message = result.stderr.decode("utf-8", "replace").strip()
@@ -618,8 +630,13 @@ def caption_notes(nodes: list[Tensor], root: Tensor, freed: int) -> list[str]:
     return notes
 
 
-def caption(grad_scale: GradScale | None, notes: list[str]) -> str:
-    rows = [f'<TR><TD ALIGN="LEFT">{html.escape(note)}</TD></TR>' for note in notes]
+def caption(title: str | None, grad_scale: GradScale | None, notes: list[str]) -> str:
+    """The graph's label: the title (one line per line of it), notes, then the colour scale."""
+    rows = []
+    if title:
+        lines = '<BR/>'.join(html.escape(line) for line in title.split("\n"))
+        rows.append(f'<TR><TD><FONT POINT-SIZE="14">{lines}</FONT></TD></TR>')
+    rows += [f'<TR><TD><FONT COLOR="{HIGHLIGHT}">{html.escape(n)}</FONT></TD></TR>' for n in notes]
     if grad_scale is not None:
-        rows.append(f'<TR><TD ALIGN="LEFT">{grad_scale.legend()}</TD></TR>')
+        rows.append(f"<TR><TD>{grad_scale.legend()}</TD></TR>")
     return '<<TABLE BORDER="0" CELLSPACING="2">' + "".join(rows) + "</TABLE>>"
