@@ -15,13 +15,22 @@ from autonet.viz import find_renderer
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--out", default="seed-graph.svg", help="file to write; the suffix picks the format "
-        "(.svg, .png, .pdf, .dot; default seed-graph.svg)"
+        "--out",
+        default="seed-graph.svg",
+        help="file to write, the format from its suffix: .svg (default seed-graph.svg), .png, "
+        ".pdf (system Graphviz only) or .dot",
     )
-    parser.add_argument("--rankdir", default="TB", choices=["TB", "LR", "BT", "RL"],
-                        help="direction of the data flow (default TB, top to bottom)")
-    parser.add_argument("--color-by-grad", action="store_true",
-                        help="fill each tensor by its gradient's norm on a log scale")
+    parser.add_argument(
+        "--rankdir",
+        default="TB",
+        choices=["TB", "LR", "BT", "RL"],
+        help="direction of the data flow (default TB, top to bottom)",
+    )
+    parser.add_argument(
+        "--color-by-grad",
+        action="store_true",
+        help="fill each tensor by its gradient's norm on a log scale",
+    )
     parser.add_argument("--seed", type=int, default=1, help="random seed of the weights")
 
 

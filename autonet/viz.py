@@ -79,6 +79,8 @@ FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "d
 # of large graphs take minutes and gigabytes (graphviz-pure aborts on them). Use SVG for those.
 PNG_OPTIONS = ["-Gdpi=144", "-Gsize=60,60"]
 
+NodeStatement = tuple[str, dict[str, str]]  # a node's id and attributes, to emit in order
+
 
 class Drawing(graphviz.Digraph):
     """A graphviz.Digraph that renders with autonet's renderer (system `dot`, else graphviz-pure).
@@ -161,17 +163,20 @@ def draw(
                    the nodes; a tensor's own `name=` wins over it
     rankdir        "TB" (top to bottom), "LR", "BT" or "RL", as in Graphviz
     show_values    print the values of tensors with at most `max_values` elements (else their
-                   range), rounded to `precision` significant digits
+                   range), rounded to `precision` digits (NumPy's array2string)
     show_grads     print each gradient: its norm sqrt(sum g^2), and its values when small
     color_by_grad  fill each tensor by log10 of its gradient's norm (pale: vanishing, red:
-                   largest), with the scale drawn under the graph
+                   largest), with the scale drawn above the graph
     highlight      a tensor of the graph (usually a parameter): the paths from it to root are
                    drawn in red
     group          put each op that consumes parameters named "<prefix>.<attr>" (as nn modules
                    name them, e.g. layers.0.weight) in a box labelled <prefix>, with them
-    title          a caption above the graph (with any notes and the colour scale under it)
+    title          a caption above the graph (any notes and the colour scale go under it)
     max_nodes      most nodes drawn; a larger graph is drawn from root back as far as the limit
                    allows, the rest folded into one node that counts what it holds
+
+    After a backward() that freed the graph, only what is left is drawn, marked, with a
+    RuntimeWarning: run backward inside `with an.retain_grads(L):` to keep it.
     """
     check_tensor(root, "draw")
     if rankdir not in ("TB", "LR", "BT", "RL"):
@@ -188,14 +193,21 @@ def draw(
     on_path = path_to_root(nodes, highlight, ids) if highlight is not None else set()
     grad_scale = GradScale(nodes) if color_by_grad else None
 
-    g = Drawing(name="autonet", graph_attr={"rankdir": rankdir, "fontname": "Helvetica",
-                                            "nodesep": "0.3", "ranksep": "0.35"})
+    g = Drawing(
+        name="autonet",
+        graph_attr={
+            "rankdir": rankdir,
+            "fontname": "Helvetica",
+            "nodesep": "0.3",
+            "ranksep": "0.35",
+        },
+    )
     g.attr("node", fontname="Helvetica", fontsize="11")
     g.attr("edge", fontname="Helvetica", fontsize="10", color="#4b5563", arrowsize="0.7")
 
     clusters = module_clusters(shown, labels) if group else {}
-    members: dict[str, list[tuple[str, dict[str, str]]]] = {prefix: [] for prefix in clusters.values()}
-    top: list[tuple[str, dict[str, str]]] = []
+    members: dict[str, list[NodeStatement]] = {prefix: [] for prefix in clusters.values()}
+    top: list[NodeStatement] = []
     freed = 0
     for t in shown:
         tid = ids[id(t)]
@@ -335,7 +347,9 @@ def layout(source: str, fmt: str, caller: str) -> bytes:
     result = subprocess.run(command, input=source.encode("utf-8"), capture_output=True, check=False)
     if result.returncode != 0 or not result.stdout:
         message = result.stderr.decode("utf-8", "replace").strip()
-        raise RuntimeError(f"{caller}: {program} -T{fmt} failed (exit {result.returncode}): {message}")
+        raise RuntimeError(
+            f"{caller}: {program} -T{fmt} failed (exit {result.returncode}): {message}"
+        )
     return result.stdout
 
 
@@ -513,12 +527,12 @@ def tensor_label(
     if name:
         header = f"<B>{html.escape(name)}</B>  " + header
     cells = []
-    with_grad = show_grads and t.grad is not None
+    grad = t.grad if show_grads else None
     if show_values:
-        caption = '<FONT COLOR="#4b5563">value</FONT><BR ALIGN="LEFT"/>' if with_grad else ""
+        caption = '<FONT COLOR="#4b5563">value</FONT><BR ALIGN="LEFT"/>' if grad is not None else ""
         cells.append(caption + values_text(t.data, max_values, precision))
-    if with_grad:
-        g = t.grad.data
+    if grad is not None:
+        g = grad.data
         grad_text = f'<FONT COLOR="#4b5563">grad, norm {grad_norm(g):.{precision}g}</FONT>'
         if show_values and g.size <= max_values:
             grad_text += '<BR ALIGN="LEFT"/>' + values_text(g, max_values, precision)

@@ -106,7 +106,7 @@ def test_colour_by_gradient_follows_the_norm_on_a_log_scale():
     dot = parse(drawing)
     # the gradient vanishes towards x: each layer's norm is below the next one's
     norms = [float(np.linalg.norm(t.grad.data)) for t in layers]
-    assert all(a < b for a, b in zip(norms, norms[1:]))
+    assert all(a < b for a, b in zip(norms[:-1], norms[1:], strict=True))
     fill = fills(dot)
     node_of = {id(t): f"t{k}" for k, t in enumerate(drawn_order(L))}
     colours = [fill[node_of[id(t)]] for t in layers]

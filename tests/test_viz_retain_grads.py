@@ -30,7 +30,7 @@ def test_intermediate_gradients_are_kept_and_match_the_hand_formulas():
     S, Y, syn0, syn1, H, O, L = seed_network()
     with an.retain_grads(L):
         L.backward()
-    o, h = O.data, H.data
+    o = O.data
     # dL/dO = O - Y;  dL/dH = ((O - Y) * O * (1 - O)) . syn1^T   (the tutorial's chain rule)
     np.testing.assert_allclose(O.grad.data, o - Y.data, rtol=0, atol=TOL)
     np.testing.assert_allclose(H.grad.data, ((o - Y.data) * o * (1 - o)) @ syn1.data.T, atol=TOL)
