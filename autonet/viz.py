@@ -316,14 +316,14 @@ def save(source: str, path: str | os.PathLike[str]) -> Path:
 def find_renderer() -> str | None:
     """The program that lays out DOT: the system Graphviz `dot` if on PATH, else graphviz-pure.
 
-    graphviz-pure is also looked for beside the running Python, so `.venv/bin/python` finds the
-    one installed into its environment even when that environment is not activated.
+    graphviz-pure is looked for first in the running Python's own environment (where installing
+    autonet put it; found even when that environment is not activated), then on PATH.
     """
-    for directory in (None, sysconfig.get_path("scripts"), os.path.dirname(sys.executable)):
-        for program in ("dot", "graphviz-pure") if directory is None else ("graphviz-pure",):
-            found = shutil.which(program, path=directory)
-            if found:
-                return found
+    places = [sysconfig.get_path("scripts"), os.path.dirname(sys.executable), None]
+    for program, directory in [("dot", None)] + [("graphviz-pure", d) for d in places]:
+        found = shutil.which(program, path=directory)
+        if found:
+            return found
     return None
 
 

@@ -163,3 +163,16 @@ def test_write_interrupted_before_the_rename_leaves_the_old_file(tmp_path, monke
         an.render(seed_graph(), out)
     assert out.read_text() == "old source"
     assert os.listdir(tmp_path) == ["graph.dot"]
+
+
+def test_graphviz_pure_installed_with_autonet_is_found_without_path(tmp_path, monkeypatch):
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        distribution("graphviz-pure")
+    except PackageNotFoundError:
+        pytest.skip("graphviz-pure is not installed in this environment")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no dot, no graphviz-pure on PATH
+    found = viz.find_renderer()
+    assert found is not None and Path(found).name.startswith("graphviz-pure")
+    assert an.render(seed_graph(), tmp_path / "seed.svg").read_bytes().startswith(b"<?xml")
