@@ -61,7 +61,9 @@ def run(args: argparse.Namespace) -> int:
         "The tutorial's network after one forward and backward pass on XNOR\n"
         "each tensor shows its value and, beside it, dL/d(tensor)"
     )
-    drawing = an.draw(L, rankdir=args.rankdir, color_by_grad=args.color_by_grad, title=title)
+    drawing = an.draw(
+        L, rankdir=args.rankdir, color_by_grad=args.color_by_grad, title=title, legend=True
+    )
     path = drawing.save(args.out)
     renderer = "" if path.suffix in (".dot", ".gv") else f" with {find_renderer()}"
     print(f"autonet graph: wrote {path}{renderer}")

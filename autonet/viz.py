@@ -149,6 +149,7 @@ def draw(
     highlight: Tensor | None = None,
     group: bool = True,
     title: str | None = None,
+    legend: bool = False,
     max_nodes: int = 100,
     max_values: int = 16,
     precision: int = 3,
@@ -172,6 +173,7 @@ def draw(
     group          put each op that consumes parameters named "<prefix>.<attr>" (as nn modules
                    name them, e.g. layers.0.weight) in a box labelled <prefix>, with them
     title          a caption above the graph (any notes and the colour scale go under it)
+    legend         say above the graph what the colours and shapes mean
     max_nodes      most nodes drawn; a larger graph is drawn from root back as far as the limit
                    allows, the rest folded into one node that counts what it holds
 
@@ -200,6 +202,7 @@ def draw(
             "fontname": "Helvetica",
             "nodesep": "0.3",
             "ranksep": "0.35",
+            "pad": "0.2",  # a margin for viewers whose fallback font is wider than Helvetica
         },
     )
     g.attr("node", fontname="Helvetica", fontsize="11")
@@ -274,8 +277,8 @@ def draw(
             g.edge("rest", op_id, style="dashed", **({"label": label} if label else {}))
 
     notes = caption_notes(nodes, root, freed)
-    if title or grad_scale is not None or notes:
-        g.attr(label=caption(title, grad_scale, notes), labelloc="t", fontsize="11")
+    if title or legend or grad_scale is not None or notes:
+        g.attr(label=caption(title, legend, grad_scale, notes), labelloc="t", fontsize="11")
     if freed:
         warnings.warn(
             f"draw: the graph was freed by backward() ({freed} op(s) lost their inputs); to draw "
@@ -644,13 +647,39 @@ def caption_notes(nodes: list[Tensor], root: Tensor, freed: int) -> list[str]:
     return notes
 
 
-def caption(title: str | None, grad_scale: GradScale | None, notes: list[str]) -> str:
-    """The graph's label: the title (one line per line of it), notes, then the colour scale."""
+def caption(
+    title: str | None, legend: bool, grad_scale: GradScale | None, notes: list[str]
+) -> str:
+    """The graph's label: the title (one line per line of it), the legend, notes, the scale."""
     rows = []
     if title:
-        lines = '<BR/>'.join(html.escape(line) for line in title.split("\n"))
+        lines = "<BR/>".join(html.escape(line) for line in title.split("\n"))
         rows.append(f'<TR><TD><FONT POINT-SIZE="14">{lines}</FONT></TD></TR>')
+    if legend:
+        rows.append(f"<TR><TD>{legend_table()}</TD></TR>")
     rows += [f'<TR><TD><FONT COLOR="{HIGHLIGHT}">{html.escape(n)}</FONT></TD></TR>' for n in notes]
     if grad_scale is not None:
         rows.append(f"<TR><TD>{grad_scale.legend()}</TD></TR>")
     return '<<TABLE BORDER="0" CELLSPACING="2">' + "".join(rows) + "</TABLE>>"
+
+
+def legend_table() -> str:
+    """One small box per kind of node, in its colours, named."""
+    kinds = [
+        ("parameter", "parameter"),
+        ("constant", "input or constant"),
+        ("intermediate", "intermediate"),
+        ("output", "output"),
+        ("nonfinite", "NaN or inf"),
+    ]
+    cells = [
+        f'<TD BGCOLOR="{STYLES[kind][0]}" COLOR="{STYLES[kind][1]}" STYLE="rounded">{text}</TD>'
+        for kind, text in kinds
+    ]
+    op = f'<TD BGCOLOR="{OP_STYLE["fillcolor"]}" COLOR="{OP_STYLE["color"]}">op (primitive)</TD>'
+    return (
+        '<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="6" CELLPADDING="3"><TR>'
+        + "".join(cells)
+        + op
+        + "</TR></TABLE>"
+    )

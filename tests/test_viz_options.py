@@ -161,6 +161,15 @@ def test_values_are_shown_when_small_and_summarised_when_large():
     assert "0.123" not in hidden["small"] and "values in" not in hidden["large"]
 
 
+def test_title_and_legend_are_drawn_when_asked():
+    L = seed_graph()
+    plain = an.draw(L).source
+    drawing = an.draw(L, title="The seed network\nafter one step", legend=True).source
+    assert "The seed network<BR/>after one step" in drawing and "seed network" not in plain
+    for kind in ("parameter", "input or constant", "output", "NaN or inf", "op (primitive)"):
+        assert f">{kind}</TD>" in drawing and f">{kind}</TD>" not in plain
+
+
 def test_gradients_can_be_hidden_and_direction_set():
     L = seed_graph()
     assert "grad, norm" not in an.draw(L, show_grads=False).source
