@@ -50,8 +50,8 @@ from autonet.tensor import Tensor
 # edges labelled with the operand's position.
 COMMUTATIVE = {"add", "mul", "maximum"}
 
-# Fill and border colours by kind of tensor (Tailwind's 100/700 shades: pale fills keep black text
-# readable, saturated borders tell the kinds apart in greyscale print as well).
+# Fill and border colours by kind of tensor: pale fills keep the black text readable, saturated
+# borders tell the kinds apart.
 STYLES = {
     "parameter": ("#dbeafe", "#1d4ed8"),
     "constant": ("#f3f4f6", "#9ca3af"),
@@ -220,8 +220,10 @@ def draw(
             fill = grad_scale.color(t.grad.data)
         if id(t) in on_path:
             border = HIGHLIGHT
-        label = tensor_label(t, labels.get(id(t)), fill, border, t is root,
-                             show_values, show_grads, max_values, precision)
+        label = tensor_label(
+            t, labels.get(id(t)), fill, border, t is root, show_values, show_grads, max_values,
+            precision,
+        )
         cluster = clusters.get(id(t))
         place = members[cluster] if cluster is not None else top
         place.append((tid, {"label": label, "shape": "plain"}))
@@ -230,8 +232,11 @@ def draw(
         op_attrs = dict(OP_STYLE, label=op_label(t))
         if not t.parents:
             freed += 1
-            op_attrs.update(style="filled,dashed", color=HIGHLIGHT,
-                            label=op_label(t) + "\\n(inputs freed by backward)")
+            op_attrs.update(
+                style="filled,dashed",
+                color=HIGHLIGHT,
+                label=op_label(t) + "\\n(inputs freed by backward)",
+            )
         if id(t) in on_path:
             op_attrs.update(color=HIGHLIGHT, penwidth="2")
         place.append((f"op{tid[1:]}", op_attrs))
@@ -242,39 +247,20 @@ def draw(
     first_op = [clusters[id(t)] for t in shown if t.op is not None and id(t) in clusters]
     for k, prefix in enumerate(dict.fromkeys(first_op + list(clusters.values()))):
         with g.subgraph(name=f"cluster_{k}") as c:
-            c.attr(label=prefix, style="rounded,dashed", color="#6b7280", fontname="Helvetica",
-                   fontsize="11", labeljust="l")
+            c.attr(label=prefix, style="rounded,dashed", color="#6b7280", labeljust="l")
             for tid, attrs in members[prefix]:
                 c.node(tid, **attrs)
     if hidden:
-        g.node("rest", label=summary_label(hidden, max_nodes), shape="box",
-               style="rounded,dashed", color="#6b7280", fontcolor="#374151")
+        g.node(
+            "rest",
+            label=summary_label(hidden, max_nodes),
+            shape="box",
+            style="rounded,dashed",
+            color="#6b7280",
+            fontcolor="#374151",
+        )
 
-    shown_ids = {id(t) for t in shown}
-    for t in shown:
-        if t.op is None:
-            continue
-        tid = ids[id(t)]
-        op_id = f"op{tid[1:]}"
-        edge_style = {"color": HIGHLIGHT, "penwidth": "2.5"} if id(t) in on_path else {}
-        # Heavier edges along computed values keep the data path straight, with parameters
-        # and constants hanging at its side (else a chain of layers drifts sideways).
-        g.edge(op_id, tid, weight="3", **edge_style)
-        hidden_positions = []
-        for i, parent in enumerate(t.parents):
-            position = operand_position(t, i)
-            if id(parent) not in shown_ids:
-                hidden_positions.append(position)
-                continue
-            attrs = {"label": position} if position else {}
-            if parent.op is not None:
-                attrs["weight"] = "3"
-            if id(parent) in on_path:
-                attrs.update(edge_style)
-            g.edge(ids[id(parent)], op_id, **attrs)
-        if hidden_positions:
-            label = ", ".join(p for p in hidden_positions if p)
-            g.edge("rest", op_id, style="dashed", **({"label": label} if label else {}))
+    add_edges(g, shown, ids, on_path)
 
     notes = caption_notes(nodes, root, freed)
     if title or legend or grad_scale is not None or notes:
@@ -495,6 +481,38 @@ def operand_position(t: Tensor, i: int) -> str:
     if len(t.parents) < 2 or t.op.name in COMMUTATIVE:
         return ""
     return "ab"[i] if len(t.parents) == 2 else str(i)
+
+
+def add_edges(
+    g: graphviz.Digraph, shown: list[Tensor], ids: dict[int, str], on_path: set[int]
+) -> None:
+    """input -> op -> output for every op drawn, labelled with operand positions where order
+    matters; inputs not drawn come from the "rest" node, in one dashed edge per op."""
+    shown_ids = {id(t) for t in shown}
+    for t in shown:
+        if t.op is None:
+            continue
+        tid = ids[id(t)]
+        op_id = f"op{tid[1:]}"
+        edge_style = {"color": HIGHLIGHT, "penwidth": "2.5"} if id(t) in on_path else {}
+        # Heavier edges along computed values keep the data path straight, with parameters
+        # and constants hanging at its side (else a chain of layers drifts sideways).
+        g.edge(op_id, tid, weight="3", **edge_style)
+        hidden_positions = []
+        for i, parent in enumerate(t.parents):
+            position = operand_position(t, i)
+            if id(parent) not in shown_ids:
+                hidden_positions.append(position)
+                continue
+            attrs = {"label": position} if position else {}
+            if parent.op is not None:
+                attrs["weight"] = "3"
+            if id(parent) in on_path:
+                attrs.update(edge_style)
+            g.edge(ids[id(parent)], op_id, **attrs)
+        if hidden_positions:
+            label = ", ".join(p for p in hidden_positions if p)
+            g.edge("rest", op_id, style="dashed", **({"label": label} if label else {}))
 
 
 # ---------------------------------------------------------------------------------------------
