@@ -1,7 +1,7 @@
 """The `autonet` command: one subcommand per job, each in the module that does the work.
 
     autonet demo        train the tutorial's network and compare with its hand-derived gradients
-    autonet graph       draw the tutorial's network after one forward and backward pass
+    autonet graph       draw the tutorial's network: its graph, values and gradients
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 # name -> (module with add_arguments(parser) and run(args) -> exit status, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("autonet.demo", "train the tutorial's network on XNOR and check it against the hand formulas"),
-    "graph": ("autonet.graph_command", "draw the tutorial's network after one forward and backward pass"),
+    "graph": ("autonet.graph_command", "draw the seed network's graph, values and gradients"),
 }
 
 
