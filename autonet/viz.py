@@ -554,7 +554,9 @@ def tensor_label(
         cells.append(caption + values_text(t.data, max_values, precision))
     if grad is not None:
         g = grad.data
-        grad_text = f'<FONT COLOR="#4b5563">grad, norm {grad_norm(g):.{precision}g}</FONT>'
+        # the norm of a one-element gradient is its absolute value, printed just below
+        norm = "" if show_values and g.size == 1 else f", norm {grad_norm(g):.{precision}g}"
+        grad_text = f'<FONT COLOR="#4b5563">grad{norm}</FONT>'
         if show_values and g.size <= max_values:
             grad_text += '<BR ALIGN="LEFT"/>' + values_text(g, max_values, precision)
         cells.append(grad_text)

@@ -172,7 +172,8 @@ def test_title_and_legend_are_drawn_when_asked():
 
 def test_gradients_can_be_hidden_and_direction_set():
     L = seed_graph()
-    assert "grad, norm" not in an.draw(L, show_grads=False).source
+    assert '"#4b5563">grad' in an.draw(L).source
+    assert '"#4b5563">grad' not in an.draw(L, show_grads=False).source
     assert "rankdir=LR" in an.draw(L, rankdir="LR").source
 
 
