@@ -47,6 +47,7 @@ from autonet.ops import (
 from autonet.primitives import PRIMITIVES, Primitive
 from autonet.seed import seed_gradients
 from autonet.tensor import Tensor
+from autonet.viz import draw, render, retain_grads
 
 from autonet import nn, optim  # noqa: E402 - built on the names above
 
@@ -66,6 +67,7 @@ __all__ = [
     "concatenate",
     "derive",
     "div",
+    "draw",
     "exp",
     "grad",
     "gradcheck",
@@ -85,8 +87,10 @@ __all__ = [
     "optim",
     "pow",
     "relu",
+    "render",
     "reshape",
     "save",
+    "retain_grads",
     "seed_gradients",
     "sigmoid",
     "sign",

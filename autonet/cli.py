@@ -3,6 +3,7 @@
     autonet demo        train the tutorial's network and compare with its hand-derived gradients
     autonet derive      print the tutorial's gradient formulas (or a deeper network's), derived
     autonet verify      check the tutorial's gradient formulas on Hypothesis-drawn networks
+    autonet graph       draw the tutorial's network: its graph, values and gradients
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("autonet.demo", "train the tutorial's network on XNOR, checked against its formulas"),
     "derive": ("autonet.derive_command", "print the backward pass as matrix formulas, checked"),
     "verify": ("autonet.verify", "check the tutorial's formulas vs autograd and finite differences"),
+    "graph": ("autonet.graph_command", "draw the seed network's graph, values and gradients"),
 }
 
 

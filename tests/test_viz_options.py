@@ -1,0 +1,194 @@
+"""draw's options: names, highlighted paths, module clusters, gradient colours, NaN marks,
+values and direction; and its errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tests.dot_parsing import attribute, parse
+
+import autonet as an
+from autonet.graph_command import seed_graph
+from autonet.viz import GRAD_PALETTE, HIGHLIGHT, interpolate
+
+
+def bold_names(dot) -> dict[str, str]:
+    return {
+        label.split("<B>")[1].split("</B>")[0]: node
+        for node, label in dot.tensors().items()
+        if "<B>" in label
+    }
+
+
+def test_names_from_locals_and_pairs_with_own_name_winning():
+    a = an.tensor([1.0, 2.0], requires_grad=True)
+    b = an.tensor([3.0, 4.0], name="weights")
+    c = a * b
+    _hidden = c  # names starting with "_" are skipped
+    assert set(bold_names(parse(an.draw(c, names=locals())))) == {"a", "weights", "c"}
+    assert set(bold_names(parse(an.draw(c, names=[("first", a), ("product", c)])))) == {
+        "first",
+        "weights",
+        "product",
+    }
+    assert set(bold_names(parse(an.draw(c)))) == {"weights"}
+
+
+def highlighted_edges(dot) -> list[tuple[str, str]]:
+    return [(t, h) for t, h, attrs in dot.edges if attribute(attrs, "color") == HIGHLIGHT]
+
+
+def test_highlight_marks_exactly_the_path_from_a_parameter_to_the_output():
+    L = seed_graph()
+    named = {t.name: t for t in an.topological_order(L)}
+    syn0, syn1 = named["syn0"], named["syn1"]
+    # syn1 -> matmul -> Or -> sigmoid -> O -> sub -> . -> pow -> . -> sum -> . -> mul -> L
+    assert len(highlighted_edges(parse(an.draw(L, highlight=syn1)))) == 12
+    # syn0 adds syn0 -> matmul -> Hr -> sigmoid -> H before it
+    dot = parse(an.draw(L, highlight=syn0))
+    path = highlighted_edges(dot)
+    assert len(path) == 16
+    names = bold_names(dot)
+    assert all(names[n] not in {t for t, _ in path} for n in ("S", "Y", "syn1"))
+    assert len(highlighted_edges(parse(an.draw(L)))) == 0
+
+
+def test_highlight_of_a_tensor_outside_the_graph_is_refused():
+    with pytest.raises(ValueError, match="not in the graph"):
+        an.draw(seed_graph(), highlight=an.tensor([1.0], name="w"))
+
+
+def two_layers():
+    x = an.tensor([[1.0, 2.0]], name="x")
+    W0 = an.tensor([[0.1, 0.2], [0.3, 0.4]], requires_grad=True, name="layers.0.weight")
+    b0 = an.tensor([0.1, 0.2], requires_grad=True, name="layers.0.bias")
+    W1 = an.tensor([[0.5], [0.6]], requires_grad=True, name="layers.1.weight")
+    return (an.sigmoid(x @ W0 + b0) @ W1).sum()
+
+
+def test_ops_consuming_a_modules_parameters_are_grouped_with_them():
+    dot = parse(an.draw(two_layers()))
+    ops, names = dot.ops(), bold_names(dot)
+    assert list(dot.clusters) == ["layers.0", "layers.1"]
+    first, second = dot.clusters["layers.0"], dot.clusters["layers.1"]
+    assert sorted(ops[n] for n in first if n in ops) == ["add", "matmul"]
+    assert sorted(ops[n] for n in second if n in ops) == ["matmul"]
+    assert {names["layers.0.weight"], names["layers.0.bias"]} <= set(first)
+    assert names["layers.1.weight"] in second
+    # outputs go with their op; the sigmoid, the sum and the input x belong to no module
+    assert all(f"t{n[2:]}" in cluster for cluster in (first, second) for n in cluster if n in ops)
+    clustered = set(first) | set(second)
+    assert names["x"] not in clustered
+    assert not any(ops[n] in ("sigmoid", "sum") for n in clustered if n in ops)
+    assert parse(an.draw(two_layers(), group=False)).clusters == {}
+
+
+def sigmoid_stack(depth: int) -> tuple[an.Tensor, list[an.Tensor]]:
+    """The tutorial's warning: through many sigmoids the gradient shrinks by s (1 - s) <= 1/4
+    per layer."""
+    x = an.tensor([0.3, -0.2], requires_grad=True, name="x")
+    layers = [x]
+    for _ in range(depth):
+        layers.append(an.sigmoid(layers[-1] * 3.0))
+    L = layers[-1].sum()
+    with an.retain_grads(L):
+        L.backward()
+    return L, layers
+
+
+def fills(dot) -> dict[str, str]:
+    return {n: attribute(label, "BGCOLOR") for n, label in dot.tensors().items()}
+
+
+def test_colour_by_gradient_follows_the_norm_on_a_log_scale():
+    L, layers = sigmoid_stack(10)
+    drawing = an.draw(L, color_by_grad=True)
+    dot = parse(drawing)
+    # the gradient vanishes towards x: each layer's norm is below the next one's
+    norms = [float(np.linalg.norm(t.grad.data)) for t in layers]
+    assert all(a < b for a, b in zip(norms[:-1], norms[1:], strict=True))
+    fill = fills(dot)
+    node_of = {id(t): f"t{k}" for k, t in enumerate(drawn_order(L))}
+    colours = [fill[node_of[id(t)]] for t in layers]
+    # the palette position of each colour (nearest of 1001 samples) rises with the norm
+    samples = [interpolate(k / 1000) for k in range(1001)]
+    positions = [min(range(1001), key=lambda k: distance(samples[k], c)) for c in colours]
+    assert positions == sorted(positions) and len(set(positions)) == len(positions)
+    # the smallest norm in the graph is palest, the largest reddest
+    with_grad = [t for t in drawn_order(L) if t.grad is not None]
+    by_norm = sorted(with_grad, key=lambda t: np.linalg.norm(t.grad.data))
+    assert fill[node_of[id(by_norm[0])]] == GRAD_PALETTE[0]
+    assert fill[node_of[id(by_norm[-1])]] == GRAD_PALETTE[-1]
+    assert "grad norm" in drawing.source  # the scale is drawn under the graph
+    assert "grad norm" not in an.draw(L).source
+
+
+def drawn_order(L):
+    from autonet.viz import graph_nodes
+
+    return graph_nodes(L)
+
+
+def distance(a: str, b: str) -> int:
+    return sum(abs(int(a[i : i + 2], 16) - int(b[i : i + 2], 16)) for i in (1, 3, 5))
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+def test_nan_and_inf_are_marked():
+    x = an.tensor([1.0, -1.0, 0.0], requires_grad=True, name="x")
+    y = an.log(x)  # [0, nan, -inf]
+    L = y.sum()
+    label = bold_names_labels(parse(an.draw(L, names={"y": y})))["y"]
+    assert "1 nan, 1 inf" in label and 'BGCOLOR="#fee2e2"' in label
+    x_label = bold_names_labels(parse(an.draw(L)))["x"]
+    assert "nan" not in x_label and 'BGCOLOR="#dbeafe"' in x_label
+
+
+def bold_names_labels(dot) -> dict[str, str]:
+    labels = dot.tensors()
+    return {name: labels[node] for name, node in bold_names(dot).items()}
+
+
+def test_values_are_shown_when_small_and_summarised_when_large():
+    small = an.tensor([[0.12345, 2.0]], requires_grad=True, name="small")
+    large = an.tensor(np.arange(20.0).reshape(4, 5), requires_grad=True, name="large")
+    L = (small.sum() + large.sum()) * 1.0
+    labels = bold_names_labels(parse(an.draw(L)))
+    assert "[[0.123 2.   ]]" in labels["small"]
+    assert "values in [0, 19]" in labels["large"]
+    hidden = bold_names_labels(parse(an.draw(L, show_values=False)))
+    assert "0.123" not in hidden["small"] and "values in" not in hidden["large"]
+
+
+def test_title_and_legend_are_drawn_when_asked():
+    L = seed_graph()
+    plain = an.draw(L).source
+    drawing = an.draw(L, title="The seed network\nafter one step", legend=True).source
+    assert "The seed network<BR/>after one step" in drawing and "seed network" not in plain
+    for kind in ("parameter", "input or constant", "output", "NaN or inf", "op (primitive)"):
+        assert f">{kind}</TD>" in drawing and f">{kind}</TD>" not in plain
+
+
+def test_gradients_can_be_hidden_and_direction_set():
+    L = seed_graph()
+    assert '"#4b5563">grad' in an.draw(L).source
+    assert '"#4b5563">grad' not in an.draw(L, show_grads=False).source
+    assert "rankdir=LR" in an.draw(L, rankdir="LR").source
+
+
+def test_op_parameters_are_shown():
+    x = an.tensor(np.ones((2, 3)), requires_grad=True)
+    labels = list(parse(an.draw(x.sum(axis=1))).ops().values())
+    assert labels == ["sum"]
+    assert "axis=1" in an.draw(x.sum(axis=1)).source
+
+
+def test_bad_arguments_are_refused():
+    L = seed_graph(backward=False)
+    with pytest.raises(TypeError, match="draw: expected an autonet Tensor"):
+        an.draw(np.ones(3))
+    with pytest.raises(ValueError, match="rankdir"):
+        an.draw(L, rankdir="up")
+    with pytest.raises(ValueError, match="max_nodes=2 is too small"):
+        an.draw(L, max_nodes=2)
