@@ -3,8 +3,10 @@
 The tutorial's loop (full-batch gradient descent on XNOR, 3-4-1 sigmoid network without biases,
 L = 1/2 sum (O - Y)^2), built as MLP([3, 4, 1], bias=False) and trained with backward() and
 optim.SGD; at every step the autograd gradients are compared with `seed_gradients`, the formulas
-the tutorial derives by hand. Writes into the output folder: the loss curve (loss_curve.png,
-when matplotlib is installed), the trained weights (model.npz, for an.load) and report.md.
+the tutorial derives by hand. Writes into the output folder: the computation graph of one more
+step of the trained network (graph.svg: values, gradients, a cluster per layer), the loss curve
+(loss_curve.png, when matplotlib is installed), the trained weights (model.npz, for an.load) and
+report.md.
 """
 
 from __future__ import annotations
@@ -70,6 +72,17 @@ def train_seed_network(steps: int, lr: float, seed: int, progress: bool = False)
     return SeedRun(model, losses, outputs, final_loss, float(worst))
 
 
+def trained_graph(model: an.nn.Module) -> an.Tensor:
+    """The loss of the trained model on XNOR after one forward and backward pass, with every
+    intermediate gradient kept for drawing."""
+    S, Y = an.tensor(XNOR_INPUTS, name="S"), an.tensor(XNOR_TARGETS, name="Y")
+    loss = F.half_sse(model(S), Y)
+    loss.name = "L"
+    with an.retain_grads(loss):
+        loss.backward()
+    return loss
+
+
 def run(args: argparse.Namespace) -> int:
     if args.steps < 1:
         print(f"autonet demo: --steps must be at least 1, got {args.steps}", file=sys.stderr)
@@ -88,6 +101,13 @@ def run(args: argparse.Namespace) -> int:
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     written = []
+    an.render(
+        trained_graph(result.model),
+        out / "graph.svg",
+        title="The trained network, one more forward and backward pass on XNOR",
+        legend=True,
+    )
+    written.append(("graph.svg", "the computation graph: values, gradients, one box per layer"))
     title = "the tutorial's network on XNOR: L = 1/2 sum (O - Y)^2"
     if save_loss_curve(result.losses, out / "loss_curve.png", title):
         written.append(("loss_curve.png", "the loss before each step (log scale)"))

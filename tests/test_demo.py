@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 
@@ -38,7 +39,9 @@ def test_demo_prints_its_result_and_writes_what_it_says(tmp_path, env):
     outputs = [float(v) for v in re.findall(r"^  \[.*\]  [01]       (\S+)$", text, re.M)]
     assert len(outputs) == 4
     written = re.findall(r"^wrote (.+)$", text, re.M)
-    expected = ["model.npz", "report.md"]
+    expected = ["graph.svg", "model.npz", "report.md"]
+    svg = ElementTree.parse(out / "graph.svg").getroot()
+    assert svg.tag.endswith("svg") and "matmul" in (out / "graph.svg").read_text()
     if importlib.util.find_spec("matplotlib") is not None:
         expected.append("loss_curve.png")
         assert (out / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
