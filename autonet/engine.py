@@ -141,14 +141,11 @@ def backpropagate(
             args = (g, node, *parents)
         else:
             args = (g, node.data, *[parent.data for parent in parents])
-        params = node.params
+        params, vjps, variadic = node.params, op.vjps, op.variadic
         for i, parent in enumerate(parents):
             if not parent.requires_grad:
                 continue
-            if op.variadic:
-                grad = op.vjps[0](i, *args, **params)
-            else:
-                grad = op.vjps[i](*args, **params)
+            grad = vjps[0](i, *args, **params) if variadic else vjps[i](*args, **params)
             data = parent.data
             if grad.shape != data.shape:
                 grad = unbroadcast(grad, data.shape, op.name)
