@@ -204,7 +204,7 @@ class Tensor:
         t.requires_grad = False
         t.op = None
         t.parents = ()
-        t.params = {}
+        t.params = NO_PARAMS
         t.name = None
         t.retains_grad = False
         return t
@@ -434,10 +434,13 @@ def as_operand(x: Any, like: Tensor) -> Tensor:
         return x
     if isinstance(x, np.ndarray):
         return Tensor.wrap(x)
-    # `type(x) in` first: the common Python float/int skips the slower abstract-class check.
-    if type(x) in (float, int) or isinstance(x, numbers.Number) and not isinstance(x, np.generic):
-        dtype = like.data.dtype if like.data.dtype.kind == "f" else None
-        return Tensor.wrap(np.asarray(x, dtype=dtype if isinstance(x, numbers.Real) else None))
+    # `type(x) in` first: a Python float or int (the common case) skips the slower abstract-class
+    # checks, which cost more than the rest of a small op.
+    python_real = type(x) in (float, int)
+    if python_real or isinstance(x, numbers.Number) and not isinstance(x, np.generic):
+        real = python_real or isinstance(x, numbers.Real)
+        dtype = like.data.dtype if real and like.data.dtype.kind == "f" else None
+        return Tensor.wrap(np.asarray(x, dtype=dtype))
     return Tensor(x)
 
 
