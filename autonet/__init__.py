@@ -36,6 +36,7 @@ from autonet.ops import (
     transpose,
 )
 from autonet.primitives import PRIMITIVES, Primitive
+from autonet.replay import Replay, replay
 from autonet.seed import seed_gradients
 from autonet.tensor import Tensor
 
@@ -44,6 +45,7 @@ __version__ = "0.1.0"
 __all__ = [
     "PRIMITIVES",
     "Primitive",
+    "Replay",
     "Tensor",
     "abs",
     "add",
@@ -64,6 +66,7 @@ __all__ = [
     "no_grad",
     "pow",
     "relu",
+    "replay",
     "reshape",
     "seed_gradients",
     "sigmoid",
