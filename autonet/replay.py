@@ -157,8 +157,7 @@ class CodeWriter:
         for position, (code, _) in enumerate(self.lines):
             body.append("    " + code)
             done = sorted(
-                n for n, p in last_use.items()
-                if p == position and n not in self.namespace
+                n for n, p in last_use.items() if p == position and n not in self.namespace
             )
             if done and position < len(self.lines) - 1:
                 body.append("    del " + ", ".join(done))
@@ -224,7 +223,10 @@ def record_step(loss_fn: Callable[..., Tensor], args: list[Any], name: str) -> R
     if parameters:
         code.namespace["PARAMETERS"] = tuple(x for p in parameters for x in (p.shape, p.dtype))
         read = ", ".join(f"{names[p]}.shape, {names[p]}.dtype" for p in parameters)
-        code.emit(f"if ({read},) != PARAMETERS:  # a parameter changed shape or dtype", *[names[p] for p in parameters])
+        code.emit(
+            f"if ({read},) != PARAMETERS:  # a parameter changed shape or dtype",
+            *[names[p] for p in parameters],
+        )
         code.emit("    return None  # record again")
 
     def name_of(t: Tensor) -> str:
@@ -242,7 +244,9 @@ def record_step(loss_fn: Callable[..., Tensor], args: list[Any], name: str) -> R
         keyword_arguments[node] = "".join(
             f", {k}={code.constant('k', v)}" for k, v in node.params.items()
         )
-        call = f"{code.constant('f', node.op.forward)}({', '.join(inputs_)}{keyword_arguments[node]})"
+        call = (
+            f"{code.constant('f', node.op.forward)}({', '.join(inputs_)}{keyword_arguments[node]})"
+        )
         if not isinstance(node.op.forward, np.ufunc) or node.data.ndim == 0:
             call = f"asarray({call})"  # record() turns NumPy scalars into 0-d arrays
         code.emit(f"{names[node]} = {call}  # {node.op.name}", *inputs_)
@@ -278,7 +282,9 @@ def record_step(loss_fn: Callable[..., Tensor], args: list[Any], name: str) -> R
             shape, dtype = parent.data.shape, parent.data.dtype
             if grad.shape != shape:
                 grad = unbroadcast(grad, shape, op.name)
-                code.emit(f"{grad_name} = unbroadcast({grad_name}, {shape}, {op.name!r})", grad_name)
+                code.emit(
+                    f"{grad_name} = unbroadcast({grad_name}, {shape}, {op.name!r})", grad_name
+                )
             if grad.dtype != dtype:
                 grad = grad.astype(dtype)
                 code.emit(f"{grad_name} = {grad_name}.astype({dtype.name!r})", grad_name)
@@ -293,4 +299,3 @@ def record_step(loss_fn: Callable[..., Tensor], args: list[Any], name: str) -> R
     function_name = f"replayed_{name}" if name.isidentifier() else "replayed_step"
     function, source = code.function(function_name, argument_names)
     return Recording(function, source)
-

@@ -1,6 +1,6 @@
 """Time autonet against hand-written NumPy, PyTorch and HIPS autograd; write Markdown and JSON.
 
-    python benchmarks/run.py                          # everything; writes benchmarks/results.{md,json}
+    python benchmarks/run.py            # everything; writes benchmarks/results.md and .json
     python benchmarks/run.py --sizes seed,small --repeats 5 --engines hand,eager,replay
 
 Workloads (see workloads.py for the code of each engine):
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import gc
 import json
 import os
 import platform
@@ -74,14 +75,19 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--min-time", type=float, default=0.05, help="seconds per sample, at least")
     parser.add_argument("--chain-lengths", default="1000,100000", help="deep chain lengths")
     parser.add_argument(
-        "--replay-chain-limit", type=int, default=20000,
+        "--replay-chain-limit",
+        type=int,
+        default=20000,
         help="longest chain replay records (writing the code of 10^5 ops takes seconds)",
     )
     parser.add_argument("--mlp-layers", type=int, default=8)
     parser.add_argument("--mlp-width", type=int, default=256)
     parser.add_argument("--memory-size", default="large", choices=list(SIZES))
-    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"),
-                        help="output path without extension: writes OUT.md and OUT.json")
+    parser.add_argument(
+        "--out",
+        default=str(REPO / "benchmarks" / "results"),
+        help="output path without extension: writes OUT.md and OUT.json",
+    )
     parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     installed = workloads.available_engines()
@@ -105,7 +111,11 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def check_gradients(
-    workload: str, engine: str, got: Sequence[np.ndarray], expected: Sequence[np.ndarray], dtype: str
+    workload: str,
+    engine: str,
+    got: Sequence[np.ndarray],
+    expected: Sequence[np.ndarray],
+    dtype: str,
 ) -> float:
     """The largest difference between an engine's gradients and the reference, relative to the
     reference's largest entry; raises if it exceeds TOLERANCE[dtype]."""
@@ -130,6 +140,10 @@ def time_interleaved(
 ) -> dict[str, list[float]]:
     """Seconds per call of each step: `repeats` samples each, engines taken in turn (order
     rotated each repeat), each sample long enough to last min_time."""
+    # Objects that exist now (imported modules, data) move to a permanent generation, so that the
+    # collections the steps trigger scan only what the steps allocate, in every engine alike.
+    gc.collect()
+    gc.freeze()
     numbers = {}
     for name, step in steps.items():
         step()  # warm up (and, for replay, record)
@@ -139,7 +153,7 @@ def time_interleaved(
     samples: dict[str, list[float]] = {name: [] for name in steps}
     names = list(steps)
     for r in range(repeats):
-        for name in names[r % len(names):] + names[: r % len(names)]:
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             step, number = steps[name], numbers[name]
             start = time.perf_counter()
             for _ in range(number):
@@ -177,8 +191,9 @@ def run_tutorial(args: argparse.Namespace) -> list[dict[str, Any]]:
     for size in args.sizes:
         (m, n, p, k), dtype = SIZES[size]
         S, Y, w0, w1 = tutorial_data(size)
-        expected = seed_gradients(S.astype(np.float64), Y.astype(np.float64),
-                                  w0.astype(np.float64), w1.astype(np.float64))
+        expected = seed_gradients(
+            S.astype(np.float64), Y.astype(np.float64), w0.astype(np.float64), w1.astype(np.float64)
+        )
         steps, errors = {}, {}
         for engine in args.engines:
             step = workloads.make_tutorial(engine, S, Y, w0, w1)
@@ -227,14 +242,20 @@ def run_memory(args: argparse.Namespace) -> dict[str, Any]:
         print(f"memory {args.memory_size} {engine} ...", file=sys.stderr, flush=True)
         completed = subprocess.run(
             [sys.executable, __file__, "--memory-child", engine, "--memory-size", args.memory_size],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         results[engine] = json.loads(completed.stdout.strip().splitlines()[-1])
     hand = results["hand"]["peak_above_start_bytes"]
     for r in results.values():  # no ratio when the hand-written step allocates nothing new
         r["ratio_to_hand"] = r["peak_above_start_bytes"] / hand if hand > 0 else None
-    return {"size": args.memory_size, "shape": list(SIZES[args.memory_size][0]),
-            "dtype": SIZES[args.memory_size][1], "engines": results}
+    return {
+        "size": args.memory_size,
+        "shape": list(SIZES[args.memory_size][0]),
+        "dtype": SIZES[args.memory_size][1],
+        "engines": results,
+    }
 
 
 def run_chain(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -267,8 +288,9 @@ def run_mlp(args: argparse.Namespace) -> dict[str, Any]:
     expected = workloads.make_mlp("hand", X, T, weights)()[1:]
     steps = {}
     for engine in args.engines:
-        check_gradients("mlp", engine, workloads.make_mlp(engine, X, T, weights)()[1:], expected,
-                        "float64")
+        check_gradients(
+            "mlp", engine, workloads.make_mlp(engine, X, T, weights)()[1:], expected, "float64"
+        )
         steps[engine] = workloads.make_mlp(engine, X, T, weights)
     print(f"mlp {layers}x{width} ...", file=sys.stderr, flush=True)
     results = summarize(time_interleaved(steps, args.repeats, args.min_time))
@@ -296,7 +318,9 @@ def run_overhead(args: argparse.Namespace) -> dict[str, float]:
         return y.sum()
 
     samples: dict[str, list[float]] = {"numpy": [], "forward": [], "backward": []}
-    for _ in range(max(args.repeats, 3)):
+    gc.collect()
+    gc.freeze()  # as in time_interleaved
+    for _ in range(max(args.repeats, 15)):
         start = time.perf_counter()
         numpy_chain()
         samples["numpy"].append(time.perf_counter() - start)
@@ -327,6 +351,7 @@ def machine() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "numpy": np.__version__,
+        "threads": {k: v for k, v in os.environ.items() if k.endswith("_NUM_THREADS")},
     }
     for module in ("torch", "autograd"):
         try:
@@ -364,27 +389,46 @@ def goals(report: dict[str, Any]) -> list[tuple[str, str, bool]]:
     for size, limit in (("seed", 2.5), ("medium", 1.3), ("large", 1.05)):
         if "eager" in tutorial.get(size, {}):
             ratio = tutorial[size]["eager"]["ratio_to_hand"]
-            rows.append((f"{size}: autonet eager <= {limit}x hand NumPy", f"{ratio:.2f}x",
-                         ratio <= limit))
+            rows.append(
+                (f"{size}: autonet eager <= {limit}x hand NumPy", f"{ratio:.2f}x", ratio <= limit)
+            )
     if "replay" in tutorial.get("seed", {}):
         ratio = tutorial["seed"]["replay"]["ratio_to_hand"]
         rows.append(("seed: autonet replay <= 1.2x hand NumPy", f"{ratio:.2f}x", ratio <= 1.2))
-    slower = [s for s, e in tutorial.items()
-              if "replay" in e and e["replay"]["median_s"] > e["eager"]["median_s"]]
+    slower = [
+        s
+        for s, e in tutorial.items()
+        if "replay" in e and e["replay"]["median_s"] > e["eager"]["median_s"]
+    ]
     if any("replay" in e for e in tutorial.values()):
-        rows.append(("replay never slower than eager", "slower at " + ", ".join(slower)
-                     if slower else "faster at every size", not slower))
+        rows.append(
+            (
+                "replay never slower than eager",
+                "slower at " + ", ".join(slower) if slower else "faster at every size",
+                not slower,
+            )
+        )
     chain = {row["length"]: row["engines"] for row in report.get("chain", [])}
     if len(chain) >= 2 and all("eager" in e for e in chain.values()):
         short, long = min(chain), max(chain)
         growth = chain[long]["eager"]["per_op_us"] / chain[short]["eager"]["per_op_us"]
-        rows.append((f"deep chain linear: per-op cost at {long:,} ops <= 3x that at {short:,}",
-                     f"{growth:.2f}x", growth <= 3))
+        rows.append(
+            (
+                f"deep chain linear: per-op cost at {long:,} ops <= 3x that at {short:,}",
+                f"{growth:.2f}x",
+                growth <= 3,
+            )
+        )
     memory = report.get("memory")
     if memory and "eager" in memory["engines"] and memory["engines"]["eager"]["ratio_to_hand"]:
         ratio = memory["engines"]["eager"]["ratio_to_hand"]
-        rows.append((f"{memory['size']} step peak memory: eager <= 1.3x hand", f"{ratio:.2f}x",
-                     ratio <= 1.3))
+        rows.append(
+            (
+                f"{memory['size']} step peak memory: eager <= 1.3x hand",
+                f"{ratio:.2f}x",
+                ratio <= 1.3,
+            )
+        )
     return rows
 
 
@@ -396,36 +440,60 @@ def markdown(report: dict[str, Any]) -> str:
         "# autonet benchmarks",
         "",
         f"{report['date']}; {m['processor']}, {m['cpus']} CPUs, Python {m['python']}, "
-        f"NumPy {m['numpy']}" + "".join(f", {k} {m[k]}" for k in ("torch", "autograd") if k in m)
+        f"NumPy {m['numpy']}"
+        + "".join(f", {k} {m[k]}" for k in ("torch", "autograd") if k in m)
+        + "".join(f", {k}={v}" for k, v in sorted(m["threads"].items()))
         + f". Medians of {report['settings']['repeats']} interleaved repeats; in parentheses "
         "the ratio to hand-written NumPy (lower is faster).",
     ]
     if "tutorial" in report:
-        lines += ["", "## One training step of the tutorial's network", "",
-                  "Forward, backward and SGD update of H = sigmoid(S syn0), O = sigmoid(H syn1), "
-                  "L = 1/2 sum (O - Y)^2.", "",
-                  "| size (m, n, p, k) | dtype | " + " | ".join(titles) + " |",
-                  "|---|---|" + "---|" * len(titles)]
+        lines += [
+            "",
+            "## One training step of the tutorial's network",
+            "",
+            "Forward, backward and SGD update of H = sigmoid(S syn0), O = sigmoid(H syn1), "
+            "L = 1/2 sum (O - Y)^2.",
+            "",
+            "| size (m, n, p, k) | dtype | " + " | ".join(titles) + " |",
+            "|---|---|" + "---|" * len(titles),
+        ]
         for row in report["tutorial"]:
             cells = [cell(row["engines"].get(e)) for e in engines]
-            lines.append(f"| {row['size']} {tuple(row['shape'])} | {row['dtype']} | "
-                         + " | ".join(cells) + " |")
+            lines.append(
+                f"| {row['size']} {tuple(row['shape'])} | {row['dtype']} | "
+                + " | ".join(cells)
+                + " |"
+            )
     if "memory" in report:
         mem = report["memory"]
-        lines += ["", f"## Peak memory of one {mem['size']} step {tuple(mem['shape'])}", "",
-                  "Resident memory above what the process held just before the step (data, "
-                  "weights and imports excluded), each engine in a process of its own.", "",
-                  "| engine | peak above start | ratio to hand |", "|---|---|---|"]
+        lines += [
+            "",
+            f"## Peak memory of one {mem['size']} step {tuple(mem['shape'])}",
+            "",
+            "Resident memory above what the process held just before the step (data, "
+            "weights and imports excluded), each engine in a process of its own.",
+            "",
+            "| engine | peak above start | ratio to hand |",
+            "|---|---|---|",
+        ]
         for e in engines:
             r = mem["engines"].get(e)
             if r:
                 ratio = "–" if r["ratio_to_hand"] is None else f"{r['ratio_to_hand']:.2f}"
-                lines.append(f"| {ENGINE_TITLES[e]} | {r['peak_above_start_bytes'] / 2**20:.1f} "
-                             f"MiB | {ratio} |")
+                lines.append(
+                    f"| {ENGINE_TITLES[e]} | {r['peak_above_start_bytes'] / 2**20:.1f} "
+                    f"MiB | {ratio} |"
+                )
     if "chain" in report:
-        lines += ["", "## Deep chain (element-wise ops on a 16-vector, forward and backward)", "",
-                  "Time per op; in parentheses the ratio to hand-written NumPy.", "",
-                  "| ops | " + " | ".join(titles) + " |", "|---|" + "---|" * len(titles)]
+        lines += [
+            "",
+            "## Deep chain (element-wise ops on a 16-vector, forward and backward)",
+            "",
+            "Time per op; in parentheses the ratio to hand-written NumPy.",
+            "",
+            "| ops | " + " | ".join(titles) + " |",
+            "|---|" + "---|" * len(titles),
+        ]
         for row in report["chain"]:
             cells = []
             for e in engines:
@@ -434,16 +502,25 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {row['length']:,} | " + " | ".join(cells) + " |")
     if "mlp" in report:
         mlp = report["mlp"]
-        lines += ["", f"## MLP step ({mlp['layers']} layers of {mlp['width']}, batch "
-                  f"{mlp['batch']}, relu)", "",
-                  "| " + " | ".join(titles) + " |", "|" + "---|" * len(titles),
-                  "| " + " | ".join(cell(mlp["engines"].get(e)) for e in engines) + " |"]
+        lines += [
+            "",
+            f"## MLP step ({mlp['layers']} layers of {mlp['width']}, batch {mlp['batch']}, relu)",
+            "",
+            "| " + " | ".join(titles) + " |",
+            "|" + "---|" * len(titles),
+            "| " + " | ".join(cell(mlp["engines"].get(e)) for e in engines) + " |",
+        ]
     if "overhead" in report:
         o = report["overhead"]
-        lines += ["", "## autonet's cost per op (x * b on a 16-vector)", "",
-                  "| NumPy call | autonet forward | autonet backward |", "|---|---|---|",
-                  f"| {o['numpy_us']:.2f} µs | {o['forward_us']:.2f} µs (+{o['forward_overhead_us']:.2f})"
-                  f" | {o['backward_us']:.2f} µs (+{o['backward_overhead_us']:.2f}) |"]
+        lines += [
+            "",
+            "## autonet's cost per op (x * b on a 16-vector)",
+            "",
+            "| NumPy call | autonet forward | autonet backward |",
+            "|---|---|---|",
+            f"| {o['numpy_us']:.2f} µs | {o['forward_us']:.2f} µs (+{o['forward_overhead_us']:.2f})"
+            f" | {o['backward_us']:.2f} µs (+{o['backward_overhead_us']:.2f}) |",
+        ]
     rows = goals(report)
     if rows:
         lines += ["", "## Goals", "", "| goal | measured | met |", "|---|---|---|"]
@@ -475,8 +552,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": machine(),
         "settings": {"engines": args.engines, "repeats": args.repeats, "min_time_s": args.min_time},
     }
-    runners = {"tutorial": run_tutorial, "memory": run_memory, "chain": run_chain,
-               "mlp": run_mlp, "overhead": run_overhead}
+    runners = {
+        "tutorial": run_tutorial,
+        "memory": run_memory,
+        "chain": run_chain,
+        "mlp": run_mlp,
+        "overhead": run_overhead,
+    }
     for workload in args.workloads:
         report[workload] = runners[workload](args)
     out = Path(args.out)

@@ -13,7 +13,8 @@ timing. Engines:
 
 The hand-written step uses autonet.primitives.stable_sigmoid, the same sigmoid as autonet and the
 tutorial's reference formulas (autonet.seed), so hand and autonet compute the same numbers;
-PyTorch uses torch.sigmoid and HIPS autograd the tutorial's 1 / (1 + exp(-x)).
+PyTorch uses torch.sigmoid, and HIPS autograd (which has no sigmoid) (1 + tanh(x / 2)) / 2: the
+tutorial's 1 / (1 + exp(-x)) overflows in float32 at the large size.
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ def tutorial_autograd(S: np.ndarray, Y: np.ndarray, w0: np.ndarray, w1: np.ndarr
     import autograd.numpy as anp
 
     def sigmoid(x: Any) -> Any:
-        return 1 / (1 + anp.exp(-x))
+        return 0.5 * (anp.tanh(0.5 * x) + 1)  # = 1 / (1 + exp(-x)), without overflow
 
     def loss_fn(weights: tuple[Any, Any]) -> Any:
         syn0, syn1 = weights
@@ -134,7 +135,9 @@ def tutorial_autograd(S: np.ndarray, Y: np.ndarray, w0: np.ndarray, w1: np.ndarr
     return step
 
 
-def make_tutorial(engine: str, S: np.ndarray, Y: np.ndarray, w0: np.ndarray, w1: np.ndarray) -> Step:
+def make_tutorial(
+    engine: str, S: np.ndarray, Y: np.ndarray, w0: np.ndarray, w1: np.ndarray
+) -> Step:
     if engine in ("eager", "replay"):
         return tutorial_autonet(S, Y, w0, w1, replayed=engine == "replay")
     return {"hand": tutorial_hand, "torch": tutorial_torch, "autograd": tutorial_autograd}[engine](
@@ -254,7 +257,7 @@ def mlp_hand(X: np.ndarray, T: np.ndarray, weights: list[np.ndarray]) -> Step:
             grads[2 * i + 1] = g.sum(axis=0)
             if i > 0:
                 g = g @ params[2 * i].T
-        for p, grad in zip(params, grads):
+        for p, grad in zip(params, grads, strict=True):
             p -= LR * grad
         return (loss, *grads)
 
@@ -285,7 +288,7 @@ def mlp_autonet(X: np.ndarray, T: np.ndarray, weights: list[np.ndarray], replaye
             loss = loss_fn(X_, T_)
             loss.backward()
         grads = [p.grad.data for p in params]
-        for p, grad in zip(params, grads):
+        for p, grad in zip(params, grads, strict=True):
             p.data -= LR * grad
         return (loss.data, *grads)
 
@@ -309,7 +312,7 @@ def mlp_torch(X: np.ndarray, T: np.ndarray, weights: list[np.ndarray]) -> Step:
         loss.backward()
         grads = [p.grad for p in params]
         with torch.no_grad():
-            for p, grad in zip(params, grads):
+            for p, grad in zip(params, grads, strict=True):
                 p -= LR * grad
                 p.grad = None
         return (loss.detach().numpy(), *[g.numpy() for g in grads])

@@ -18,12 +18,31 @@ def test_benchmark_script_runs_at_the_smallest_size(tmp_path):
     out = tmp_path / "results"
     completed = subprocess.run(
         [
-            sys.executable, "benchmarks/run.py", "--sizes", "seed", "--repeats", "1",
-            "--min-time", "0", "--chain-lengths", "10,100", "--mlp-layers", "2",
-            "--mlp-width", "8", "--memory-size", "seed", "--engines", "hand,eager,replay",
-            "--out", str(out),
+            sys.executable,
+            "benchmarks/run.py",
+            "--sizes",
+            "seed",
+            "--repeats",
+            "1",
+            "--min-time",
+            "0",
+            "--chain-lengths",
+            "10,100",
+            "--mlp-layers",
+            "2",
+            "--mlp-width",
+            "8",
+            "--memory-size",
+            "seed",
+            "--engines",
+            "hand,eager,replay",
+            "--out",
+            str(out),
         ],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert completed.returncode == 0, completed.stderr
     report = json.loads(out.with_suffix(".json").read_text())
@@ -47,6 +66,9 @@ def test_benchmark_script_rejects_unknown_sizes_and_engines():
     for option, value in (("--sizes", "huge"), ("--engines", "tensorflow")):
         completed = subprocess.run(
             [sys.executable, "benchmarks/run.py", option, value],
-            cwd=REPO, capture_output=True, text=True, timeout=60,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert completed.returncode == 2 and value in completed.stderr

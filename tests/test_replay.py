@@ -66,8 +66,12 @@ def assert_same(eager, replayed):
 
 @settings(max_examples=20, deadline=None)
 @given(
-    m=st.integers(1, 6), n=st.integers(1, 5), p=st.integers(1, 5), k=st.integers(1, 3),
-    seed=st.integers(0, 2**32 - 1), dtype=st.sampled_from([np.float64, np.float32]),
+    m=st.integers(1, 6),
+    n=st.integers(1, 5),
+    p=st.integers(1, 5),
+    k=st.integers(1, 3),
+    seed=st.integers(0, 2**32 - 1),
+    dtype=st.sampled_from([np.float64, np.float32]),
 )
 def test_replay_of_the_tutorial_step_equals_eager_bit_for_bit(m, n, p, k, seed, dtype):
     rng = np.random.default_rng(seed)
@@ -122,7 +126,9 @@ def closed_over_constant(w, b):
     return loss_fn
 
 
-@pytest.mark.parametrize("make_loss", [fan_out_and_broadcast, shapes_and_indexing, closed_over_constant])
+@pytest.mark.parametrize(
+    "make_loss", [fan_out_and_broadcast, shapes_and_indexing, closed_over_constant]
+)
 def test_replay_equals_eager_bit_for_bit_through_the_engine(make_loss):
     rng = np.random.default_rng(7)
     b_shape = (1, 3) if make_loss is fan_out_and_broadcast else (2,)
@@ -146,7 +152,7 @@ def test_replay_records_again_when_argument_shapes_change():
         syn0.grad = syn1.grad = None
         eager_loss = loss_fn(an.tensor(S), an.tensor(Y))
         eager_loss.backward()
-        for r, e in zip(replayed, (eager_loss.data, syn0.grad.data, syn1.grad.data)):
+        for r, e in zip(replayed, (eager_loss.data, syn0.grad.data, syn1.grad.data), strict=True):
             np.testing.assert_array_equal(r, e)
     assert len(step.recordings) == 3  # one per batch size
     step(rng.normal(size=(2, 3)).astype(np.float32), rng.random((2, 1)).astype(np.float32))
@@ -204,7 +210,7 @@ def test_replay_source_lists_the_numpy_calls():
     w = an.tensor([1.0, 2.0], requires_grad=True)
     step = an.replay(lambda x: an.exp(w * x).sum())
     with pytest.raises(RuntimeError, match="nothing recorded yet"):
-        step.source
+        _ = step.source
     step(np.array([0.5, 0.25]))
     source = step.source
     for name in ("# mul", "# exp", "# sum", "accumulate_grad"):
