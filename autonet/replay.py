@@ -146,6 +146,15 @@ class CodeWriter:
     def emit(self, code: str, *reads: str) -> None:
         self.lines.append((code, reads))
 
+    def result(self, value: Any, expression: str, *reads: str) -> str:
+        """A name for `value`, the result of `expression`: a constant, computed now, if every
+        name the expression reads is a constant; else a new local that an emitted line assigns."""
+        if all(read in self.namespace for read in reads):
+            return self.constant("c", value)
+        name = self.fresh("g")
+        self.emit(f"{name} = {expression}", *reads)
+        return name
+
     def function(self, name: str, parameters: list[str]) -> tuple[Any, str]:
         """Compile the lines into `def name(*parameters)`, each local deleted after its last use,
         so that its array can be freed as soon as the code is done with it."""
@@ -252,7 +261,9 @@ def record_step(loss_fn: Callable[..., Tensor], args: list[Any], name: str) -> R
         code.emit(f"{names[node]} = {call}  # {node.op.name}", *inputs_)
 
     # Backward: backpropagate()'s loop, run here once on the recorded arrays to learn each
-    # gradient's shape and dtype, and written down call by call.
+    # gradient's shape and dtype, and written down call by call. A gradient that depends only on
+    # constants (the seed dL/dL = 1, numbers in the step, and what is computed from them alone)
+    # is the same at every call: it is computed now and becomes a constant of the code.
     seed = engine.check_root_grad(loss, None, f"replay({name})")
     grads: dict[Tensor, tuple[str, Any]] = {loss: (code.constant("c", seed), seed)}
     for node in reversed([node for node in order if node in needs_grad]):
@@ -261,7 +272,9 @@ def record_step(loss_fn: Callable[..., Tensor], args: list[Any], name: str) -> R
             owner = argument_names[stand_ins[node]] if node in stand_ins else names[node].upper()
             constants = [c for c in code.namespace.values() if isinstance(c, np.ndarray)]
             if any(np.may_share_memory(g, c) for c in constants):
-                code.emit(f"{g_name} = {g_name}.copy()  # .grad gets an array of its own", g_name)
+                copy = code.fresh("g")
+                code.emit(f"{copy} = {g_name}.copy()  # .grad gets an array of its own", g_name)
+                g_name = copy
             code.emit(f"{owner}.accumulate_grad({g_name})", owner, g_name)
             continue
         op, params, parents = node.op, node.params, node.parents
@@ -271,31 +284,95 @@ def record_step(loss_fn: Callable[..., Tensor], args: list[Any], name: str) -> R
         for i, parent in enumerate(parents):
             if parent not in needs_grad:
                 continue
-            grad_name = code.fresh("g")
-            if op.variadic:  # one rule for every input, told which one by its position
-                grad = op.vjps[0](i, *values, **params)
-                call = f"{code.constant('b', op.vjps[0])}({i}, {arguments})"
+            # A variadic primitive has one rule for every input, told which one by position.
+            vjp, position = (op.vjps[0], (i,)) if op.variadic else (op.vjps[i], ())
+            grad = vjp(*position, *values, **params)
+            if reads_only_constants(vjp, position, values, value_names, params, code):
+                grad_name = code.constant("c", grad)
             else:
-                grad = op.vjps[i](*values, **params)
-                call = f"{code.constant('b', op.vjps[i])}({arguments})"
-            code.emit(f"{grad_name} = {call}  # {op.name}: grad of input {i}", *value_names)
+                call = f"{code.constant('b', vjp)}({', '.join(map(str, position + (arguments,)))})"
+                grad_name = code.fresh("g")
+                code.emit(f"{grad_name} = {call}  # {op.name}: grad of input {i}", *value_names)
             shape, dtype = parent.data.shape, parent.data.dtype
             if grad.shape != shape:
                 grad = unbroadcast(grad, shape, op.name)
-                code.emit(
-                    f"{grad_name} = unbroadcast({grad_name}, {shape}, {op.name!r})", grad_name
+                grad_name = code.result(
+                    grad, f"unbroadcast({grad_name}, {shape}, {op.name!r})", grad_name
                 )
             if grad.dtype != dtype:
                 grad = grad.astype(dtype)
-                code.emit(f"{grad_name} = {grad_name}.astype({dtype.name!r})", grad_name)
+                grad_name = code.result(grad, f"{grad_name}.astype({dtype.name!r})", grad_name)
             previous = grads.get(parent)
             if previous is not None:
-                total = code.fresh("g")
-                code.emit(f"{total} = {previous[0]} + {grad_name}", previous[0], grad_name)
-                grad_name, grad = total, previous[1] + grad
+                grad = previous[1] + grad
+                grad_name = code.result(
+                    grad, f"{previous[0]} + {grad_name}", previous[0], grad_name
+                )
             grads[parent] = (grad_name, grad)
     code.emit(f"return {names[loss]}", names[loss])
 
     function_name = f"replayed_{name}" if name.isidentifier() else "replayed_step"
     function, source = code.function(function_name, argument_names)
     return Recording(function, source)
+
+
+class ValuesNeededError(Exception):
+    """Raised by ShapeOnly when a rule uses the values it stands in for."""
+
+
+class ShapeOnly:
+    """A stand-in for an array whose values change from call to call: it has the array's shape,
+    ndim, dtype and size (fixed for a recording) and refuses every other use (operators, NumPy
+    functions, methods, comparisons, truth), so a rule that returns while given it did not read
+    those values."""
+
+    __slots__ = ("shape", "ndim", "dtype", "size")
+    __array_ufunc__ = None  # ndarray (op) ShapeOnly defers to ShapeOnly, which has no operators
+    __hash__ = None  # type: ignore[assignment]
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.shape, self.ndim, self.dtype, self.size = (
+            array.shape,
+            array.ndim,
+            array.dtype,
+            array.size,
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        raise ValuesNeededError(name)
+
+    def __array__(self, *args: Any, **kwargs: Any) -> Any:
+        raise ValuesNeededError("__array__")
+
+    def __eq__(self, other: object) -> bool:
+        raise ValuesNeededError("==")
+
+    def __ne__(self, other: object) -> bool:
+        raise ValuesNeededError("!=")
+
+    def __bool__(self) -> bool:
+        raise ValuesNeededError("bool")
+
+
+def reads_only_constants(
+    vjp: Callable[..., Any],
+    position: tuple[int, ...],
+    values: tuple[Any, ...],
+    value_names: tuple[str, ...],
+    params: dict[str, Any],
+    code: CodeWriter,
+) -> bool:
+    """Whether the rule's result depends only on the constants among its arguments: it returns
+    (and does not return a stand-in) when every argument that is not a constant is a ShapeOnly.
+    VJPs are pure functions of their arguments' values and shapes, so its result is then the
+    same at every call (shapes are fixed for a recording)."""
+    probes = [
+        v if n in code.namespace else ShapeOnly(v) for v, n in zip(values, value_names, strict=True)
+    ]
+    if len(probes) == sum(isinstance(p, ShapeOnly) for p in probes):
+        return False  # nothing constant: no need to ask
+    try:
+        result = vjp(*position, *probes, **params)
+    except Exception:  # noqa: BLE001 - any use of a stand-in's values ends the probe
+        return False
+    return not isinstance(result, ShapeOnly)
