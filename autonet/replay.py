@@ -162,14 +162,15 @@ class CodeWriter:
         for position, (_, reads) in enumerate(self.lines):
             for read in reads:
                 last_use[read] = position
+        done_at: dict[int, list[str]] = {}
+        for read, position in last_use.items():
+            if read not in self.namespace:
+                done_at.setdefault(position, []).append(read)
         body = []
         for position, (code, _) in enumerate(self.lines):
             body.append("    " + code)
-            done = sorted(
-                n for n, p in last_use.items() if p == position and n not in self.namespace
-            )
-            if done and position < len(self.lines) - 1:
-                body.append("    del " + ", ".join(done))
+            if position in done_at and position < len(self.lines) - 1:
+                body.append("    del " + ", ".join(sorted(done_at[position])))
         source = f"def {name}({', '.join(parameters)}):\n" + "\n".join(body) + "\n"
         exec(compile(source, f"<replay {name}>", "exec"), self.namespace)  # noqa: S102
         return self.namespace[name], source
