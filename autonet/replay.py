@@ -229,7 +229,8 @@ def record_step(loss_fn: Callable[..., Tensor], args: list[Any], name: str) -> R
     for p in parameters:
         names[p] = code.fresh("p")
         code.namespace[names[p].upper()] = p
-        code.emit(f"{names[p]} = {names[p].upper()}.data")
+        named = f"  # {p.name}" if p.name else ""
+        code.emit(f"{names[p]} = {names[p].upper()}.data{named}")
     if parameters:
         code.namespace["PARAMETERS"] = tuple(x for p in parameters for x in (p.shape, p.dtype))
         read = ", ".join(f"{names[p]}.shape, {names[p]}.dtype" for p in parameters)
