@@ -109,12 +109,15 @@ def signature(x: Any) -> Hashable:
     """What a recording depends on in one argument: for a float Tensor or ndarray its kind, shape,
     dtype and requires_grad; the values too of any other array (indices, labels) and of a Python
     value (which the recording treats as constants)."""
-    if isinstance(x, (Tensor, np.ndarray)):
-        data = x.data if isinstance(x, Tensor) else x
-        if data.dtype.kind == "f":
-            return (type(x), data.shape, data.dtype, getattr(x, "requires_grad", False))
-        return (type(x), data.shape, data.dtype, data.tobytes())
-    return (type(x), x)
+    if isinstance(x, Tensor):
+        data, requires_grad = x.data, x.requires_grad
+    elif isinstance(x, np.ndarray):
+        data, requires_grad = x, False
+    else:
+        return (type(x), x)
+    if data.dtype.kind == "f":
+        return (type(x), data.shape, data.dtype, requires_grad)
+    return (type(x), data.shape, data.dtype, data.tobytes())
 
 
 # ---------------------------------------------------------------------------------------------
