@@ -29,7 +29,11 @@ import autonet as an
 from autonet.primitives import stable_sigmoid
 
 Step = Callable[[], tuple[np.ndarray, ...]]
-LR = 0.1  # the SGD step size; its value does not change the cost of a step
+# The SGD step size. Its value matters for timing only through the values it leads to: the
+# tutorial's loss is a sum over the m samples, so its steps use LR / m; with LR itself, the large
+# network saturates within a step and float32 gradients become subnormal numbers, on which the
+# processor's arithmetic (and so every engine) is many times slower.
+LR = 0.1
 
 
 def available_engines() -> list[str]:
@@ -46,6 +50,7 @@ def available_engines() -> list[str]:
 
 def tutorial_hand(S: np.ndarray, Y: np.ndarray, w0: np.ndarray, w1: np.ndarray) -> Step:
     syn0, syn1 = w0.copy(), w1.copy()
+    lr = LR / len(S)
 
     def step() -> tuple[np.ndarray, ...]:
         nonlocal syn0, syn1  # updated in place below, as the tutorial does
@@ -55,8 +60,8 @@ def tutorial_hand(S: np.ndarray, Y: np.ndarray, w0: np.ndarray, w1: np.ndarray) 
         delta_O = (O - Y) * O * (1 - O)
         grad1 = H.T @ delta_O
         grad0 = S.T @ ((delta_O @ syn1.T) * H * (1 - H))
-        syn0 -= LR * grad0
-        syn1 -= LR * grad1
+        syn0 -= lr * grad0
+        syn1 -= lr * grad1
         return loss, grad0, grad1
 
     return step
@@ -67,6 +72,7 @@ def tutorial_autonet(
 ) -> Step:
     S_, Y_ = an.tensor(S), an.tensor(Y)
     syn0, syn1 = an.tensor(w0, requires_grad=True), an.tensor(w1, requires_grad=True)
+    lr = LR / len(S)
 
     def loss_fn(S: an.Tensor, Y: an.Tensor) -> an.Tensor:
         O = an.sigmoid(an.sigmoid(S @ syn0) @ syn1)
@@ -82,8 +88,8 @@ def tutorial_autonet(
             loss = loss_fn(S_, Y_)
             loss.backward()
         grad0, grad1 = syn0.grad.data, syn1.grad.data
-        syn0.data -= LR * grad0
-        syn1.data -= LR * grad1
+        syn0.data -= lr * grad0
+        syn1.data -= lr * grad1
         return loss.data, grad0, grad1
 
     return step
@@ -95,6 +101,7 @@ def tutorial_torch(S: np.ndarray, Y: np.ndarray, w0: np.ndarray, w1: np.ndarray)
     S_, Y_ = torch.from_numpy(S), torch.from_numpy(Y)
     syn0 = torch.tensor(w0, requires_grad=True)
     syn1 = torch.tensor(w1, requires_grad=True)
+    lr = LR / len(S)
 
     def step() -> tuple[np.ndarray, ...]:
         nonlocal syn0, syn1  # updated in place below
@@ -103,8 +110,8 @@ def tutorial_torch(S: np.ndarray, Y: np.ndarray, w0: np.ndarray, w1: np.ndarray)
         loss.backward()
         grad0, grad1 = syn0.grad, syn1.grad
         with torch.no_grad():
-            syn0 -= LR * grad0
-            syn1 -= LR * grad1
+            syn0 -= lr * grad0
+            syn1 -= lr * grad1
         syn0.grad = syn1.grad = None
         return loss.detach().numpy(), grad0.numpy(), grad1.numpy()
 
@@ -125,11 +132,12 @@ def tutorial_autograd(S: np.ndarray, Y: np.ndarray, w0: np.ndarray, w1: np.ndarr
 
     loss_and_grads = autograd.value_and_grad(loss_fn)
     weights = [w0.copy(), w1.copy()]
+    lr = LR / len(S)
 
     def step() -> tuple[np.ndarray, ...]:
         loss, (grad0, grad1) = loss_and_grads(tuple(weights))
-        weights[0] = weights[0] - LR * grad0
-        weights[1] = weights[1] - LR * grad1
+        weights[0] = weights[0] - lr * grad0
+        weights[1] = weights[1] - lr * grad1
         return np.asarray(loss), grad0, grad1
 
     return step
