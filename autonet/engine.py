@@ -19,6 +19,7 @@ import numpy as np
 if TYPE_CHECKING:
     from autonet.tensor import Tensor
 
+
 class GradMode(threading.local):
     """Whether operations are recorded, per thread. `enabled` defaults to True as a class
     attribute, so reading it (on every recorded op) is one attribute lookup."""
