@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -72,3 +74,43 @@ def test_benchmark_script_rejects_unknown_sizes_and_engines():
             timeout=60,
         )
         assert completed.returncode == 2 and value in completed.stderr
+
+
+def test_benchmark_script_runs_pytorch_and_hips_autograd_when_installed(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("autograd")
+    out = tmp_path / "results"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/run.py",
+            "--sizes",
+            "seed",
+            "--repeats",
+            "1",
+            "--min-time",
+            "0",
+            "--workloads",
+            "tutorial,chain,mlp",
+            "--chain-lengths",
+            "10",
+            "--mlp-layers",
+            "2",
+            "--mlp-width",
+            "8",
+            "--engines",
+            "torch,autograd",
+            "--out",
+            str(out),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report["settings"]["engines"] == ["hand", "torch", "autograd"]  # hand always runs
+    for engine in ("torch", "autograd"):
+        assert report["tutorial"][0]["engines"][engine]["gradient_error"] <= 1e-9
+        assert report["mlp"]["engines"][engine]["median_s"] > 0
