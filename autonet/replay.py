@@ -18,7 +18,8 @@ A recording fixes what any trace fixes (as torch.jit.trace and jax.jit):
   depend on values (`if loss.item() > 1: ...`) replays the branch taken when it was recorded;
 - constants: a tensor that is neither an argument nor requires grad (a number in the step, a
   tensor it closes over) keeps the array it held when recorded. Pass data that changes as an
-  argument. Non-float array arguments (labels, indices) are part of the key: new values record
+  argument. What autonet does not record is a constant too, even when computed from an
+  argument: results of operations under no_grad, of comparisons, detach(), .item() and .data. Non-float array arguments (labels, indices) are part of the key: new values record
   again. Python numbers among the arguments are also part of the key.
 Parameters (leaves with requires_grad=True, passed as arguments or closed over) are read at each
 call, so an optimiser that replaces or updates `p.data` between calls is seen, and their gradients
