@@ -249,3 +249,14 @@ def test_rules_that_read_varying_values_are_not_folded():
         step(np.array(x))
         np.testing.assert_array_equal(w.grad.data, np.array(x) * (w.data * np.array(x) > 0))
     assert "# relu: grad of input 0" in step.source
+
+
+def test_tensors_neither_argument_nor_parameter_are_constants_of_the_recording():
+    w = an.tensor([1.0, 2.0], requires_grad=True)
+    shift = an.tensor([10.0, 20.0])
+    step = an.replay(lambda x: ((w + shift) * x).sum())
+    x = np.array([1.0, 1.0])
+    assert step(x).item() == 33.0
+    shift.data = np.array([0.0, 0.0])  # replaced after recording: the recording keeps the old
+    assert step(x).item() == 33.0
+    assert step(np.array([2.0, 0.0])).item() == 22.0  # arguments are read at every call
