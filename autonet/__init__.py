@@ -45,6 +45,7 @@ from autonet.ops import (
     transpose,
 )
 from autonet.primitives import PRIMITIVES, Primitive
+from autonet.replay import Replay, replay
 from autonet.seed import seed_gradients
 from autonet.tensor import Tensor
 from autonet.viz import draw, render, retain_grads
@@ -60,6 +61,7 @@ __all__ = [
     "GradcheckWarning",
     "PRIMITIVES",
     "Primitive",
+    "Replay",
     "Tensor",
     "abs",
     "add",
@@ -88,6 +90,7 @@ __all__ = [
     "pow",
     "relu",
     "render",
+    "replay",
     "reshape",
     "save",
     "retain_grads",

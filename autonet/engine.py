@@ -19,12 +19,20 @@ import numpy as np
 if TYPE_CHECKING:
     from autonet.tensor import Tensor
 
-_grad_mode = threading.local()
+
+class GradMode(threading.local):
+    """Whether operations are recorded, per thread. `enabled` defaults to True as a class
+    attribute, so reading it (on every recorded op) is one attribute lookup."""
+
+    enabled = True
+
+
+_grad_mode = GradMode()
 
 
 def is_grad_enabled() -> bool:
     """Whether operations on this thread are recorded (False inside `no_grad`)."""
-    return getattr(_grad_mode, "enabled", True)
+    return _grad_mode.enabled
 
 
 class no_grad:
@@ -59,16 +67,16 @@ def topological_order(root: Tensor) -> list[Tensor]:
     Iterative (an explicit stack, no recursion), so a chain of 100,000 ops is walked like any other.
     """
     order: list[Tensor] = []
-    visited: set[int] = set()
+    visited: set[Tensor] = set()  # Tensors hash by identity
     stack: list[tuple[Tensor, bool]] = [(root, False)]
     while stack:
         node, parents_done = stack.pop()
         if parents_done:
             order.append(node)
-        elif id(node) not in visited:
-            visited.add(id(node))
+        elif node not in visited:
+            visited.add(node)
             stack.append((node, True))
-            stack.extend((parent, False) for parent in node.parents if parent.requires_grad)
+            stack += [(parent, False) for parent in node.parents if parent.requires_grad]
     return order
 
 
@@ -112,9 +120,11 @@ def backpropagate(
     """
     wanted_ids = None if wanted is None else {id(t) for t in wanted}
     found: dict[int, Any] = {}
-    grads: dict[int, Any] = {id(root): root_grad}
-    for node in reversed(topological_order(root)):
-        g = grads.pop(id(node))
+    grads: dict[Tensor, Any] = {root: root_grad}  # keyed by node: Tensors hash by identity
+    order = topological_order(root)
+    while order:
+        node = order.pop()  # popped, so that the pass holds no node it has finished with
+        g = grads.pop(node)
         if wanted_ids is None:
             if node.op is None or node.retains_grad:
                 node.accumulate_grad(g)
@@ -136,21 +146,18 @@ def backpropagate(
             args = (g, node, *parents)
         else:
             args = (g, node.data, *[parent.data for parent in parents])
-        params = node.params
+        params, vjps, variadic = node.params, op.vjps, op.variadic
         for i, parent in enumerate(parents):
             if not parent.requires_grad:
                 continue
-            if op.variadic:
-                grad = op.vjps[0](i, *args, **params)
-            else:
-                grad = op.vjps[i](*args, **params)
-            if grad.shape != parent.shape:
-                grad = unbroadcast(grad, parent.shape, op.name)
-            if grad.dtype != parent.dtype:
-                grad = grad.astype(parent.dtype)
-            key = id(parent)
-            previous = grads.get(key)
-            grads[key] = grad if previous is None else previous + grad
+            grad = vjps[0](i, *args, **params) if variadic else vjps[i](*args, **params)
+            data = parent.data
+            if grad.shape != data.shape:
+                grad = unbroadcast(grad, data.shape, op.name)
+            if grad.dtype != data.dtype:
+                grad = grad.astype(data.dtype)
+            previous = grads.get(parent)
+            grads[parent] = grad if previous is None else previous + grad
         if not retain_graph:
             node.parents = ()
     return found

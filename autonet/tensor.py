@@ -204,7 +204,7 @@ class Tensor:
         t.requires_grad = False
         t.op = None
         t.parents = ()
-        t.params = {}
+        t.params = NO_PARAMS
         t.name = None
         t.retains_grad = False
         return t
@@ -392,14 +392,14 @@ def record(primitive: Primitive, inputs: tuple[Tensor, ...], params: dict = NO_P
     except (ValueError, IndexError, TypeError) as exc:
         raise describe_failure(primitive, inputs, params, exc) from exc
     result = Tensor.wrap(out if type(out) is np.ndarray else np.asarray(out))
-    if engine.is_grad_enabled():
-        for t in inputs:
-            if t.requires_grad:
+    for t in inputs:
+        if t.requires_grad:
+            if engine.is_grad_enabled():
                 result.requires_grad = True
                 result.op = primitive
                 result.parents = inputs
                 result.params = params
-                break
+            break
     return result
 
 
@@ -434,9 +434,13 @@ def as_operand(x: Any, like: Tensor) -> Tensor:
         return x
     if isinstance(x, np.ndarray):
         return Tensor.wrap(x)
-    if isinstance(x, numbers.Number) and not isinstance(x, np.generic):
-        dtype = like.data.dtype if like.data.dtype.kind == "f" else None
-        return Tensor.wrap(np.asarray(x, dtype=dtype if isinstance(x, numbers.Real) else None))
+    # `type(x) in` first: a Python float or int (the common case) skips the slower abstract-class
+    # checks, which cost more than the rest of a small op.
+    python_real = type(x) in (float, int)
+    if python_real or isinstance(x, numbers.Number) and not isinstance(x, np.generic):
+        real = python_real or isinstance(x, numbers.Real)
+        dtype = like.data.dtype if real and like.data.dtype.kind == "f" else None
+        return Tensor.wrap(np.asarray(x, dtype=dtype))
     return Tensor(x)
 
 
