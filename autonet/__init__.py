@@ -7,6 +7,7 @@
     x.grad          # sigmoid(x) * (1 - sigmoid(x))
 """
 
+from autonet import nn, optim  # noqa: E402 - built on the names above
 from autonet.checkpoint import load, save
 from autonet.derive import Derivation, derive
 from autonet.engine import grad, gradients, is_grad_enabled, no_grad, topological_order
@@ -49,8 +50,6 @@ from autonet.replay import Replay, replay
 from autonet.seed import seed_gradients
 from autonet.tensor import Tensor
 from autonet.viz import draw, render, retain_grads
-
-from autonet import nn, optim  # noqa: E402 - built on the names above
 
 __version__ = "0.1.0"
 

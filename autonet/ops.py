@@ -125,7 +125,8 @@ def concatenate(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     ndim = inputs[0].ndim
     if ndim == 0:
         raise ValueError("concatenate: 0-d tensors cannot be concatenated; use stack")
-    return record(PRIMITIVES["concatenate"], tuple(inputs), {"axis": normalize_axis(axis, inputs[0], "concatenate")})
+    params = {"axis": normalize_axis(axis, inputs[0], "concatenate")}
+    return record(PRIMITIVES["concatenate"], tuple(inputs), params)
 
 
 def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:

@@ -19,8 +19,9 @@ A recording fixes what any trace fixes (as torch.jit.trace and jax.jit):
 - constants: a tensor that is neither an argument nor requires grad (a number in the step, a
   tensor it closes over) keeps the array it held when recorded. Pass data that changes as an
   argument. What autonet does not record is a constant too, even when computed from an
-  argument: results of operations under no_grad, of comparisons, detach(), .item() and .data. Non-float array arguments (labels, indices) are part of the key: new values record
-  again. Python numbers among the arguments are also part of the key.
+  argument: results of operations under no_grad, of comparisons, detach(), .item() and .data.
+  Non-float array arguments (labels, indices) are part of the key: new values record again.
+  Python numbers among the arguments are also part of the key.
 Parameters (leaves with requires_grad=True, passed as arguments or closed over) are read at each
 call, so an optimiser that replaces or updates `p.data` between calls is seen, and their gradients
 accumulate in `p.grad` exactly as backward() accumulates them (zero them with `p.grad = None`).

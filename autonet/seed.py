@@ -24,7 +24,9 @@ XNOR_INPUTS = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=np.fl
 XNOR_TARGETS = np.array([[1], [0], [0], [1]], dtype=np.float64)
 
 
-def seed_forward(S: np.ndarray, syn0: np.ndarray, syn1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def seed_forward(
+    S: np.ndarray, syn0: np.ndarray, syn1: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """The hidden layer H and the output O of the tutorial's network, in plain NumPy."""
     H = stable_sigmoid(S @ syn0)
     O = stable_sigmoid(H @ syn1)
@@ -48,7 +50,9 @@ def seed_gradients(
     return grad0, grad1
 
 
-def seed_weights(n: int = 3, p: int = 4, k: int = 1, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def seed_weights(
+    n: int = 3, p: int = 4, k: int = 1, seed: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """The tutorial's initialisation: syn0, syn1 uniform in [-1, 1)."""
     rng = np.random.default_rng(seed)
     return 2 * rng.random((n, p)) - 1, 2 * rng.random((p, k)) - 1

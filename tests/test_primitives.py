@@ -46,7 +46,7 @@ NUMPY_REFERENCE = {
 def scatter_by_loop(g, index, shape):
     out = np.zeros(shape)
     positions = np.arange(int(np.prod(shape))).reshape(shape)[index]
-    for position, value in zip(np.ravel(positions), np.ravel(g)):
+    for position, value in zip(np.ravel(positions), np.ravel(g), strict=True):
         out.flat[position] += value
     return out
 

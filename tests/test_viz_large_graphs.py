@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 
 import numpy as np
-from tests.dot_parsing import attribute, parse
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import autonet as an
+from tests.dot_parsing import attribute, parse
 
 
 def mlp_stack(layers: int) -> an.Tensor:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.dot_parsing import attribute, parse
 
 import autonet as an
 from autonet.graph_command import seed_graph
 from autonet.viz import GRAD_PALETTE, HIGHLIGHT, interpolate
+from tests.dot_parsing import attribute, parse
 
 
 def bold_names(dot) -> dict[str, str]:

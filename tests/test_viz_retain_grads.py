@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.dot_parsing import parse
 
 import autonet as an
 from autonet.seed import XNOR_INPUTS, XNOR_TARGETS, seed_gradients, seed_weights
+from tests.dot_parsing import parse
 
 # Gradients are compared with the tutorial's closed forms in float64; backward and the formulas
 # do the same few operations in a different order, so they agree to a few ulps of values ~1.

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
-from tests.dot_parsing import attribute, parse
 
 import autonet as an
 from autonet.graph_command import seed_graph
 from autonet.seed import XNOR_INPUTS, XNOR_TARGETS, seed_forward, seed_gradients, seed_weights
+from tests.dot_parsing import attribute, parse
 
 # L = 0.5 * sum((sigmoid(sigmoid(S @ syn0) @ syn1) - Y) ** 2): 8 primitives.
 SEED_OPS = {"matmul": 2, "sigmoid": 2, "sub": 1, "pow": 1, "sum": 1, "mul": 1}
