@@ -16,7 +16,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("autonet.demo", "train the tutorial's network on XNOR, checked against its formulas"),
     "derive": ("autonet.derive_command", "print the backward pass as matrix formulas, checked"),
-    "verify": ("autonet.verify", "check the tutorial's formulas by autograd and finite differences"),
+    "verify": ("autonet.verify", "check the tutorial's formulas, autograd and finite differences"),
     "graph": ("autonet.graph_command", "draw the seed network's graph, values and gradients"),
 }
 
