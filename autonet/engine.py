@@ -21,6 +21,38 @@ if TYPE_CHECKING:
 
 _grad_mode = threading.local()
 
+# In-place safety, a version counter as in PyTorch. VJPs read a node's output and inputs from
+# .data when backward runs, so a .data changed in between would silently give wrong gradients.
+# Each assignment to a tensor's .data stamps it (t._version) with a fresh tick of one clock; each
+# recorded node keeps the clock's latest tick at recording (node._recorded_at); backward refuses a
+# node whose output or an input was stamped later. One clock rather than a version per tensor
+# saved per node, so recording stores one int instead of a tuple.
+last_data_write = 0
+_data_write_lock = threading.Lock()
+
+
+def stamp_data_write() -> int:
+    """A fresh tick for an assignment to some tensor's .data (never reused, even across threads)."""
+    global last_data_write
+    with _data_write_lock:
+        last_data_write += 1
+        return last_data_write
+
+
+def check_versions(node: Tensor) -> None:
+    """Raise if node's output or one of its inputs had .data assigned after node was recorded."""
+    for position, t in enumerate((node, *node.parents)):
+        if t._version > node._recorded_at:
+            role = "the output" if position == 0 else f"input {position - 1}"
+            which = f"tensor {t.name!r}" if t.name else "a tensor"
+            raise RuntimeError(
+                f"backward: {which} (shape {t.shape}, dtype {t.dtype}), {role} of "
+                f"{node.op.name}, was modified in place (.data assigned) after {node.op.name} "
+                "saved it for the backward pass, so its gradient would be computed from the "
+                "new value; change .data only after backward() (e.g. w.data -= lr * w.grad.data), "
+                "or run the forward pass again after the change"
+            )
+
 
 def is_grad_enabled() -> bool:
     """Whether operations on this thread are recorded (False inside `no_grad`)."""
@@ -121,6 +153,8 @@ def backpropagate(
         op = node.op
         if op is None:
             continue
+        if node._recorded_at < last_data_write:  # some .data was assigned since: look closer
+            check_versions(node)
         parents = node.parents
         if not parents:
             raise RuntimeError(
@@ -131,7 +165,7 @@ def backpropagate(
         if create_graph:
             args = (g, node, *parents)
         else:
-            args = (g, node.data, *[parent.data for parent in parents])
+            args = (g, node._data, *[parent._data for parent in parents])
         params = node.params
         for i, parent in enumerate(parents):
             if not parent.requires_grad:

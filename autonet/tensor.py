@@ -18,6 +18,7 @@ numpy.transpose (torch.transpose swaps two; use `swapaxes`), and `max(axis)` ret
 from __future__ import annotations
 
 import numbers
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,7 +39,18 @@ class Tensor:
     through every op and its gradient). Only floating-point tensors can require grad.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "op", "parents", "params", "name", "retains_grad")
+    __slots__ = (
+        "_data",  # the ndarray behind the `data` property
+        "_version",  # the tick of the latest assignment to .data, 0 if none (engine.check_versions)
+        "_recorded_at",  # for a recorded node: the tick of the latest .data assignment at that time
+        "grad",
+        "requires_grad",
+        "op",
+        "parents",
+        "params",
+        "name",
+        "retains_grad",
+    )
     __array_ufunc__ = None  # ndarray (op) Tensor defers to Tensor's reflected operator
     __hash__ = object.__hash__  # graph nodes hash by identity; == is element-wise
 
@@ -49,11 +61,12 @@ class Tensor:
         dtype: Any = None,
         name: str | None = None,
     ) -> None:
-        self.data = to_array(data, dtype)
-        if requires_grad and self.data.dtype.kind != "f":
+        self._data = to_array(data, dtype)
+        self._version = 0
+        if requires_grad and self._data.dtype.kind != "f":
             raise TypeError(
                 f"tensor: requires_grad=True needs floating-point data, got dtype "
-                f"{self.data.dtype}; pass dtype=np.float64 (or float32) or convert with "
+                f"{self._data.dtype}; pass dtype=np.float64 (or float32) or convert with "
                 ".astype(float)"
             )
         self.requires_grad = bool(requires_grad)
@@ -75,21 +88,34 @@ class Tensor:
 
     # -- attributes ---------------------------------------------------------------------------
 
+    # Reading .data is a C-level attribute fetch (it is on every op's path); assigning it stamps
+    # the tensor for in-place safety. `w.data -= x` is a get, an in-place ndarray.__isub__ and a
+    # set, so it is stamped too. Writes that never assign the attribute (w.data[...] = 0,
+    # np.copyto(w.data, a), changes to an array the tensor shares) cannot be seen.
+    data = property(operator.attrgetter("_data"), doc="The value, a NumPy ndarray.")
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        """Replace or update the value in place; a backward pass through a graph recorded before
+        this assignment that needs the old value raises (engine.check_versions)."""
+        self._data = value if type(value) is np.ndarray else to_array(value)
+        self._version = engine.stamp_data_write()
+
     @property
     def shape(self) -> tuple[int, ...]:
-        return self.data.shape
+        return self._data.shape
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def dtype(self) -> np.dtype:
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def size(self) -> int:
-        return self.data.size
+        return self._data.size
 
     @property
     def is_leaf(self) -> bool:
@@ -199,7 +225,8 @@ class Tensor:
     def wrap(cls, array: np.ndarray) -> Tensor:
         """A leaf around an existing ndarray, without copying or checking (internal fast path)."""
         t = object.__new__(cls)
-        t.data = array
+        t._data = array
+        t._version = 0
         t.grad = None
         t.requires_grad = False
         t.op = None
@@ -388,7 +415,7 @@ NO_PARAMS: dict[str, Any] = {}
 def record(primitive: Primitive, inputs: tuple[Tensor, ...], params: dict = NO_PARAMS) -> Tensor:
     """Run primitive.forward on the inputs' data and, if any input requires grad, record the node."""
     try:
-        out = primitive.forward(*[t.data for t in inputs], **params)
+        out = primitive.forward(*[t._data for t in inputs], **params)
     except (ValueError, IndexError, TypeError) as exc:
         raise describe_failure(primitive, inputs, params, exc) from exc
     result = Tensor.wrap(out if type(out) is np.ndarray else np.asarray(out))
@@ -399,6 +426,7 @@ def record(primitive: Primitive, inputs: tuple[Tensor, ...], params: dict = NO_P
                 result.op = primitive
                 result.parents = inputs
                 result.params = params
+                result._recorded_at = engine.last_data_write
                 break
     return result
 
