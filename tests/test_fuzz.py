@@ -1,0 +1,125 @@
+"""Random graphs: autograd agrees with float64 finite differences and with PyTorch.
+
+The strategy (tests/fuzz.py) composes up to 30 random operations, with broadcasting, reductions,
+indexing, reshapes, joins, matmul and reuse of intermediate values. The example count is modest
+in the normal suite; for a long run set AUTONET_FUZZ_EXAMPLES, e.g.
+
+    AUTONET_FUZZ_EXAMPLES=20000 python -m pytest -q tests/test_fuzz.py
+"""
+
+import os
+
+import numpy as np
+import pytest
+from fuzz import AutonetBackend, Graph, NumpyBackend, TorchBackend, graphs, run
+from hypothesis import HealthCheck, assume, event, given, settings
+
+EXAMPLES = int(os.environ.get("AUTONET_FUZZ_EXAMPLES", "40"))
+fuzz_settings = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    # Graphs are big draws and some are rejected (values out of range); both are expected
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
+                           HealthCheck.data_too_large],
+)
+
+H = 1e-6  # central-difference step: truncation error O(H^2), rounding error O(eps / H) = 2e-10
+LIMIT = 1e6  # graphs with a larger intermediate value are rejected (exp of exp of ... overflows)
+
+
+def oracle(graph: Graph) -> tuple[float, list[np.ndarray], float]:
+    """(loss, pool, scale) from raw NumPy, rejecting graphs that leave the well-conditioned range;
+    scale = sum |w * v| over the loss terms, the size of the numbers the loss adds up."""
+    numpy_run = NumpyBackend()
+    loss, pool = run(graph, numpy_run)
+    assume(all(np.all(np.isfinite(v)) and np.all(np.abs(v) < LIMIT) for v in pool))
+    scale = float(sum(np.sum(np.abs(w * pool[i])) for i, w in graph.weights.items()))
+    return loss, pool, scale
+
+
+def autonet_gradients(graph: Graph) -> tuple[float, list, list[np.ndarray | None]]:
+    loss, pool = run(graph, AutonetBackend())
+    loss.backward()
+    grads = []
+    for leaf, a in zip(pool, graph.inputs):
+        grads.append(None if not leaf.requires_grad else
+                     np.zeros_like(a) if leaf.grad is None else leaf.grad.data)
+    return loss.item(), pool, grads
+
+
+def finite_differences(graph: Graph) -> list[np.ndarray | None] | None:
+    """dL/d(input) by central differences in float64, or None if a perturbed run falls on the
+    other side of a kink (relu, abs, maximum, max) than the unperturbed one: there the
+    derivative the two sides average is not the one autograd computes."""
+    base = NumpyBackend()
+    run(graph, base)
+    if base.ties:
+        return None
+    grads: list[np.ndarray | None] = []
+    for i, (a, requires_grad) in enumerate(zip(graph.inputs, graph.requires_grad)):
+        if not requires_grad:
+            grads.append(None)
+            continue
+        grad = np.zeros_like(a)
+        for j in np.ndindex(a.shape):
+            losses = []
+            for sign in (1, -1):
+                moved = a.copy()
+                moved[j] += sign * H
+                inputs = graph.inputs[:i] + [moved] + graph.inputs[i + 1:]
+                perturbed = NumpyBackend()
+                losses.append(run(graph, perturbed, inputs)[0])
+                if perturbed.ties or any(
+                    not np.array_equal(p, q) for p, q in zip(perturbed.kinks, base.kinks)
+                ):
+                    return None
+            grad[j] = (losses[0] - losses[1]) / (2 * H)
+        grads.append(grad)
+    return grads
+
+
+@fuzz_settings
+@given(graph=graphs())
+def test_random_graph_forward_matches_numpy(graph):
+    expected_loss, expected_pool, scale = oracle(graph)
+    loss, pool = run(graph, AutonetBackend())
+    # the same float64 ops in the same order, except sigmoid (autonet's overflow-free form):
+    # agreement to a few ulps of the largest value, however the graph amplifies them
+    for got, expected in zip(pool, expected_pool):
+        np.testing.assert_allclose(got.data if hasattr(got, "data") else got, expected,
+                                   rtol=1e-12, atol=1e-12 * (1 + scale))
+    np.testing.assert_allclose(loss.item(), expected_loss, rtol=1e-12, atol=1e-12 * (1 + scale))
+
+
+@fuzz_settings
+@given(graph=graphs())
+def test_random_graph_gradients_match_finite_differences(graph):
+    _, _, scale = oracle(graph)
+    _, _, grads = autonet_gradients(graph)
+    expected = finite_differences(graph)
+    event("compared" if expected is not None else "skipped: a kink within the FD step")
+    if expected is None:
+        return
+    for got, want in zip(grads, expected):
+        if want is not None:
+            # rounding: the loss is a sum of terms of total size `scale`, each computed to a few
+            # ulps, and the difference divides that error by 2H: 1e-16 * scale / 1e-6 = 1e-10
+            # scale; truncation H^2 f''' is far below. 1e-6 (rel) and 1e-7 scale (abs) leave
+            # a thousandfold margin yet catch any wrong rule, which is off by O(1) relative.
+            np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7 * (1 + scale))
+
+
+@fuzz_settings
+@given(graph=graphs())
+def test_random_graph_gradients_match_pytorch(graph):
+    torch = pytest.importorskip("torch")
+    _, _, scale = oracle(graph)
+    loss, _, grads = autonet_gradients(graph)
+    torch_loss, torch_pool = run(graph, TorchBackend(torch))
+    torch_loss.backward()
+    np.testing.assert_allclose(loss, torch_loss.item(), rtol=1e-9, atol=1e-12 * (1 + scale))
+    for got, leaf in zip(grads, torch_pool):
+        if got is not None:
+            want = np.zeros(got.shape) if leaf.grad is None else leaf.grad.numpy()
+            # two exact implementations of the same chain rule: only summation order differs
+            np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12 * (1 + scale))
