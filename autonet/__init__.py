@@ -7,6 +7,7 @@
     x.grad          # sigmoid(x) * (1 - sigmoid(x))
 """
 
+from autonet.anomaly import detect_anomaly, is_anomaly_enabled
 from autonet.engine import gradients, grad, is_grad_enabled, no_grad, topological_order
 from autonet.ops import (
     abs,
@@ -49,10 +50,12 @@ __all__ = [
     "add",
     "as_tensor",
     "concatenate",
+    "detect_anomaly",
     "div",
     "exp",
     "grad",
     "gradients",
+    "is_anomaly_enabled",
     "is_grad_enabled",
     "log",
     "matmul",
