@@ -124,6 +124,20 @@ def unbroadcast(grad: Any, shape: tuple[int, ...], op_name: str = "") -> Any:
     return grad.reshape(shape) if grad.shape != shape else grad
 
 
+def cast_gradient(grad: Any, parent: Tensor, op_name: str) -> Any:
+    """grad in parent's dtype: an op mixing float32 and float64 computes in float64 (NumPy's
+    promotion) and returns each input's gradient in the input's own dtype."""
+    if parent.dtype.kind != "f":
+        # only reachable by setting requires_grad=True on an existing integer tensor: the
+        # constructor refuses it, and a gradient cast to integers would be silently truncated
+        raise TypeError(
+            f"backward: an input of {op_name} (shape {parent.shape}, dtype {parent.dtype}) has "
+            "requires_grad=True but integer data; only floating-point tensors can hold gradients: convert it "
+            "with .astype(float) before the forward pass"
+        )
+    return grad.astype(parent.dtype)
+
+
 def backpropagate(
     root: Tensor,
     root_grad: Any,
@@ -177,7 +191,7 @@ def backpropagate(
             if grad.shape != parent.shape:
                 grad = unbroadcast(grad, parent.shape, op.name)
             if grad.dtype != parent.dtype:
-                grad = grad.astype(parent.dtype)
+                grad = cast_gradient(grad, parent, op.name)
             key = id(parent)
             previous = grads.get(key)
             grads[key] = grad if previous is None else previous + grad

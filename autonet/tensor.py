@@ -382,12 +382,19 @@ class Tensor:
 
     def swapaxes(self, axis1: int, axis2: int) -> Tensor:
         """Exchange two axes, as ndarray.swapaxes and torch.transpose(dim0, dim1)."""
+        axis1 = normalize_axis(axis1, self, "swapaxes")
+        axis2 = normalize_axis(axis2, self, "swapaxes")
         axes = list(range(self.ndim))
         axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
         return record(TRANSPOSE, (self,), {"axes": tuple(axes)})
 
     def astype(self, dtype: Any) -> Tensor:
         """The values converted to dtype; the gradient is converted back."""
+        if np.dtype(dtype).kind not in "biuf":
+            raise TypeError(
+                f"astype: dtype {np.dtype(dtype)} is not numeric (tensor shape {self.shape}, "
+                f"dtype {self.dtype}); convert to a bool, integer or float dtype"
+            )
         return record(PRIMITIVES["astype"], (self,), {"dtype": np.dtype(dtype)})
 
     def __getitem__(self, index: Any) -> Tensor:
@@ -439,7 +446,13 @@ def to_array(data: Any, dtype: Any = None) -> np.ndarray:
     if isinstance(data, Tensor):
         data = data.data
     if dtype is None and not isinstance(data, (np.ndarray, np.generic)):
-        array = np.array(data)
+        try:
+            array = np.array(data)
+        except ValueError as exc:  # ragged nested lists
+            raise ValueError(
+                "tensor: the nested lists have rows of different lengths, so they do not form "
+                "an array; give every row the same length"
+            ) from exc
         if array.dtype.kind in "biuf":
             return array.astype(np.float64, copy=False)
         raise TypeError(
@@ -480,6 +493,10 @@ def normalize_axis(axis: Any, t: Tensor, op_name: str) -> int | tuple[int, ...] 
                 f"(ndim {t.ndim}); use an axis in [-{t.ndim}, {t.ndim - 1}]"
             )
     wrapped = tuple(a % max(t.ndim, 1) for a in axes)
+    if len(set(wrapped)) < len(wrapped):
+        raise ValueError(
+            f"{op_name}: axis {axis} names an axis twice (shape {t.shape}); list each axis once"
+        )
     return wrapped if isinstance(axis, (tuple, list)) else wrapped[0]
 
 
@@ -519,14 +536,20 @@ def describe_failure(
                 "(transpose one of them?)"
             )
         return ValueError(
-            f"matmul: shapes {shapes}: the batch axes (all but the last two) cannot be broadcast "
-            "together"
+            f"matmul: shapes {shapes}: the batch axes (all but the last two), "
+            f"{a.shape[:-2]} and {b.shape[:-2]}, cannot be broadcast together; make each pair of "
+            "batch lengths equal, or 1"
         )
     if name in ELEMENTWISE and isinstance(exc, ValueError):
         return ValueError(
             f"{name}: shapes {shapes} cannot be broadcast together (dtypes {dtypes}): NumPy "
             "broadcasting compares shapes from the last axis and each pair of lengths must be "
             "equal or 1; reshape an operand (e.g. x.reshape(-1, 1)) to line them up"
+        )
+    if name == "reshape":
+        return ValueError(
+            f"reshape: cannot reshape a tensor of shape {inputs[0].shape} ({inputs[0].size} "
+            f"elements) into shape {params['shape']}; the sizes must match (one length may be -1)"
         )
     if name == "getitem":
         index = params["index"]
