@@ -14,6 +14,8 @@ import pytest
 from fuzz import AutonetBackend, Graph, NumpyBackend, TorchBackend, graphs, run
 from hypothesis import HealthCheck, assume, event, given, settings
 
+import autonet as an
+
 EXAMPLES = int(os.environ.get("AUTONET_FUZZ_EXAMPLES", "40"))
 fuzz_settings = settings(
     max_examples=EXAMPLES,
@@ -123,3 +125,34 @@ def test_random_graph_gradients_match_pytorch(graph):
             want = np.zeros(got.shape) if leaf.grad is None else leaf.grad.numpy()
             # two exact implementations of the same chain rule: only summation order differs
             np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12 * (1 + scale))
+
+
+@fuzz_settings
+@given(graph=graphs(max_steps=15))
+def test_random_graph_hessian_vector_products_match_finite_differences(graph):
+    # second order (create_graph=True): H v = d/dt grad L(x0 + t v) at t = 0, against central
+    # differences of the first-order gradients (which the test above checks against raw NumPy)
+    _, _, scale = oracle(graph)
+    x0 = graph.inputs[0]
+    v = np.random.default_rng(0).uniform(-1, 1, size=x0.shape)
+
+    def gradient(x, create_graph=False):
+        loss, pool = run(graph, AutonetBackend(), [x] + graph.inputs[1:])
+        return an.gradients(loss, [pool[0]], create_graph=create_graph)[0], pool[0]
+
+    def kinks(x):
+        numpy_run = NumpyBackend()
+        run(graph, numpy_run, [x] + graph.inputs[1:])
+        return numpy_run
+
+    base = kinks(x0)
+    for x in (x0 + H * v, x0 - H * v):
+        moved = kinks(x)
+        crossed = moved.ties or any(not np.array_equal(p, q)
+                                    for p, q in zip(moved.kinks, base.kinks))
+        assume(not base.ties and not crossed)
+    g, leaf = gradient(x0, create_graph=True)
+    hv = an.gradients((g * v).sum(), [leaf])[0].data if g.requires_grad else np.zeros_like(x0)
+    expected = (gradient(x0 + H * v)[0].data - gradient(x0 - H * v)[0].data) / (2 * H)
+    # as above: rounding of the gradients (size ~ scale) divided by 2H
+    np.testing.assert_allclose(hv, expected, rtol=1e-5, atol=1e-6 * (1 + scale))
