@@ -114,3 +114,17 @@ def test_gradients_at_zero_follow_the_formulas_and_anomaly_mode_catches_them(
         else:
             with pytest.raises(FloatingPointError, match="produced"):
                 function(t)
+
+
+def test_pow_at_zero_base_has_the_limits_as_gradients():
+    # d/da a^0 = 0 everywhere (a^0 = 1), and d/db a^b = a^b log a -> 0 as a -> 0 for b > 0; the
+    # plain formulas give 0 * inf = nan at a = 0. PyTorch's pow backward gives the same zeros.
+    a = an.tensor([0.0, 0.0, 2.0], requires_grad=True)
+    b = an.tensor([0.0, 2.0, 3.0], requires_grad=True)
+    with an.detect_anomaly():  # no nan or inf anywhere, forward or backward
+        (a**b).sum().backward()
+    np.testing.assert_array_equal(a.grad.data, [0.0, 0.0, 12.0])
+    np.testing.assert_array_equal(b.grad.data, [0.0, 0.0, 8 * np.log(2.0)])
+    x = an.tensor([0.0, 3.0], requires_grad=True)
+    (x**0.0).sum().backward()  # the constant exponent of x ** 0, as in a polynomial's x^0 term
+    np.testing.assert_array_equal(x.grad.data, [0.0, 0.0])
