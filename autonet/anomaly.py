@@ -59,9 +59,7 @@ class detect_anomaly:
                 for module in list(sys.modules.values()):
                     name = getattr(module, "__name__", "")
                     in_package = name == "autonet" or name.startswith("autonet.")
-                    if in_package and getattr(module, "record", None) is (
-                        plain_record
-                    ):
+                    if in_package and getattr(module, "record", None) is (plain_record):
                         module.record = record_checked
                         _swapped.append(module)
             _active += 1
@@ -106,8 +104,10 @@ class WatchedPrimitive(Primitive):
         self.site = site
         self.input_shapes = [t.shape for t in inputs]
         self.input_dtypes = [str(t.dtype) for t in inputs]
-        vjps = [self.checked(vjp, None if primitive.variadic else i)
-                for i, vjp in enumerate(primitive.vjps)]
+        vjps = [
+            self.checked(vjp, None if primitive.variadic else i)
+            for i, vjp in enumerate(primitive.vjps)
+        ]
         super().__init__(primitive.name, primitive.forward, *vjps, variadic=primitive.variadic)
 
     def checked(self, vjp: Callable[..., Any], position: int | None) -> Callable[..., Any]:

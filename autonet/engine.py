@@ -132,8 +132,8 @@ def cast_gradient(grad: Any, parent: Tensor, op_name: str) -> Any:
         # constructor refuses it, and a gradient cast to integers would be silently truncated
         raise TypeError(
             f"backward: an input of {op_name} (shape {parent.shape}, dtype {parent.dtype}) has "
-            "requires_grad=True but integer data; only floating-point tensors can hold gradients: convert it "
-            "with .astype(float) before the forward pass"
+            "requires_grad=True but integer data; only floating-point tensors can hold "
+            "gradients: convert it with .astype(float) before the forward pass"
         )
     return grad.astype(parent.dtype)
 

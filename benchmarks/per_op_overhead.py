@@ -31,9 +31,7 @@ def main() -> None:
     y = an.tensor(np.array([1.0, 0.5, 0.25]), requires_grad=True)
     repeats, number = 15, 40
     fwd = min(timeit.repeat(lambda: forward(x, y), number=number, repeat=repeats))
-    both = min(
-        timeit.repeat(lambda: forward(x, y).sum().backward(), number=number, repeat=repeats)
-    )
+    both = min(timeit.repeat(lambda: forward(x, y).sum().backward(), number=number, repeat=repeats))
     per_forward = fwd / number / CHAIN * 1e6
     per_backward = (both - fwd) / number / CHAIN * 1e6
     print(f"forward  {per_forward:.3f} us per recorded op")

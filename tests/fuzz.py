@@ -242,8 +242,7 @@ class TorchBackend:
         return x.permute(axes)
 
     def getitem(self, x: Any, index: tuple) -> Any:
-        return x[tuple(self.torch.from_numpy(i) if isinstance(i, np.ndarray) else i
-                       for i in index)]
+        return x[tuple(self.torch.from_numpy(i) if isinstance(i, np.ndarray) else i for i in index)]
 
     def concatenate(self, xs: list[Any], axis: int) -> Any:
         return self.torch.cat(xs, dim=axis)
@@ -261,7 +260,7 @@ class TorchBackend:
 def run(graph: Graph, backend: Any, inputs: list[np.ndarray] | None = None) -> tuple[Any, list]:
     """Evaluate the graph on a backend: (loss, pool). The pool starts with the leaves."""
     inputs = graph.inputs if inputs is None else inputs
-    pool = [backend.leaf(a, r) for a, r in zip(inputs, graph.requires_grad)]
+    pool = [backend.leaf(a, r) for a, r in zip(inputs, graph.requires_grad, strict=True)]
     constants = [backend.constant(c) for c in graph.constants]
     for step in graph.steps:
         args = [pool[a] if a >= 0 else constants[-a - 1] for a in step.args]
@@ -395,8 +394,11 @@ def graphs(draw: Any, max_steps: int = 30) -> Graph:
             # constant of a shape that broadcasts against x
             others = list(range(len(shapes)))
             draw(st.randoms()).shuffle(others)
-            constant_shape = draw(st.sampled_from([shape, shape[1:], (1,) + shape[1:],
-                                                   shape[:-1] + (1,) if shape else ()]))
+            constant_shape = draw(
+                st.sampled_from(
+                    [shape, shape[1:], (1,) + shape[1:], shape[:-1] + (1,) if shape else ()]
+                )
+            )
             if kind == "matmul" and shape:
                 constant_shape = (shape[-1], draw(st.integers(1, 3)))
             constant_shape = tuple(constant_shape)

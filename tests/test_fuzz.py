@@ -21,8 +21,11 @@ fuzz_settings = settings(
     max_examples=EXAMPLES,
     deadline=None,
     # Graphs are big draws and some are rejected (values out of range); both are expected
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
-                           HealthCheck.data_too_large],
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+        HealthCheck.data_too_large,
+    ],
 )
 
 H = 1e-6  # central-difference step: truncation error O(H^2), rounding error O(eps / H) = 2e-10
@@ -43,9 +46,14 @@ def autonet_gradients(graph: Graph) -> tuple[float, list, list[np.ndarray | None
     loss, pool = run(graph, AutonetBackend())
     loss.backward()
     grads = []
-    for leaf, a in zip(pool, graph.inputs):
-        grads.append(None if not leaf.requires_grad else
-                     np.zeros_like(a) if leaf.grad is None else leaf.grad.data)
+    for leaf, a in zip(pool[: len(graph.inputs)], graph.inputs, strict=True):
+        grads.append(
+            None
+            if not leaf.requires_grad
+            else np.zeros_like(a)
+            if leaf.grad is None
+            else leaf.grad.data
+        )
     return loss.item(), pool, grads
 
 
@@ -58,7 +66,7 @@ def finite_differences(graph: Graph) -> list[np.ndarray | None] | None:
     if base.ties:
         return None
     grads: list[np.ndarray | None] = []
-    for i, (a, requires_grad) in enumerate(zip(graph.inputs, graph.requires_grad)):
+    for i, (a, requires_grad) in enumerate(zip(graph.inputs, graph.requires_grad, strict=True)):
         if not requires_grad:
             grads.append(None)
             continue
@@ -68,11 +76,12 @@ def finite_differences(graph: Graph) -> list[np.ndarray | None] | None:
             for sign in (1, -1):
                 moved = a.copy()
                 moved[j] += sign * H
-                inputs = graph.inputs[:i] + [moved] + graph.inputs[i + 1:]
+                inputs = graph.inputs[:i] + [moved] + graph.inputs[i + 1 :]
                 perturbed = NumpyBackend()
                 losses.append(run(graph, perturbed, inputs)[0])
                 if perturbed.ties or any(
-                    not np.array_equal(p, q) for p, q in zip(perturbed.kinks, base.kinks)
+                    not np.array_equal(p, q)
+                    for p, q in zip(perturbed.kinks, base.kinks, strict=True)
                 ):
                     return None
             grad[j] = (losses[0] - losses[1]) / (2 * H)
@@ -87,9 +96,13 @@ def test_random_graph_forward_matches_numpy(graph):
     loss, pool = run(graph, AutonetBackend())
     # the same float64 ops in the same order, except sigmoid (autonet's overflow-free form):
     # agreement to a few ulps of the largest value, however the graph amplifies them
-    for got, expected in zip(pool, expected_pool):
-        np.testing.assert_allclose(got.data if hasattr(got, "data") else got, expected,
-                                   rtol=1e-12, atol=1e-12 * (1 + scale))
+    for got, expected in zip(pool, expected_pool, strict=True):
+        np.testing.assert_allclose(
+            got.data if hasattr(got, "data") else got,
+            expected,
+            rtol=1e-12,
+            atol=1e-12 * (1 + scale),
+        )
     np.testing.assert_allclose(loss.item(), expected_loss, rtol=1e-12, atol=1e-12 * (1 + scale))
 
 
@@ -102,7 +115,7 @@ def test_random_graph_gradients_match_finite_differences(graph):
     event("compared" if expected is not None else "skipped: a kink within the FD step")
     if expected is None:
         return
-    for got, want in zip(grads, expected):
+    for got, want in zip(grads, expected, strict=True):
         if want is not None:
             # rounding: the loss is a sum of terms of total size `scale`, each computed to a few
             # ulps, and the difference divides that error by 2H: 1e-16 * scale / 1e-6 = 1e-10
@@ -120,7 +133,7 @@ def test_random_graph_gradients_match_pytorch(graph):
     torch_loss, torch_pool = run(graph, TorchBackend(torch))
     torch_loss.backward()
     np.testing.assert_allclose(loss, torch_loss.item(), rtol=1e-9, atol=1e-12 * (1 + scale))
-    for got, leaf in zip(grads, torch_pool):
+    for got, leaf in zip(grads, torch_pool[: len(grads)], strict=True):
         if got is not None:
             want = np.zeros(got.shape) if leaf.grad is None else leaf.grad.numpy()
             # two exact implementations of the same chain rule: only summation order differs
@@ -148,8 +161,9 @@ def test_random_graph_hessian_vector_products_match_finite_differences(graph):
     base = kinks(x0)
     for x in (x0 + H * v, x0 - H * v):
         moved = kinks(x)
-        crossed = moved.ties or any(not np.array_equal(p, q)
-                                    for p, q in zip(moved.kinks, base.kinks))
+        crossed = moved.ties or any(
+            not np.array_equal(p, q) for p, q in zip(moved.kinks, base.kinks, strict=True)
+        )
         assume(not base.ties and not crossed)
     g, leaf = gradient(x0, create_graph=True)
     hv = an.gradients((g * v).sum(), [leaf])[0].data if g.requires_grad else np.zeros_like(x0)

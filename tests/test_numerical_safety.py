@@ -80,8 +80,7 @@ SINGULAR = [
 
 
 @pytest.mark.parametrize("name, function, x, numpy_value", SINGULAR, ids=[s[0] for s in SINGULAR])
-def test_singular_points_follow_numpy_and_anomaly_mode_catches_them(name, function, x,
-                                                                    numpy_value):
+def test_singular_points_follow_numpy_and_anomaly_mode_catches_them(name, function, x, numpy_value):
     t = an.tensor(x, requires_grad=True)
     with np.errstate(all="ignore"):
         expected = numpy_value(np.float64(x))
@@ -93,8 +92,11 @@ def test_singular_points_follow_numpy_and_anomaly_mode_catches_them(name, functi
 
 @pytest.mark.parametrize(
     "name, function, expected_grad",
-    [("log", an.log, np.inf), ("sqrt", an.sqrt, np.inf), ("reciprocal", lambda t: 1.0 / t,
-                                                          -np.inf)],
+    [
+        ("log", an.log, np.inf),
+        ("sqrt", an.sqrt, np.inf),
+        ("reciprocal", lambda t: 1.0 / t, -np.inf),
+    ],
 )
 def test_gradients_at_zero_follow_the_formulas_and_anomaly_mode_catches_them(
     name, function, expected_grad

@@ -92,7 +92,7 @@ def test_concurrent_training_matches_sequential(frequent_switches):
     for thread in threads:
         thread.join()
     assert not errors, errors
-    for seed, (w0, w1, losses) in zip(seeds, sequential):
+    for seed, (w0, w1, losses) in zip(seeds, sequential, strict=True):
         c0, c1, c_losses = concurrent[seed]
         np.testing.assert_array_equal(c0, w0)  # bitwise: the same ops in the same order
         np.testing.assert_array_equal(c1, w1)
