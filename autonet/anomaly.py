@@ -36,8 +36,7 @@ from autonet.tensor import record as plain_record
 _state = threading.local()  # .enabled: anomaly mode on this thread
 _swap_lock = threading.Lock()
 _active = 0  # how many `with detect_anomaly()` blocks are open, over all threads
-_swapped: list[Any] = []  # the modules whose `record` is record_checked while _active > 0
-PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def is_anomaly_enabled() -> bool:
@@ -56,12 +55,7 @@ class detect_anomaly:
         _state.enabled = True
         with _swap_lock:
             if _active == 0:
-                for module in list(sys.modules.values()):
-                    name = getattr(module, "__name__", "")
-                    in_package = name == "autonet" or name.startswith("autonet.")
-                    if in_package and getattr(module, "record", None) is (plain_record):
-                        module.record = record_checked
-                        _swapped.append(module)
+                swap_record(plain_record, record_checked)
             _active += 1
         return self
 
@@ -71,9 +65,16 @@ class detect_anomaly:
         with _swap_lock:
             _active -= 1
             if _active == 0:
-                for module in _swapped:
-                    module.record = plain_record
-                _swapped.clear()
+                swap_record(record_checked, plain_record)
+
+
+def swap_record(old: Callable[..., Any], new: Callable[..., Any]) -> None:
+    """Rebind `record` from old to new in every loaded autonet module that holds it (so also in
+    modules imported while anomaly mode was on)."""
+    for name, module in list(sys.modules.items()):
+        in_package = name == "autonet" or name.startswith("autonet.")
+        if in_package and getattr(module, "record", None) is old:
+            module.record = new
 
 
 class Site:
