@@ -189,17 +189,17 @@ class AutonetBackend:
 
 
 class TorchBackend:
-    """PyTorch in float64, with the same conventions at kinks as autonet (relu'(0) = 0,
+    """PyTorch, in the inputs' dtypes, with the same conventions at kinks as autonet (relu'(0) = 0,
     |x|'(0) = 0, maximum and amax share the gradient between ties)."""
 
     def __init__(self, torch: Any) -> None:
         self.torch = torch
 
     def leaf(self, a: np.ndarray, requires_grad: bool) -> Any:
-        return self.torch.tensor(a, dtype=self.torch.float64, requires_grad=requires_grad)
+        return self.torch.from_numpy(a.copy()).requires_grad_(requires_grad)
 
     def constant(self, a: np.ndarray) -> Any:
-        return self.torch.tensor(a, dtype=self.torch.float64)
+        return self.torch.from_numpy(a.copy())
 
     def unary(self, kind: str, x: Any) -> Any:
         t = self.torch
@@ -251,7 +251,8 @@ class TorchBackend:
         return self.torch.stack(xs, dim=axis)
 
     def matmul(self, a: Any, b: Any) -> Any:
-        return self.torch.matmul(a, b)
+        dtype = self.torch.promote_types(a.dtype, b.dtype)  # torch.matmul does not promote
+        return self.torch.matmul(a.to(dtype), b.to(dtype))
 
     def weighted_sum(self, v: Any, w: np.ndarray) -> Any:
         return (v * self.torch.from_numpy(w)).sum()

@@ -7,12 +7,14 @@ in the normal suite; for a long run set AUTONET_FUZZ_EXAMPLES, e.g.
     AUTONET_FUZZ_EXAMPLES=20000 python -m pytest -q tests/test_fuzz.py
 """
 
+import dataclasses
 import os
 
 import numpy as np
 import pytest
 from fuzz import AutonetBackend, Graph, NumpyBackend, TorchBackend, graphs, run
 from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import strategies as st
 
 import autonet as an
 
@@ -138,6 +140,36 @@ def test_random_graph_gradients_match_pytorch(graph):
             want = np.zeros(got.shape) if leaf.grad is None else leaf.grad.numpy()
             # two exact implementations of the same chain rule: only summation order differs
             np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12 * (1 + scale))
+
+
+@fuzz_settings
+@given(graph=graphs(), float32=st.lists(st.booleans(), min_size=3, max_size=3))
+def test_random_mixed_precision_graphs_keep_numpy_dtypes(graph, float32):
+    # inputs in float32 or float64 at random: every value has the dtype NumPy gives it (float32
+    # stays float32, a mix promotes to float64) and every gradient its input's dtype; values and
+    # gradients agree with PyTorch's at float32 precision. (PyTorch's dtypes differ in one case:
+    # a 0-d float64 tensor with a float32 tensor gives float32 there, float64 in NumPy.)
+    torch = pytest.importorskip("torch")
+    _, _, scale = oracle(graph)
+    inputs = [a.astype(np.float32) if f else a for a, f in zip(graph.inputs, float32)]
+    graph = dataclasses.replace(graph, inputs=inputs)
+    _, numpy_pool = run(graph, NumpyBackend())
+    loss, pool = run(graph, AutonetBackend())
+    loss.backward()
+    torch_loss, torch_pool = run(graph, TorchBackend(torch))
+    torch_loss.backward()
+    for value, numpy_value, torch_value in zip(pool, numpy_pool, torch_pool, strict=True):
+        assert value.dtype == np.asarray(numpy_value).dtype
+        # float32 rounding (eps 1.2e-7), amplified by up to 30 ops: agreement to 1e-3
+        np.testing.assert_allclose(
+            value.data, torch_value.detach().numpy(), rtol=1e-3, atol=1e-3 * (1 + scale)
+        )
+    for leaf, torch_leaf in zip(pool[: len(inputs)], torch_pool, strict=False):
+        if leaf.requires_grad and torch_leaf.grad is not None:
+            assert leaf.grad.dtype == leaf.dtype == torch_leaf.grad.numpy().dtype
+            np.testing.assert_allclose(
+                leaf.grad.data, torch_leaf.grad.numpy(), rtol=1e-3, atol=1e-3 * (1 + scale)
+            )
 
 
 @fuzz_settings
