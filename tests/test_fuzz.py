@@ -151,7 +151,10 @@ def test_random_mixed_precision_graphs_keep_numpy_dtypes(graph, float32):
     # a 0-d float64 tensor with a float32 tensor gives float32 there, float64 in NumPy.)
     torch = pytest.importorskip("torch")
     _, _, scale = oracle(graph)
-    inputs = [a.astype(np.float32) if f else a for a, f in zip(graph.inputs, float32[: len(graph.inputs)], strict=True)]
+    inputs = [
+        a.astype(np.float32) if f else a
+        for a, f in zip(graph.inputs, float32[: len(graph.inputs)], strict=True)
+    ]
     graph = dataclasses.replace(graph, inputs=inputs)
     _, numpy_pool = run(graph, NumpyBackend())
     loss, pool = run(graph, AutonetBackend())
