@@ -42,7 +42,7 @@ def stamp_data_write() -> int:
 def check_versions(node: Tensor) -> None:
     """Raise if node's output or one of its inputs had .data assigned after node was recorded."""
     for position, t in enumerate((node, *node.parents)):
-        if t._version > node._recorded_at:
+        if getattr(t, "_version", 0) > node._recorded_at:  # a tensor never assigned: 0
             role = "the output" if position == 0 else f"input {position - 1}"
             which = f"tensor {t.name!r}" if t.name else "a tensor"
             raise RuntimeError(
