@@ -322,9 +322,17 @@ def axis_params(draw: Any, ndim: int) -> dict[str, Any]:
 @st.composite
 def index_for(draw: Any, shape: tuple[int, ...]) -> tuple:
     """A NumPy index that PyTorch reads the same way: ints, positive-step slices, integer arrays
-    (repeats allowed), boolean masks, None and Ellipsis."""
+    (repeats allowed), boolean masks, None and Ellipsis; or two integer arrays on the first two
+    axes, or an int after an Ellipsis."""
     if not shape:
         return draw(st.sampled_from([(None,), (Ellipsis,), (Ellipsis, None)]))
+    if len(shape) >= 2 and draw(st.booleans()):
+        if draw(st.booleans()):  # advanced indexing: pairs (rows[k], cols[k]), repeats allowed
+            k = draw(st.integers(1, 4))
+            rows = draw(st.lists(st.integers(0, shape[0] - 1), min_size=k, max_size=k))
+            cols = draw(st.lists(st.integers(-shape[1], shape[1] - 1), min_size=k, max_size=k))
+            return (np.array(rows), np.array(cols))
+        return (Ellipsis, draw(st.integers(-shape[-1], shape[-1] - 1)))
     axis = draw(st.integers(0, len(shape) - 1))
     n = shape[axis]
     kind = draw(st.sampled_from(["int", "slice", "array", "mask", "newaxis"]))
