@@ -91,8 +91,9 @@ class Site:
         self.function = frame.f_code.co_name
 
     def __str__(self) -> str:
+        where = f'File "{self.filename}", line {self.lineno}, in {self.function}'
         line = linecache.getline(self.filename, self.lineno).strip()
-        return f'File "{self.filename}", line {self.lineno}, in {self.function}: {line}'
+        return f"{where}: {line}" if line else where
 
 
 class WatchedPrimitive(Primitive):
