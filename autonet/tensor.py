@@ -208,7 +208,7 @@ class Tensor:
                 g = g.copy()
             self.grad = Tensor.wrap(g)
         else:
-            self.grad = Tensor.wrap(self.grad.data + g)
+            self.grad = Tensor.wrap(self.grad._data + g)
 
     def retain_grad(self) -> Tensor:
         """Keep this non-leaf tensor's gradient in .grad after backward (leaves always do)."""
@@ -476,7 +476,7 @@ def as_operand(x: Any, like: Tensor) -> Tensor:
     if isinstance(x, np.ndarray):
         return Tensor.wrap(x)
     if isinstance(x, numbers.Number) and not isinstance(x, np.generic):
-        dtype = like.data.dtype if like.data.dtype.kind == "f" else None
+        dtype = like._data.dtype if like._data.dtype.kind == "f" else None
         return Tensor.wrap(np.asarray(x, dtype=dtype if isinstance(x, numbers.Real) else None))
     return Tensor(x)
 
