@@ -9,8 +9,11 @@ input, with fixed random weights w_k, so every branch of the graph feeds it.
 The same program runs on three backends: autonet (the engine under test), raw NumPy in float64
 (the independent oracle for finite differences) and PyTorch (when installed). Steps whose math has
 a domain (log, sqrt, division, powers) apply it to a positive expression, x * x + 1/2, so a graph
-stays differentiable wherever its inputs are; kinks (relu, abs, maximum, max) are detected when
-the program runs (`NumpyBackend.kinks`), not avoided.
+stays differentiable wherever its inputs are; `pow_relu`, relu(a) ** (b * b + 2), has a base of
+exactly 0 for every a < 0, where pow's gradients must take their limits (the exponent is at least
+2 so that second derivatives stay finite too: below 2, d/da a^(b-1) is infinite at a = 0 and the
+chain rule meets inf * 0 = nan, in PyTorch as in autonet). Kinks (relu, abs,
+maximum, max) are detected when the program runs (`NumpyBackend.kinks`), not avoided.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ MAX_SIZE = 64  # elements per value: keeps finite differences (2 runs per input 
 MAX_NDIM = 4
 
 UNARY = ["neg", "exp", "tanh", "sigmoid", "relu", "abs", "log", "sqrt", "square", "cube"]
-BINARY = ["add", "sub", "mul", "div", "maximum", "pow"]
+BINARY = ["add", "sub", "mul", "div", "maximum", "pow", "pow_relu"]
 REDUCTIONS = ["sum", "mean", "max"]
 SHAPING = ["reshape", "transpose", "getitem", "concatenate", "stack", "matmul"]
 
@@ -96,6 +99,10 @@ class NumpyBackend:
             return a / (b * b + 0.5)
         if kind == "pow":
             return (a * a + 0.5) ** b
+        if kind == "pow_relu":
+            self.kinks.append(a > 0)
+            self.ties |= bool(np.any(a == 0))
+            return np.where(a > 0, a, 0.0) ** (b * b + 2)
         return {"add": np.add, "sub": np.subtract, "mul": np.multiply}[kind](a, b)
 
     def reduce(self, kind: str, x: np.ndarray, axis: Any, keepdims: bool) -> np.ndarray:
@@ -161,6 +168,8 @@ class AutonetBackend:
             return a / (b * b + 0.5)
         if kind == "pow":
             return (a * a + 0.5) ** b
+        if kind == "pow_relu":
+            return an.relu(a) ** (b * b + 2)
         return {"add": an.add, "sub": an.sub, "mul": an.mul}[kind](a, b)
 
     def reduce(self, kind: str, x: an.Tensor, axis: Any, keepdims: bool) -> an.Tensor:
@@ -225,6 +234,8 @@ class TorchBackend:
             return a / (b * b + 0.5)
         if kind == "pow":
             return (a * a + 0.5) ** b
+        if kind == "pow_relu":
+            return t.relu(a) ** (b * b + 2)
         return {"add": t.add, "sub": t.sub, "mul": t.mul}[kind](a, b)
 
     def reduce(self, kind: str, x: Any, axis: Any, keepdims: bool) -> Any:
