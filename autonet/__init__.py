@@ -7,7 +7,8 @@
     x.grad          # sigmoid(x) * (1 - sigmoid(x))
 """
 
-from autonet import nn, optim  # noqa: E402 - built on the names above
+from autonet import nn, optim
+from autonet.anomaly import detect_anomaly, is_anomaly_enabled
 from autonet.checkpoint import load, save
 from autonet.derive import Derivation, derive
 from autonet.engine import grad, gradients, is_grad_enabled, no_grad, topological_order
@@ -67,6 +68,7 @@ __all__ = [
     "as_tensor",
     "concatenate",
     "derive",
+    "detect_anomaly",
     "div",
     "draw",
     "exp",
@@ -74,6 +76,7 @@ __all__ = [
     "gradcheck",
     "gradgradcheck",
     "gradients",
+    "is_anomaly_enabled",
     "is_grad_enabled",
     "load",
     "log",

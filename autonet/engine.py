@@ -29,6 +29,38 @@ class GradMode(threading.local):
 
 _grad_mode = GradMode()
 
+# In-place safety, a version counter as in PyTorch. VJPs read a node's output and inputs from
+# .data when backward runs, so a .data changed in between would silently give wrong gradients.
+# Each assignment to a tensor's .data stamps it (t._version) with a fresh tick of one clock; each
+# recorded node keeps the clock's latest tick at recording (node._recorded_at); backward refuses a
+# node whose output or an input was stamped later. One clock rather than a version per tensor
+# saved per node, so recording stores one int instead of a tuple.
+last_data_write = 0
+_data_write_lock = threading.Lock()
+
+
+def stamp_data_write() -> int:
+    """A fresh tick for an assignment to some tensor's .data (never reused, even across threads)."""
+    global last_data_write
+    with _data_write_lock:
+        last_data_write += 1
+        return last_data_write
+
+
+def check_versions(node: Tensor) -> None:
+    """Raise if node's output or one of its inputs had .data assigned after node was recorded."""
+    for position, t in enumerate((node, *node.parents)):
+        if getattr(t, "_version", 0) > node._recorded_at:  # a tensor never assigned: 0
+            role = "the output" if position == 0 else f"input {position - 1}"
+            which = f"tensor {t.name!r}" if t.name else "a tensor"
+            raise RuntimeError(
+                f"backward: {which} (shape {t.shape}, dtype {t.dtype}), {role} of "
+                f"{node.op.name}, was modified in place (.data assigned) after {node.op.name} "
+                "saved it for the backward pass, so its gradient would be computed from the "
+                "new value; change .data only after backward() (e.g. w.data -= lr * w.grad.data), "
+                "or run the forward pass again after the change"
+            )
+
 
 def is_grad_enabled() -> bool:
     """Whether operations on this thread are recorded (False inside `no_grad`)."""
@@ -100,6 +132,20 @@ def unbroadcast(grad: Any, shape: tuple[int, ...], op_name: str = "") -> Any:
     return grad.reshape(shape) if grad.shape != shape else grad
 
 
+def cast_gradient(grad: Any, parent: Tensor, op_name: str) -> Any:
+    """grad in parent's dtype: an op mixing float32 and float64 computes in float64 (NumPy's
+    promotion) and returns each input's gradient in the input's own dtype."""
+    if parent.dtype.kind != "f":
+        # only reachable by setting requires_grad=True on an existing integer tensor: the
+        # constructor refuses it, and a gradient cast to integers would be silently truncated
+        raise TypeError(
+            f"backward: an input of {op_name} (shape {parent.shape}, dtype {parent.dtype}) has "
+            "requires_grad=True but integer data; only floating-point tensors can hold "
+            "gradients: convert it with .astype(float) before the forward pass"
+        )
+    return grad.astype(parent.dtype)
+
+
 def backpropagate(
     root: Tensor,
     root_grad: Any,
@@ -133,6 +179,8 @@ def backpropagate(
         op = node.op
         if op is None:
             continue
+        if node._recorded_at < last_data_write:  # some .data was assigned since: look closer
+            check_versions(node)
         parents = node.parents
         if not parents:
             raise RuntimeError(
@@ -145,17 +193,17 @@ def backpropagate(
         elif create_graph:
             args = (g, node, *parents)
         else:
-            args = (g, node.data, *[parent.data for parent in parents])
+            args = (g, node._data, *[parent._data for parent in parents])
         params, vjps, variadic = node.params, op.vjps, op.variadic
         for i, parent in enumerate(parents):
             if not parent.requires_grad:
                 continue
             grad = vjps[0](i, *args, **params) if variadic else vjps[i](*args, **params)
-            data = parent.data
+            data = parent._data
             if grad.shape != data.shape:
                 grad = unbroadcast(grad, data.shape, op.name)
             if grad.dtype != data.dtype:
-                grad = grad.astype(data.dtype)
+                grad = cast_gradient(grad, parent, op.name)
             previous = grads.get(parent)
             grads[parent] = grad if previous is None else previous + grad
         if not retain_graph:

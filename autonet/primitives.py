@@ -212,11 +212,14 @@ PRIMITIVES: dict[str, Primitive] = {
         # out = -x                   grad_x = -g
         Primitive("neg", np.negative, lambda g, out, x: -g),
         # out = a ** b               grad_a = g * b * a^(b-1),  grad_b = g * out * log(a)
+        # At a = 0 these give 0 * inf = nan where the derivative has a limit; take it, as PyTorch:
+        # for b = 0, a^0 = 1 and grad_a = 0 (the exponent b-1 is raised to 0, so the factor is 1);
+        # for b > 0, grad_b = lim a^b log a = 0 (log is taken of a + 1 = 1 where a = 0).
         Primitive(
             "pow",
             np.power,
-            lambda g, out, a, b: g * b * a ** (b - 1),
-            lambda g, out, a, b: g * out * log(a),
+            lambda g, out, a, b: g * b * a ** (b - 1 + (b == 0)),
+            lambda g, out, a, b: g * out * log(a + (a == 0)),
         ),
         # out = a @ b                grad_a = g @ b^T,  grad_b = a^T @ g   (1-D, batched: see vjps)
         Primitive("matmul", np.matmul, matmul_vjp_a, matmul_vjp_b),

@@ -18,6 +18,7 @@ numpy.transpose (torch.transpose swaps two; use `swapaxes`), and `max(axis)` ret
 from __future__ import annotations
 
 import numbers
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,7 +39,18 @@ class Tensor:
     through every op and its gradient). Only floating-point tensors can require grad.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "op", "parents", "params", "name", "retains_grad")
+    __slots__ = (
+        "_data",  # the ndarray behind the `data` property
+        "_version",  # the tick of the latest assignment to .data, 0 if none (engine.check_versions)
+        "_recorded_at",  # for a recorded node: the tick of the latest .data assignment at that time
+        "grad",
+        "requires_grad",
+        "op",
+        "parents",
+        "params",
+        "name",
+        "retains_grad",
+    )
     __array_ufunc__ = None  # ndarray (op) Tensor defers to Tensor's reflected operator
     __hash__ = object.__hash__  # graph nodes hash by identity; == is element-wise
 
@@ -49,11 +61,12 @@ class Tensor:
         dtype: Any = None,
         name: str | None = None,
     ) -> None:
-        self.data = to_array(data, dtype)
-        if requires_grad and self.data.dtype.kind != "f":
+        self._data = to_array(data, dtype)
+        self._version = 0
+        if requires_grad and self._data.dtype.kind != "f":
             raise TypeError(
                 f"tensor: requires_grad=True needs floating-point data, got dtype "
-                f"{self.data.dtype}; pass dtype=np.float64 (or float32) or convert with "
+                f"{self._data.dtype}; pass dtype=np.float64 (or float32) or convert with "
                 ".astype(float)"
             )
         self.requires_grad = bool(requires_grad)
@@ -75,21 +88,34 @@ class Tensor:
 
     # -- attributes ---------------------------------------------------------------------------
 
+    # Reading .data is a C-level attribute fetch (it is on every op's path); assigning it stamps
+    # the tensor for in-place safety. `w.data -= x` is a get, an in-place ndarray.__isub__ and a
+    # set, so it is stamped too. Writes that never assign the attribute (w.data[...] = 0,
+    # np.copyto(w.data, a), changes to an array the tensor shares) cannot be seen.
+    data = property(operator.attrgetter("_data"), doc="The value, a NumPy ndarray.")
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        """Replace or update the value in place; a backward pass through a graph recorded before
+        this assignment that needs the old value raises (engine.check_versions)."""
+        self._data = value if type(value) is np.ndarray else to_array(value)
+        self._version = engine.stamp_data_write()
+
     @property
     def shape(self) -> tuple[int, ...]:
-        return self.data.shape
+        return self._data.shape
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def dtype(self) -> np.dtype:
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def size(self) -> int:
-        return self.data.size
+        return self._data.size
 
     @property
     def is_leaf(self) -> bool:
@@ -182,7 +208,7 @@ class Tensor:
                 g = g.copy()
             self.grad = Tensor.wrap(g)
         else:
-            self.grad = Tensor.wrap(self.grad.data + g)
+            self.grad = Tensor.wrap(self.grad._data + g)
 
     def retain_grad(self) -> Tensor:
         """Keep this non-leaf tensor's gradient in .grad after backward (leaves always do)."""
@@ -199,7 +225,8 @@ class Tensor:
     def wrap(cls, array: np.ndarray) -> Tensor:
         """A leaf around an existing ndarray, without copying or checking (internal fast path)."""
         t = object.__new__(cls)
-        t.data = array
+        t._data = array
+        t._version = 0
         t.grad = None
         t.requires_grad = False
         t.op = None
@@ -355,12 +382,19 @@ class Tensor:
 
     def swapaxes(self, axis1: int, axis2: int) -> Tensor:
         """Exchange two axes, as ndarray.swapaxes and torch.transpose(dim0, dim1)."""
+        axis1 = normalize_axis(axis1, self, "swapaxes")
+        axis2 = normalize_axis(axis2, self, "swapaxes")
         axes = list(range(self.ndim))
         axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
         return record(TRANSPOSE, (self,), {"axes": tuple(axes)})
 
     def astype(self, dtype: Any) -> Tensor:
         """The values converted to dtype; the gradient is converted back."""
+        if np.dtype(dtype).kind not in "biuf":
+            raise TypeError(
+                f"astype: dtype {np.dtype(dtype)} is not numeric (tensor shape {self.shape}, "
+                f"dtype {self.dtype}); convert to a bool, integer or float dtype"
+            )
         return record(PRIMITIVES["astype"], (self,), {"dtype": np.dtype(dtype)})
 
     def __getitem__(self, index: Any) -> Tensor:
@@ -388,7 +422,7 @@ NO_PARAMS: dict[str, Any] = {}
 def record(primitive: Primitive, inputs: tuple[Tensor, ...], params: dict = NO_PARAMS) -> Tensor:
     """Run primitive.forward on the inputs' data and, if any input requires grad, record the node."""
     try:
-        out = primitive.forward(*[t.data for t in inputs], **params)
+        out = primitive.forward(*[t._data for t in inputs], **params)
     except (ValueError, IndexError, TypeError) as exc:
         raise describe_failure(primitive, inputs, params, exc) from exc
     result = Tensor.wrap(out if type(out) is np.ndarray else np.asarray(out))
@@ -399,6 +433,7 @@ def record(primitive: Primitive, inputs: tuple[Tensor, ...], params: dict = NO_P
                 result.op = primitive
                 result.parents = inputs
                 result.params = params
+                result._recorded_at = engine.last_data_write
             break
     return result
 
@@ -411,7 +446,13 @@ def to_array(data: Any, dtype: Any = None) -> np.ndarray:
     if isinstance(data, Tensor):
         data = data.data
     if dtype is None and not isinstance(data, (np.ndarray, np.generic)):
-        array = np.array(data)
+        try:
+            array = np.array(data)
+        except ValueError as exc:  # ragged nested lists
+            raise ValueError(
+                "tensor: the nested lists have rows of different lengths, so they do not form "
+                "an array; give every row the same length"
+            ) from exc
         if array.dtype.kind in "biuf":
             return array.astype(np.float64, copy=False)
         raise TypeError(
@@ -439,7 +480,7 @@ def as_operand(x: Any, like: Tensor) -> Tensor:
     python_real = type(x) in (float, int)
     if python_real or isinstance(x, numbers.Number) and not isinstance(x, np.generic):
         real = python_real or isinstance(x, numbers.Real)
-        dtype = like.data.dtype if real and like.data.dtype.kind == "f" else None
+        dtype = like._data.dtype if real and like._data.dtype.kind == "f" else None
         return Tensor.wrap(np.asarray(x, dtype=dtype))
     return Tensor(x)
 
@@ -456,6 +497,10 @@ def normalize_axis(axis: Any, t: Tensor, op_name: str) -> int | tuple[int, ...] 
                 f"(ndim {t.ndim}); use an axis in [-{t.ndim}, {t.ndim - 1}]"
             )
     wrapped = tuple(a % max(t.ndim, 1) for a in axes)
+    if len(set(wrapped)) < len(wrapped):
+        raise ValueError(
+            f"{op_name}: axis {axis} names an axis twice (shape {t.shape}); list each axis once"
+        )
     return wrapped if isinstance(axis, (tuple, list)) else wrapped[0]
 
 
@@ -495,14 +540,20 @@ def describe_failure(
                 "(transpose one of them?)"
             )
         return ValueError(
-            f"matmul: shapes {shapes}: the batch axes (all but the last two) cannot be broadcast "
-            "together"
+            f"matmul: shapes {shapes}: the batch axes (all but the last two), "
+            f"{a.shape[:-2]} and {b.shape[:-2]}, cannot be broadcast together; make each pair of "
+            "batch lengths equal, or 1"
         )
     if name in ELEMENTWISE and isinstance(exc, ValueError):
         return ValueError(
             f"{name}: shapes {shapes} cannot be broadcast together (dtypes {dtypes}): NumPy "
             "broadcasting compares shapes from the last axis and each pair of lengths must be "
             "equal or 1; reshape an operand (e.g. x.reshape(-1, 1)) to line them up"
+        )
+    if name == "reshape":
+        return ValueError(
+            f"reshape: cannot reshape a tensor of shape {inputs[0].shape} ({inputs[0].size} "
+            f"elements) into shape {params['shape']}; the sizes must match (one length may be -1)"
         )
     if name == "getitem":
         index = params["index"]

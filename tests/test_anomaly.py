@@ -1,0 +1,171 @@
+"""detect_anomaly: a NaN or inf in a forward value or a gradient raises, naming the op, its input
+shapes and the user's line; off by default, nothing changes and no check runs."""
+
+import importlib
+import threading
+import warnings
+
+import numpy as np
+import pytest
+from tests.fuzz import AutonetBackend, NumpyBackend, graphs, run
+from hypothesis import HealthCheck, assume, given, settings
+
+import autonet as an
+from autonet import anomaly
+from autonet.seed import seed_gradients
+
+
+def test_forward_nan_or_inf_raises_naming_op_shapes_and_user_line():
+    x = an.tensor([[1.0, 0.0, 2.0]], requires_grad=True)
+    with an.detect_anomaly(), pytest.raises(FloatingPointError) as info:
+        an.log(x)  # log(0) = -inf
+    message = str(info.value)
+    assert message.startswith("detect_anomaly: log produced inf values, from finite inputs")
+    assert "input shapes [(1, 3)], dtypes ['float64']" in message
+    assert "test_anomaly.py" in message and "an.log(x)  # log(0) = -inf" in message
+
+
+@pytest.mark.parametrize(
+    "make, op, kind",
+    [
+        (lambda x: 1.0 / x, "div", "inf"),
+        (lambda x: x / x, "div", "nan"),
+        (lambda x: an.sqrt(x - 1.0), "sqrt", "nan"),
+        (lambda x: an.exp(x + 1000.0), "exp", "inf"),
+        (lambda x: x**-1.0, "pow", "inf"),
+    ],
+)
+def test_each_kind_of_forward_anomaly_names_its_op(make, op, kind):
+    x = an.tensor([0.0, 0.5], requires_grad=True)
+    with an.detect_anomaly(), pytest.raises(FloatingPointError, match=f"{op} produced {kind}"):
+        make(x)
+
+
+def test_gradient_nan_or_inf_raises_naming_op_and_creation_line():
+    x = an.tensor([0.0, 4.0], requires_grad=True)
+    with an.detect_anomaly():
+        y = an.sqrt(x)  # finite value, infinite derivative at 0
+        loss = y.sum()
+        with pytest.raises(FloatingPointError) as info:
+            loss.backward()
+    message = str(info.value)
+    assert message.startswith("detect_anomaly: the gradient of sqrt for input 0 has inf values")
+    assert "from a finite incoming gradient" in message
+    assert "input shapes [(2,)]" in message
+    assert "y = an.sqrt(x)  # finite value, infinite derivative at 0" in message
+
+
+def test_nan_in_input_data_is_reported_as_coming_from_the_data():
+    x = an.tensor([1.0, np.nan, 3.0], name="x")
+    w = an.tensor([1.0, 1.0, 1.0], requires_grad=True)
+    with an.detect_anomaly(), pytest.raises(FloatingPointError) as info:
+        w * x
+    assert "mul produced nan values, its input 1 ('x', shape (3,)) already contains nan" in str(
+        info.value
+    )
+
+
+def test_nan_seed_gradient_is_reported_as_coming_from_backward():
+    x = an.tensor([1.0, 2.0], requires_grad=True)
+    with an.detect_anomaly():
+        y = x * 3.0
+        with pytest.raises(FloatingPointError, match="flowing into it was already non-finite"):
+            y.backward(grad=np.array([1.0, np.nan]))
+
+
+def test_off_by_default_numpy_values_and_no_error():
+    assert not an.is_anomaly_enabled()
+    x = an.tensor([0.0, 1.0], requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's own divide-by-zero warning
+        log, sqrt, inv = an.log(x), an.sqrt(x), 1.0 / x
+        (log.sum() + sqrt.sum() + inv.sum()).backward()
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(log.data, np.log([0.0, 1.0]))
+        np.testing.assert_array_equal(inv.data, 1.0 / np.array([0.0, 1.0]))
+        # d/dx [log x + sqrt x + 1/x] at 0: 1/0 + 1/(2*0) - 1/0^2 = inf + inf - inf = nan
+        np.testing.assert_array_equal(x.grad.data, [np.nan, 1.0 + 0.5 - 1.0])
+
+
+def test_off_means_the_plain_recording_function_is_in_place():
+    # the zero-cost claim: outside anomaly mode no checking code runs per op at all
+    tensor_module = importlib.import_module("autonet.tensor")  # an.tensor is the function
+    ops_module = importlib.import_module("autonet.ops")
+    assert tensor_module.record is anomaly.plain_record
+    assert ops_module.record is anomaly.plain_record
+    with an.detect_anomaly():
+        assert an.is_anomaly_enabled()
+        assert tensor_module.record is anomaly.record_checked
+        assert ops_module.record is anomaly.record_checked
+        with an.detect_anomaly():
+            assert tensor_module.record is anomaly.record_checked
+        assert tensor_module.record is anomaly.record_checked  # still inside the outer one
+    assert tensor_module.record is anomaly.plain_record
+    with pytest.raises(FloatingPointError), an.detect_anomaly():
+        an.log(an.tensor(0.0))
+    assert tensor_module.record is anomaly.plain_record and not an.is_anomaly_enabled()
+
+
+def test_anomaly_mode_is_per_thread():
+    entered, done = threading.Event(), threading.Event()
+
+    def other_thread():
+        with an.detect_anomaly():
+            entered.set()
+            done.wait(10)
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    entered.wait(10)
+    try:
+        assert not an.is_anomaly_enabled()
+        with np.errstate(all="ignore"):
+            out = an.log(an.tensor([0.0]))  # this thread is not in anomaly mode: no error
+        assert out.data[0] == -np.inf
+    finally:
+        done.set()
+        thread.join()
+
+
+def test_training_under_anomaly_mode_gives_the_same_gradients():
+    rng = np.random.default_rng(1)
+    S, Y = rng.normal(size=(4, 3)), rng.random((4, 1))
+    w0, w1 = rng.uniform(-1, 1, (3, 4)), rng.uniform(-1, 1, (4, 1))
+    syn0, syn1 = an.tensor(w0, requires_grad=True), an.tensor(w1, requires_grad=True)
+    with an.detect_anomaly():
+        O = an.sigmoid(an.sigmoid(an.tensor(S) @ syn0) @ syn1)
+        (0.5 * ((O - Y) ** 2).sum()).backward()
+    grad0, grad1 = seed_gradients(S, Y, w0, w1)
+    np.testing.assert_allclose(syn0.grad.data, grad0, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(syn1.grad.data, grad1, rtol=0, atol=1e-12)
+
+
+def test_higher_order_gradients_work_under_anomaly_mode():
+    x = an.tensor([0.3, -1.2])
+    with an.detect_anomaly():
+        second = an.grad(lambda t: an.grad(lambda u: an.sigmoid(u).sum())(t).sum())(x)
+    s = 1 / (1 + np.exp(-x.data))
+    np.testing.assert_allclose(second.data, s * (1 - s) * (1 - 2 * s), rtol=1e-12)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(graph=graphs(max_steps=15))
+def test_finite_random_graphs_run_identically_under_anomaly_mode(graph):
+    _, pool = run(graph, NumpyBackend())
+    assume(all(np.all(np.isfinite(v)) and np.all(np.abs(v) < 1e6) for v in pool))
+
+    def loss_and_gradients():
+        loss, leaves = run(graph, AutonetBackend())
+        loss.backward()
+        n = len(graph.inputs)
+        return [loss.data] + [t.grad.data for t in leaves[:n] if t.grad is not None]
+
+    plain = loss_and_gradients()
+    with an.detect_anomaly():
+        watched = loss_and_gradients()
+    for p, w in zip(plain, watched, strict=True):
+        np.testing.assert_array_equal(p, w)

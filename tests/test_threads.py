@@ -1,0 +1,100 @@
+"""Threads: grad mode is per thread, and models trained concurrently on separate threads end
+exactly where they end when trained one after the other."""
+
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import autonet as an
+
+
+@pytest.fixture
+def frequent_switches():
+    """Make the interpreter switch threads every microsecond, so the threads really interleave."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(previous)
+
+
+def test_no_grad_on_one_thread_leaves_another_recording():
+    inside, checked = threading.Event(), threading.Event()
+    seen = {}
+
+    def without_grad():
+        with an.no_grad():
+            inside.set()
+            checked.wait(10)
+            seen["other thread records"] = an.is_grad_enabled()
+            y = an.tensor([1.0], requires_grad=True) * 2
+            seen["other thread result requires grad"] = y.requires_grad
+
+    thread = threading.Thread(target=without_grad)
+    thread.start()
+    inside.wait(10)
+    try:
+        assert an.is_grad_enabled()
+        y = an.tensor([1.0], requires_grad=True) * 2
+        assert y.requires_grad and y.op is not None
+    finally:
+        checked.set()
+        thread.join()
+    assert seen == {"other thread records": False, "other thread result requires grad": False}
+
+
+def test_a_new_thread_starts_with_grad_enabled_even_if_its_parent_is_in_no_grad():
+    seen = []
+    with an.no_grad():
+        thread = threading.Thread(target=lambda: seen.append(an.is_grad_enabled()))
+        thread.start()
+        thread.join()
+    assert seen == [True]
+
+
+def train(seed: int, steps: int = 150) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """The tutorial's network trained by gradient descent, updates under no_grad."""
+    rng = np.random.default_rng(seed)
+    S, Y = rng.normal(size=(8, 3)), rng.random((8, 1))
+    syn0 = an.tensor(rng.uniform(-1, 1, (3, 5)), requires_grad=True)
+    syn1 = an.tensor(rng.uniform(-1, 1, (5, 1)), requires_grad=True)
+    losses = []
+    for _ in range(steps):
+        O = an.sigmoid(an.sigmoid(an.tensor(S) @ syn0) @ syn1)
+        loss = 0.5 * ((O - Y) ** 2).sum()
+        loss.backward()
+        with an.no_grad():
+            syn0.data -= 0.5 * syn0.grad.data
+            syn1.data -= 0.5 * syn1.grad.data
+        syn0.grad = syn1.grad = None
+        losses.append(loss.item())
+    return syn0.data, syn1.data, losses
+
+
+def test_concurrent_training_matches_sequential(frequent_switches):
+    seeds = [3, 4, 5]
+    sequential = [train(seed) for seed in seeds]
+    concurrent: dict[int, tuple] = {}
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(seeds))
+
+    def worker(seed: int) -> None:
+        try:
+            start.wait(10)
+            concurrent[seed] = train(seed)
+        except BaseException as exc:  # noqa: B036 - reported by the main thread below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(seed,)) for seed in seeds]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    for seed, (w0, w1, losses) in zip(seeds, sequential, strict=True):
+        c0, c1, c_losses = concurrent[seed]
+        np.testing.assert_array_equal(c0, w0)  # bitwise: the same ops in the same order
+        np.testing.assert_array_equal(c1, w1)
+        assert c_losses == losses
+        assert losses[-1] < losses[0]
