@@ -1,10 +1,10 @@
 """autonet: reverse-mode automatic differentiation for NumPy that you can read, draw and check.
 
-    import autonet as an
-    x = an.tensor([0.5, -1.0], requires_grad=True)
-    y = an.sigmoid(x).sum()
-    y.backward()
-    x.grad          # sigmoid(x) * (1 - sigmoid(x))
+import autonet as an
+x = an.tensor([0.5, -1.0], requires_grad=True)
+y = an.sigmoid(x).sum()
+y.backward()
+x.grad          # sigmoid(x) * (1 - sigmoid(x))
 """
 
 from autonet import nn, optim

@@ -1,9 +1,9 @@
 """The `autonet` command: one subcommand per job, each in the module that does the work.
 
-    autonet demo        train the tutorial's network and compare with its hand-derived gradients
-    autonet derive      print the tutorial's gradient formulas (or a deeper network's), derived
-    autonet verify      check the tutorial's gradient formulas on Hypothesis-drawn networks
-    autonet graph       draw the tutorial's network: its graph, values and gradients
+autonet demo        train the tutorial's network and compare with its hand-derived gradients
+autonet derive      print the tutorial's gradient formulas (or a deeper network's), derived
+autonet verify      check the tutorial's gradient formulas on Hypothesis-drawn networks
+autonet graph       draw the tutorial's network: its graph, values and gradients
 """
 
 from __future__ import annotations

@@ -120,12 +120,14 @@ def unbroadcast(grad: Any, shape: tuple[int, ...], op_name: str = "") -> Any:
     and over each axis where x had length 1.
     """
     extra = grad.ndim - len(shape)
-    if extra < 0 or any(n != 1 and n != m for n, m in zip(shape, grad.shape[extra:])):
+    if extra < 0 or any(n != 1 and n != m for n, m in zip(shape, grad.shape[extra:], strict=True)):
         raise RuntimeError(
             f"{op_name}: its VJP returned a gradient of shape {grad.shape} for an input of shape "
             f"{shape}; a VJP must return the input's shape or one that broadcasts from it"
         )
-    stretched = tuple(extra + i for i, n in enumerate(shape) if n == 1 and grad.shape[extra + i] != 1)
+    stretched = tuple(
+        extra + i for i, n in enumerate(shape) if n == 1 and grad.shape[extra + i] != 1
+    )
     axes = tuple(range(extra)) + stretched
     if axes:
         grad = grad.sum(axis=axes)

@@ -1,7 +1,7 @@
 """`autonet graph`: draw the tutorial's network after one forward and backward pass.
 
-    autonet graph                       # writes seed-graph.svg
-    autonet graph --out graph.png       # .svg, .png, .pdf (system Graphviz only) or .dot
+autonet graph                       # writes seed-graph.svg
+autonet graph --out graph.png       # .svg, .png, .pdf (system Graphviz only) or .dot
 """
 
 from __future__ import annotations

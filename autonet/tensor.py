@@ -420,7 +420,7 @@ NO_PARAMS: dict[str, Any] = {}
 
 
 def record(primitive: Primitive, inputs: tuple[Tensor, ...], params: dict = NO_PARAMS) -> Tensor:
-    """Run primitive.forward on the inputs' data and, if any input requires grad, record the node."""
+    """Run primitive.forward on the inputs' data; if an input requires grad, record the node."""
     try:
         out = primitive.forward(*[t._data for t in inputs], **params)
     except (ValueError, IndexError, TypeError) as exc:

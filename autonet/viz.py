@@ -221,7 +221,14 @@ def draw(
         if id(t) in on_path:
             border = HIGHLIGHT
         label = tensor_label(
-            t, labels.get(id(t)), fill, border, t is root, show_values, show_grads, max_values,
+            t,
+            labels.get(id(t)),
+            fill,
+            border,
+            t is root,
+            show_values,
+            show_grads,
+            max_values,
             precision,
         )
         cluster = clusters.get(id(t))
@@ -667,9 +674,7 @@ def caption_notes(nodes: list[Tensor], root: Tensor, freed: int) -> list[str]:
     return notes
 
 
-def caption(
-    title: str | None, legend: bool, grad_scale: GradScale | None, notes: list[str]
-) -> str:
+def caption(title: str | None, legend: bool, grad_scale: GradScale | None, notes: list[str]) -> str:
     """The graph's label: the title (one line per line of it), the legend, notes, the scale."""
     rows = []
     if title:

@@ -9,7 +9,6 @@ of one node of the backward pass. Run it before and after a change to record() o
 
 from __future__ import annotations
 
-import time
 import timeit
 
 import numpy as np

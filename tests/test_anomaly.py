@@ -7,12 +7,12 @@ import warnings
 
 import numpy as np
 import pytest
-from tests.fuzz import AutonetBackend, NumpyBackend, graphs, run
 from hypothesis import HealthCheck, assume, given, settings
 
 import autonet as an
 from autonet import anomaly
 from autonet.seed import seed_gradients
+from tests.fuzz import AutonetBackend, NumpyBackend, graphs, run
 
 
 def test_forward_nan_or_inf_raises_naming_op_shapes_and_user_line():

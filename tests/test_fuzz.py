@@ -14,11 +14,11 @@ import os
 
 import numpy as np
 import pytest
-from tests.fuzz import AutonetBackend, Graph, NumpyBackend, TorchBackend, graphs, run
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 import autonet as an
+from tests.fuzz import AutonetBackend, Graph, NumpyBackend, TorchBackend, graphs, run
 
 EXAMPLES = int(os.environ.get("AUTONET_FUZZ_EXAMPLES", "40"))
 fuzz_settings = settings(
