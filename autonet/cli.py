@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # name -> (module with add_arguments(parser) and run(args) -> exit status, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("autonet.demo", "train the tutorial's network on XNOR, checked against its formulas"),
+    "demo": ("autonet.demo_command", "train the tutorial's network on XNOR, checked step by step"),
     "derive": ("autonet.derive_command", "print the backward pass as matrix formulas, checked"),
-    "verify": ("autonet.verify", "check the tutorial's formulas, autograd and finite differences"),
+    "verify": ("autonet.verify_command", "check the tutorial's formulas vs autograd, finite diffs"),
     "graph": ("autonet.graph_command", "draw the seed network's graph, values and gradients"),
 }
 
@@ -32,7 +33,15 @@ def main(argv: list[str] | None = None) -> int:
         modules[name] = module
         module.add_arguments(subparsers.add_parser(name, help=summary, description=summary))
     args = parser.parse_args(argv)
-    return int(modules[args.command].run(args) or 0)
+    try:
+        status = int(modules[args.command].run(args) or 0)
+        sys.stdout.flush()  # here, where a closed pipe can still be handled
+        return status
+    except BrokenPipeError:
+        # the reader of our output left early (`autonet derive | head`): not an error of ours;
+        # point stdout at devnull so that the interpreter's final flush stays quiet
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

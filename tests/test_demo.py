@@ -75,3 +75,18 @@ def test_demo_without_matplotlib_says_so_in_one_line_and_still_reports(
 def test_demo_rejects_a_bad_step_count(tmp_path, env):
     result = demo(tmp_path, env, "--steps", "0")
     assert result.returncode == 2 and "--steps must be at least 1" in result.stderr
+
+
+def test_a_reader_that_leaves_early_is_not_an_error(tmp_path, env):
+    """`autonet derive | head -0`: the command stops quietly when its reader closes the pipe."""
+    with subprocess.Popen(
+        [sys.executable, "-m", "autonet", "derive"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+    ) as process:
+        process.stdout.close()  # the reader leaves before the command writes anything
+        stderr = process.stderr.read().decode()
+        assert process.wait(timeout=60) == 0, stderr
+    assert "Traceback" not in stderr
