@@ -802,8 +802,13 @@ class Derivation:
 
     def _repr_markdown_(self) -> str:
         where = self.where(latex=True)
+        verdict, *details = self.check().split("\n")  # gradcheck's explanation, preformatted
+        details_block = "\n\n```text\n" + "\n".join(details) + "\n```" if details else ""
         return (
-            f"$$\n{self.latex()}\n$$\n\n" + (f"where {where}\n\n" if where else "") + self.check()
+            f"$$\n{self.latex()}\n$$\n\n"
+            + (f"where {where}\n\n" if where else "")
+            + verdict
+            + details_block
         )
 
 
@@ -930,14 +935,7 @@ def replay(
 def check_numerically(formula: Formula, t: Tensor, evaluate: gradcheck.Evaluation) -> None:
     """Compare the formula's value with finite differences of L with respect to t (gradcheck's
     check, with the formula as its analytic side); record the result in the formula."""
-    value = formula.expr.value
-    if value.shape != t.shape:
-        formula.finite_difference_failure = (
-            f"derive: the formula {formula.label} has shape {value.shape} but {formula.name} has "
-            f"shape {t.shape}, so it cannot be a gradient of {formula.name}"
-        )
-        return
-    gradient = value.astype(np.float64)
+    gradient = formula.expr.value.astype(np.float64)  # of t's shape: unbroadcast sees to it
 
     def formula_vjp(u: np.ndarray) -> list[np.ndarray]:  # L is a scalar: J^T u = u * dL/dt
         return [float(u.ravel()[0]) * gradient]

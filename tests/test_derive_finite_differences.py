@@ -98,6 +98,7 @@ def test_a_wrong_vjp_is_caught_although_the_formula_equals_autograd():
     assert "derive: the formula's gradient of x" in failure
     assert "primitives on the path: cube, sum" in failure
     assert failure.replace("\n", "\n  ") in str(derivation)
+    assert "\n```text\n  derive: the formula's gradient of x" in derivation._repr_markdown_()
 
 
 def test_a_wrong_vjp_is_caught_along_random_directions_in_a_large_tensor():
