@@ -17,8 +17,12 @@ builds H^T · δ_O, and the engine's `unbroadcast` writes a bias gradient as sum
 keeps no derivative rule of its own: the table is the single source of the calculus.
 
 Each Expr computes its value from its children's values with the primitive's NumPy forward, so a
-formula is a real computation: `Derivation.verified` says whether every formula, evaluated on the
-recorded values, equals the gradient autograd computes.
+formula is a real computation, checked twice: evaluated on the recorded values it must equal the
+gradient autograd computes, and central finite differences of the output in float64 (gradcheck's,
+kept off kinks), taken by re-running the recorded graph with a nudged value of the tensor. The
+first check finds a formula that misreads the rules; the second, independent of every VJP rule,
+finds a wrong rule (a user's Primitive with a wrong VJP gives a formula that agrees with autograd
+and still fails). `Derivation.verified` says whether every formula passed both.
 
 Notation: `·` is the matrix product (matmul), `*` the element-wise product, ^T swaps the last two
 axes, [x > 0] is 1 where the condition holds and 0 elsewhere, sum(x, axis=0) sums over axis 0 (the
@@ -42,13 +46,15 @@ from __future__ import annotations
 
 import numbers
 import operator
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from autonet import engine
+from autonet import engine, gradcheck
+from autonet.gradcheck import GradcheckError, GradcheckResult, GradcheckWarning
 from autonet.primitives import PRIMITIVES, Primitive, keepdims_shape
 from autonet.tensor import Tensor
 
@@ -619,18 +625,29 @@ def format_param(key: str, value: Any, latex: bool, bare: bool) -> str:
 
 @dataclass
 class Formula:
-    """d(output)/d(tensor) as an expression, with autograd's gradient to check it against."""
+    """d(output)/d(tensor) as an expression, and how it compares with autograd's gradient and with
+    finite differences."""
 
     label: str  # ∂L/∂syn1
     name: str  # syn1
     expr: Expr
     autograd: np.ndarray
     error: float  # max |expr.value - autograd|
-    verified: bool
+    matches_autograd: bool
+    # gradcheck's comparison of expr.value with finite differences when they agree (None when they
+    # disagree or were not compared), and its explanation when they disagree.
+    finite_differences: GradcheckResult | None = None
+    finite_difference_failure: str | None = None
+
+    @property
+    def verified(self) -> bool:
+        """Equal to autograd's gradient, and not contradicted by finite differences."""
+        return self.matches_autograd and self.finite_difference_failure is None
 
 
 class Derivation:
-    """The formulas of d(output)/d(tensor) for each tensor of `wrt`, checked against autograd.
+    """The formulas of d(output)/d(tensor) for each tensor of `wrt`, checked against autograd and
+    (unless derive(..., finite_differences=False)) against finite differences.
 
     str(d) prints them (named deltas first, then one line per tensor, then the forward definitions
     of the named intermediates); d.latex() is LaTeX; in Jupyter it renders as math. d[syn0] (or
@@ -664,12 +681,34 @@ class Derivation:
 
     @property
     def verified(self) -> bool:
-        """Whether every formula evaluates to autograd's gradient."""
+        """Whether every formula evaluates to autograd's gradient and agrees with finite
+        differences (where they were compared)."""
         return all(f.verified for f in self.formulas)
 
     @property
     def max_error(self) -> float:
+        """The largest |formula - autograd| over all elements of all formulas."""
         return max((f.error for f in self.formulas), default=0.0)
+
+    @property
+    def finite_differences_checked(self) -> bool:
+        return any(
+            f.finite_differences is not None or f.finite_difference_failure is not None
+            for f in self.formulas
+        )
+
+    @property
+    def max_relative_error(self) -> float:
+        """The largest relative error |formula - finite difference| / max(|formula|, |finite
+        difference|, 1e-5) of the formulas that agree with finite differences."""
+        results = [f.finite_differences for f in self.formulas if f.finite_differences]
+        return max((r.max_rel_error for r in results), default=0.0)
+
+    @property
+    def skipped_at_kinks(self) -> int:
+        """Elements (or random directions) left out of the finite-difference check because their
+        +-h window crosses a kink (relu, abs at 0; max at ties)."""
+        return sum(f.finite_differences.skipped for f in self.formulas if f.finite_differences)
 
     def text(self, key: Tensor | str, expand: bool = False, latex: bool = False) -> str:
         """The right-hand side of the formula of a tensor (or of a delta, by name: "δ_O");
@@ -688,16 +727,53 @@ class Derivation:
         return lines
 
     def check(self) -> str:
-        """One sentence: whether every formula equals autograd's gradient, and by how much."""
+        """One sentence: whether every formula equals autograd's gradient and finite differences,
+        and by how much; when one does not, the sentence is followed by gradcheck's explanation
+        of each finite-difference mismatch."""
         if self.verified:
             return (
                 "verified: each formula, evaluated on the recorded values, equals autograd's "
-                f"gradient (largest difference {self.max_error:.1e})"
+                f"gradient (largest difference {self.max_error:.1e})" + self.numeric_summary()
             )
-        wrong = ", ".join(
-            f"{f.label} (off by {f.error:.1e})" for f in self.formulas if not f.verified
-        )
-        return f"NOT verified: these formulas differ from autograd's gradient: {wrong}"
+        faults = []
+        wrong = [
+            f"{f.label} (off by {f.error:.1e})" for f in self.formulas if not f.matches_autograd
+        ]
+        if wrong:
+            faults.append(f"these formulas differ from autograd's gradient: {', '.join(wrong)}")
+        failed = [f for f in self.formulas if f.finite_difference_failure is not None]
+        if failed:
+            labels = ", ".join(
+                f.label + (" (which equals autograd's: a VJP rule on its path is wrong)")
+                if f.matches_autograd
+                else f.label
+                for f in failed
+            )
+            faults.append(f"these differ from finite differences: {labels}")
+        details = ["  " + str(f.finite_difference_failure).replace("\n", "\n  ") for f in failed]
+        return "\n".join(["NOT verified: " + "; ".join(faults), *details])
+
+    def numeric_summary(self) -> str:
+        """' and finite differences (...)' for the verified sentence, or '' if not compared."""
+        results = [(f, f.finite_differences) for f in self.formulas if f.finite_differences]
+        if not results:
+            return ""
+        largest = max(r.max_abs_error for _, r in results)
+        notes = [f"largest difference {largest:.1e}, relative {self.max_relative_error:.0e}"]
+        skipped = self.skipped_at_kinks
+        if skipped:
+            notes.append(f"{skipped} element{'s' if skipped > 1 else ''} skipped at kinks")
+        projected = [
+            f"{f.name} ({r.compared} random directions)"
+            for f, r in results
+            if r.method != "full Jacobian"
+        ]
+        if projected:
+            notes.append("compared along random directions for " + ", ".join(projected))
+        unchecked = [f.name for f, r in results if r.compared == 0]
+        if unchecked:
+            notes.append(f"nothing compared for {', '.join(unchecked)}: every element at a kink")
+        return f" and finite differences ({'; '.join(notes)})"
 
     def __str__(self) -> str:
         lines = [f"{left} = {right}" for left, right in self.equations()]
@@ -726,12 +802,19 @@ class Derivation:
 
     def _repr_markdown_(self) -> str:
         where = self.where(latex=True)
+        verdict, *details = self.check().split("\n")  # gradcheck's explanation, preformatted
+        details_block = "\n\n```text\n" + "\n".join(details) + "\n```" if details else ""
         return (
-            f"$$\n{self.latex()}\n$$\n\n" + (f"where {where}\n\n" if where else "") + self.check()
+            f"$$\n{self.latex()}\n$$\n\n"
+            + (f"where {where}\n\n" if where else "")
+            + verdict
+            + details_block
         )
 
 
-def derive(output: Tensor, wrt: Sequence[Tensor], grad: Any = None) -> Derivation:
+def derive(
+    output: Tensor, wrt: Sequence[Tensor], grad: Any = None, finite_differences: bool = True
+) -> Derivation:
     """The formula of d(output)/d(t) for each t in wrt, from the recorded graph.
 
         S, Y = an.tensor(X, name="S"), an.tensor(T, name="Y")
@@ -745,6 +828,16 @@ def derive(output: Tensor, wrt: Sequence[Tensor], grad: Any = None) -> Derivatio
     output must be a one-element tensor, or `grad` gives dL/d(output) (a Tensor, whose name is
     used, or an array, called G). The graph is kept (as retain_graph=True), so backward() can
     still follow.
+
+    Each formula's value is checked against autograd's gradient and, with finite_differences=True,
+    against central differences of L (the output, or sum(G * output)) in float64:
+
+        formula[i] ~= (L(t + h e_i) - L(t - h e_i)) / (2 h)      every element i of t
+
+    by gradcheck's machinery (its step, tolerances atol=1e-5, rtol=1e-3, refinement and kink
+    skipping), with L re-evaluated by running the recorded graph again on the nudged value.
+    This costs two evaluations of the part of the graph that depends on t per element; beyond
+    MAX_FULL_SIZE elements it compares along N_PROJECTIONS random directions instead.
     """
     if not isinstance(output, Tensor) or not output.requires_grad:
         raise RuntimeError(
@@ -757,6 +850,12 @@ def derive(output: Tensor, wrt: Sequence[Tensor], grad: Any = None) -> Derivatio
                 f"derive: wrt[{i}] ({getattr(t, 'name', None) or type(t).__name__}) does not "
                 "require grad, so it has no gradient; pass tensors created with requires_grad=True"
             )
+    if finite_differences and not engine.is_grad_enabled():
+        raise RuntimeError(
+            "derive: finite differences re-run the recorded graph, and under no_grad nothing is "
+            "recorded to keep them off its kinks; call derive outside the `with an.no_grad():` "
+            "block, or pass finite_differences=False"
+        )
     seed_array = engine.check_root_grad(output, grad, "derive")
     seed = (
         Expr.const(seed_array)
@@ -788,11 +887,79 @@ def derive(output: Tensor, wrt: Sequence[Tensor], grad: Any = None) -> Derivatio
         name = t.name or (symbol.name if symbol is not None and symbol.name else f"wrt[{i}]")
         value = expr.value.astype(t.dtype)
         error = float(np.max(np.abs(value - auto.data), initial=0.0))
-        formulas.append(
-            Formula(f"∂{loss}/∂{name}", name, expr, auto.data, error, agrees(value, auto.data))
+        formula = Formula(
+            f"∂{loss}/∂{name}", name, expr, auto.data, error, agrees(value, auto.data)
         )
+        if finite_differences:
+            seed_of_sum = None if grad is None else seed_array
+            check_numerically(formula, t, replay(order, output, t, seed_of_sum))
+        formulas.append(formula)
     seed_names = None if grad is None else (str(seed.name), result)
     return Derivation(loss, formulas, deltas, forward, names, list(wrt), seed_names)
+
+
+# Above this many elements a tensor's formula is compared with finite differences along
+# N_PROJECTIONS random directions (two evaluations each) instead of element by element (two
+# evaluations per element); gradcheck's defaults.
+MAX_FULL_SIZE = 512
+N_PROJECTIONS = 8
+
+
+def replay(
+    order: list[Tensor], output: Tensor, t: Tensor, seed: np.ndarray | None
+) -> gradcheck.Evaluation:
+    """L as a function of t's value, by the recorded graph: every node that depends on t is
+    recomputed by its primitive (recorded, so that gradcheck sees the side of each kink), every
+    other node keeps its recorded value. L is the output, or sum(seed * output) when a seed
+    dL/d(output) was given."""
+    depends = {id(t)}
+    recomputed = []
+    for node in order:
+        if node is not t and any(id(p) in depends for p in node.parents):
+            depends.add(id(node))
+            recomputed.append(node)
+
+    def evaluate(ts: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        values = {id(t): ts[0]}
+        for node in recomputed:
+            args = [values[id(p)] if id(p) in values else p.detach() for p in node.parents]
+            values[id(node)] = node.op(*args, **node.params)
+        out = values[id(output)] if id(output) in values else output.detach()
+        if seed is not None:
+            out = (out * seed).sum()
+        return out, [out]
+
+    return evaluate
+
+
+def check_numerically(formula: Formula, t: Tensor, evaluate: gradcheck.Evaluation) -> None:
+    """Compare the formula's value with finite differences of L with respect to t (gradcheck's
+    check, with the formula as its analytic side); record the result in the formula."""
+    gradient = formula.expr.value.astype(np.float64)  # of t's shape: unbroadcast sees to it
+
+    def formula_vjp(u: np.ndarray) -> list[np.ndarray]:  # L is a scalar: J^T u = u * dL/dt
+        return [float(u.ravel()[0]) * gradient]
+
+    nudged = Tensor(t.data, requires_grad=True, name=formula.name)
+    try:
+        with warnings.catch_warnings():
+            # float32 tensors and checks with every element at a kink: the result says so.
+            warnings.simplefilter("ignore", GradcheckWarning)
+            formula.finite_differences = gradcheck.check(
+                evaluate,
+                [nudged],
+                "derive",
+                eps=None,
+                atol=1e-5,
+                rtol=1e-3,
+                max_full_size=MAX_FULL_SIZE,
+                n_projections=N_PROJECTIONS,
+                seed=0,
+                vjp_of=formula_vjp,
+                analytic="the formula",
+            )
+    except GradcheckError as exc:
+        formula.finite_difference_failure = str(exc)
 
 
 def agrees(value: np.ndarray, reference: np.ndarray) -> bool:

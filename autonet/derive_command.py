@@ -10,8 +10,9 @@ The networks (L = 1/2 sum (O - Y)^2 on the tutorial's XNOR data):
     --layers   H_l = sigmoid(H_{l-1} . W_l (+ b_l)),  l = 1..N,  H_0 = S,  output H_N
 
 Every formula printed is derived by `autonet.derive` from the recorded graph and checked against
-autograd's gradient; the statements about them (equal to the tutorial's, the recurring rule) are
-checked by comparing the derived text, so the command fails (exit status 1) if one does not hold.
+autograd's gradient and against finite differences (the printed `verified` line); the statements
+about them (equal to the tutorial's, the recurring rule) are checked by comparing the derived
+text, so the command fails (exit status 1) if one does not hold.
 """
 
 from __future__ import annotations

@@ -44,6 +44,10 @@ from autonet.tensor import Tensor
 # An evaluation returns the output and the tensors whose graphs hold the kinks that matter
 # (gradgradcheck's output, a gradient, need not contain the forward relu whose step it jumps).
 Evaluation = Callable[[list[Tensor]], tuple[Tensor, list[Tensor]]]
+# The analytic side of a check: u (an array of the output's shape) -> J^T u for each differentiated
+# input, as float64 arrays of the inputs' shapes. gradcheck's is autograd's backward pass; derive
+# passes the value of its formulas.
+VectorJacobianProduct = Callable[[np.ndarray], list[np.ndarray]]
 
 
 class GradcheckError(AssertionError):
@@ -322,21 +326,22 @@ def output_of(value: Any, caller: str) -> Tensor:
     return value
 
 
+def autograd_vjp(out: Tensor, wanted: list[Tensor]) -> VectorJacobianProduct:
+    """J^T u by a backward pass through out's graph, in the inputs' own dtype."""
+    return lambda u: vjp(out, wanted, u)
+
+
 def analytic_jacobians(
-    evaluate: Evaluation, tensors: list[Tensor], wrt: list[int]
+    vjp_of: VectorJacobianProduct, out: Tensor, tensors: list[Tensor], wrt: list[int]
 ) -> list[np.ndarray]:
-    """Autograd's Jacobian for each wrt input, row j by a backward pass seeded with e_j, in the
-    inputs' own dtype (converted to float64 for the comparison)."""
-    out, _ = evaluate(tensors)
-    wanted = [tensors[k] for k in wrt]
-    jacs = [np.zeros((out.size, t.size)) for t in wanted]
-    if not out.requires_grad:
-        return jacs
+    """The analytic Jacobian for each wrt input, row j = J^T e_j (for autograd, a backward pass
+    seeded with e_j), converted to float64 for the comparison."""
+    jacs = [np.zeros((out.size, tensors[k].size)) for k in wrt]
     for j in range(out.size):
-        seed = np.zeros(out.shape, dtype=out.dtype)
+        seed = np.zeros(out.shape)
         seed.flat[j] = 1
-        for jac, g in zip(jacs, gradients(out, wanted, grad=seed, retain_graph=True), strict=True):
-            jac[j] = np.asarray(g.data, dtype=np.float64).ravel()
+        for jac, g in zip(jacs, vjp_of(seed), strict=True):
+            jac[j] = np.asarray(g, dtype=np.float64).ravel()
     return jacs
 
 
@@ -350,8 +355,15 @@ def check(
     max_full_size: int,
     n_projections: int,
     seed: int,
+    vjp_of: VectorJacobianProduct | None = None,
+    analytic: str = "autograd",
 ) -> GradcheckResult:
-    """The comparison behind gradcheck and gradgradcheck (see the module docstring)."""
+    """The comparison behind gradcheck and gradgradcheck (see the module docstring), and derive's
+    finite-difference check of its formulas.
+
+    vjp_of is the analytic side (None: autograd's backward pass through evaluate(tensors)), and
+    `analytic` what errors call it.
+    """
     __tracebackhide__ = True
     if not is_grad_enabled():
         raise RuntimeError(
@@ -375,11 +387,28 @@ def check(
             stacklevel=3,
         )
     numeric = FiniteDifferences(evaluate, [t.data for t in tensors], wrt, eps)
+    out, _ = evaluate(tensors)
+    if vjp_of is None:
+        vjp_of = autograd_vjp(out, [tensors[k] for k in wrt])
     total = sum(tensors[k].size for k in wrt)
     if total <= max_full_size and numeric.out.size <= max_full_size:
-        return check_full(evaluate, tensors, wrt, numeric, caller, atol, rtol)
+        analytic_jacs = analytic_jacobians(vjp_of, out, tensors, wrt)
+        return check_full(
+            evaluate, tensors, wrt, numeric, analytic_jacs, caller, analytic, atol, rtol
+        )
     return check_projections(
-        evaluate, tensors, wrt, numeric, caller, atol, rtol, n_projections, seed
+        evaluate,
+        tensors,
+        wrt,
+        numeric,
+        out,
+        vjp_of,
+        caller,
+        analytic,
+        atol,
+        rtol,
+        n_projections,
+        seed,
     )
 
 
@@ -388,15 +417,16 @@ def check_full(
     tensors: list[Tensor],
     wrt: list[int],
     numeric: FiniteDifferences,
+    analytic_jacs: list[np.ndarray],
     caller: str,
+    analytic: str,
     atol: float,
     rtol: float,
 ) -> GradcheckResult:
     __tracebackhide__ = True
-    analytic = analytic_jacobians(evaluate, tensors, wrt)
     compared = skipped = refined = 0
     max_abs = max_rel = 0.0
-    for jac_a, k in zip(analytic, wrt, strict=True):
+    for jac_a, k in zip(analytic_jacs, wrt, strict=True):
         jac_n = numeric.jacobian(k)
         bad = mismatches(jac_a, jac_n, atol, rtol)
         for i in np.flatnonzero(bad.any(axis=0))[:MAX_REFINED]:
@@ -416,6 +446,7 @@ def check_full(
             raise GradcheckError(
                 describe_full_mismatch(
                     caller,
+                    analytic,
                     tensors[k],
                     k,
                     jac_a,
@@ -457,6 +488,7 @@ def primitives_on_path(evaluate: Evaluation, tensors: list[Tensor]) -> str:
 
 def describe_full_mismatch(
     caller: str,
+    analytic: str,
     t: Tensor,
     k: int,
     jac_a: np.ndarray,
@@ -480,10 +512,11 @@ def describe_full_mismatch(
     h = numeric.step(k, int(i))
     allowed = atol + rtol * abs(n)
     lines = [
-        f"{caller}: autograd's gradient of {input_header(t, k)} does not match finite differences.",
+        f"{caller}: {analytic}'s gradient of {input_header(t, k)} does not match finite "
+        "differences.",
         f"  worst element {label}{element(t.shape, int(i))}, of output element "
         f"out{element(out_shape, int(row))}:",
-        f"    analytic (autograd, in {t.dtype})".ljust(52) + f"{a: .10g}",
+        f"    analytic ({analytic}, in {t.dtype})".ljust(52) + f"{a: .10g}",
         f"    numeric (float64 central difference, h={h:.1g})".ljust(52) + f"{n: .10g}",
         f"    |analytic - numeric| {abs(a - n):.3g}, relative error "
         f"{float(relative_error(np.array(a), np.array(n), atol)):.3g}; allowed atol {atol:g} + "
@@ -509,7 +542,10 @@ def check_projections(
     tensors: list[Tensor],
     wrt: list[int],
     numeric: FiniteDifferences,
+    out: Tensor,
+    vjp_of: VectorJacobianProduct,
     caller: str,
+    analytic: str,
     atol: float,
     rtol: float,
     n_projections: int,
@@ -519,8 +555,6 @@ def check_projections(
     unit vectors u, v; redraw v when x +- h v crosses a kink."""
     __tracebackhide__ = True
     rng = np.random.default_rng(seed)
-    out, _ = evaluate(tensors)
-    wanted = [tensors[k] for k in wrt]
     h = numeric.eps * max(1.0, *(float(np.abs(numeric.arrays[k]).max(initial=0)) for k in wrt))
     compared = skipped = 0
     max_abs = max_rel = 0.0
@@ -537,7 +571,7 @@ def check_projections(
             skipped += 1
             continue
         n = float(u.ravel() @ difference)
-        jtu = vjp(out, wanted, u)
+        jtu = vjp_of(u)
         a = sum(float((g * vs[k]).sum()) for g, k in zip(jtu, wrt, strict=True))
         compared += 1
         max_abs = max(max_abs, abs(a - n))
@@ -545,7 +579,20 @@ def check_projections(
         if mismatches(np.array(a), np.array(n), atol, rtol):
             raise GradcheckError(
                 describe_projection_mismatch(
-                    caller, tensors, wrt, numeric, jtu, u, vs, a, n, h, atol, rtol, evaluate
+                    caller,
+                    analytic,
+                    tensors,
+                    wrt,
+                    numeric,
+                    jtu,
+                    u,
+                    vs,
+                    a,
+                    n,
+                    h,
+                    atol,
+                    rtol,
+                    evaluate,
                 )
             )
     if compared == 0:
@@ -570,6 +617,7 @@ def vjp(out: Tensor, wanted: list[Tensor], u: np.ndarray) -> list[np.ndarray]:
 
 def describe_projection_mismatch(
     caller: str,
+    analytic: str,
     tensors: list[Tensor],
     wrt: list[int],
     numeric: FiniteDifferences,
@@ -610,7 +658,7 @@ def describe_projection_mismatch(
         [
             f"{caller}: autograd disagrees with finite differences along a random projection "
             f"(inputs too large for the full Jacobian).",
-            f"  <J^T u, v> (autograd) = {a:.8g}, <u, J v> (float64 central difference, "
+            f"  <J^T u, v> ({analytic}) = {a:.8g}, <u, J v> (float64 central difference, "
             f"h={h:.2g}) = {n:.8g}; |difference| {abs(a - n):.3g} > atol {atol:g} + "
             f"rtol {rtol:g} * |numeric|",
             f"  narrowed by bisection to {input_header(tensors[k], k)}, element "
