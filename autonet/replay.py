@@ -75,7 +75,7 @@ class Replay:
 
     def __call__(self, *args: Any) -> Tensor:
         """loss_fn(*args), with its gradients accumulated into the parameters' .grad."""
-        if not engine.is_grad_enabled():
+        if not engine._grad_mode.enabled:  # engine.is_grad_enabled(), without the call
             raise RuntimeError(
                 f"replay({self.__name__}): called under no_grad, where nothing can be "
                 "differentiated; call the step outside no_grad (or call loss_fn directly)"
