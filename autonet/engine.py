@@ -10,6 +10,7 @@ the backward pass computes dL/dx by the chain rule in reverse topological order:
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -108,8 +109,14 @@ def topological_order(root: Tensor) -> list[Tensor]:
         elif node not in visited:
             visited.add(node)
             stack.append((node, True))
-            stack += [(parent, False) for parent in node.parents if parent.requires_grad]
+            # a loop, not a list comprehension: this runs once per node of every backward pass
+            for parent in node.parents:
+                if parent.requires_grad and parent not in visited:
+                    stack.append((parent, False))
     return order
+
+
+array_of = operator.attrgetter("_data")  # a Tensor's ndarray, without the property call
 
 
 def unbroadcast(grad: Any, shape: tuple[int, ...], op_name: str = "") -> Any:
@@ -195,7 +202,7 @@ def backpropagate(
         elif create_graph:
             args = (g, node, *parents)
         else:
-            args = (g, node._data, *[parent._data for parent in parents])
+            args = (g, node._data, *map(array_of, parents))
         params, vjps, variadic = node.params, op.vjps, op.variadic
         for i, parent in enumerate(parents):
             if not parent.requires_grad:

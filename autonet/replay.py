@@ -75,7 +75,7 @@ class Replay:
 
     def __call__(self, *args: Any) -> Tensor:
         """loss_fn(*args), with its gradients accumulated into the parameters' .grad."""
-        if not engine.is_grad_enabled():
+        if not engine._grad_mode.enabled:  # engine.is_grad_enabled(), without the call
             raise RuntimeError(
                 f"replay({self.__name__}): called under no_grad, where nothing can be "
                 "differentiated; call the step outside no_grad (or call loss_fn directly)"
@@ -247,7 +247,9 @@ def record_step(loss_fn: Callable[..., Tensor], args: list[Any], name: str) -> R
 
     def name_of(t: Tensor) -> str:
         if t not in names:  # a leaf outside the recorded graph: a constant
-            names[t] = code.constant("c", t.data)
+            # a 0-d constant (a number in the step) as a NumPy scalar: the same dtype and values,
+            # but arithmetic on it in a rule (pow's b - 1 + (b == 0)) skips the ufunc machinery
+            names[t] = code.constant("c", t.data[()] if t.data.ndim == 0 else t.data)
         return names[t]
 
     # Forward: each primitive applied to its inputs' arrays, as record() applies it.

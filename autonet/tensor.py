@@ -422,13 +422,13 @@ NO_PARAMS: dict[str, Any] = {}
 def record(primitive: Primitive, inputs: tuple[Tensor, ...], params: dict = NO_PARAMS) -> Tensor:
     """Run primitive.forward on the inputs' data; if an input requires grad, record the node."""
     try:
-        out = primitive.forward(*[t._data for t in inputs], **params)
+        out = primitive.forward(*map(engine.array_of, inputs), **params)
     except (ValueError, IndexError, TypeError) as exc:
         raise describe_failure(primitive, inputs, params, exc) from exc
     result = Tensor.wrap(out if type(out) is np.ndarray else np.asarray(out))
     for t in inputs:
         if t.requires_grad:
-            if engine.is_grad_enabled():
+            if engine._grad_mode.enabled:  # engine.is_grad_enabled(), without the call
                 result.requires_grad = True
                 result.op = primitive
                 result.parents = inputs
