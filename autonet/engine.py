@@ -74,7 +74,7 @@ class no_grad:
     Use it for parameter updates and evaluation, as torch.no_grad:
 
         with an.no_grad():
-            w.data -= lr * w.grad.data     # or: w -= ... builds no graph either
+            w.data -= lr * w.grad.data     # not `w -= ...`: that rebinds w to a new tensor
     """
 
     def __enter__(self) -> None:
