@@ -119,6 +119,11 @@ def topological_order(root: Tensor) -> list[Tensor]:
 array_of = operator.attrgetter("_data")  # a Tensor's ndarray, without the property call
 
 
+def same_tensor(t: Tensor) -> Tensor:
+    """What a node hands its VJPs under create_graph: the Tensor itself, so the rules record."""
+    return t
+
+
 def unbroadcast(grad: Any, shape: tuple[int, ...], op_name: str = "") -> Any:
     """Sum grad over the axes that broadcasting added or stretched, so that it has `shape`.
 
@@ -173,19 +178,22 @@ def backpropagate(
     `retain_graph`, each node's links to its parents are cut, freeing the graph. `operand(node)`,
     if given, is what a node passes to the VJPs instead of its data (derive passes symbols).
     """
-    wanted_ids = None if wanted is None else {id(t) for t in wanted}
+    collect = wanted is not None
+    wanted_ids = {id(t) for t in wanted} if collect else set()
     found: dict[int, Any] = {}
+    # what a node hands its VJPs for its output and inputs: arrays, or Tensors / symbols
+    value_of = operand if operand is not None else same_tensor if create_graph else array_of
     grads: dict[Tensor, Any] = {root: root_grad}  # keyed by node: Tensors hash by identity
     order = topological_order(root)
     while order:
         node = order.pop()  # popped, so that the pass holds no node it has finished with
         g = grads.pop(node)
-        if wanted_ids is None:
-            if node.op is None or node.retains_grad:
-                node.accumulate_grad(g)
-        elif id(node) in wanted_ids:
-            found[id(node)] = g
         op = node.op
+        if collect:
+            if id(node) in wanted_ids:
+                found[id(node)] = g
+        elif op is None or node.retains_grad:
+            node.accumulate_grad(g)
         if op is None:
             continue
         if node._recorded_at < last_data_write:  # some .data was assigned since: look closer
@@ -197,17 +205,23 @@ def backpropagate(
                 "freed by an earlier backward(); call the first backward(retain_graph=True) to "
                 "backpropagate through the same graph twice"
             )
-        if operand is not None:
-            args = (g, operand(node), *[operand(parent) for parent in parents])
-        elif create_graph:
-            args = (g, node, *parents)
+        # one and two inputs spelled out: unpacking a map costs as much as a small VJP
+        if len(parents) == 2:
+            args = (g, value_of(node), value_of(parents[0]), value_of(parents[1]))
+        elif len(parents) == 1:
+            args = (g, value_of(node), value_of(parents[0]))
         else:
-            args = (g, node._data, *map(array_of, parents))
-        params, vjps, variadic = node.params, op.vjps, op.variadic
+            args = (g, value_of(node), *map(value_of, parents))
+        params, vjps = node.params, op.vjps
         for i, parent in enumerate(parents):
             if not parent.requires_grad:
                 continue
-            grad = vjps[0](i, *args, **params) if variadic else vjps[i](*args, **params)
+            if op.variadic:
+                grad = vjps[0](i, *args, **params)
+            elif params:
+                grad = vjps[i](*args, **params)
+            else:  # most ops: a call without ** is cheaper
+                grad = vjps[i](*args)
             data = parent._data
             if grad.shape != data.shape:
                 grad = unbroadcast(grad, data.shape, op.name)
@@ -229,7 +243,7 @@ def check_root_grad(root: Tensor, grad: Any, caller: str) -> np.ndarray:
                 f"shape {root.shape}; reduce it first (e.g. loss.sum()) or pass "
                 f"grad=an array of shape {root.shape}"
             )
-        return np.ones(root.shape, dtype=root.dtype)
+        return np.array(1, dtype=root.dtype).reshape(root.shape)  # (cheaper than numpy.ones)
     array = np.asarray(getattr(grad, "data", grad))
     if array.shape != root.shape:
         raise ValueError(

@@ -130,8 +130,10 @@ def broadcast_to_forward(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     no memory. (Assignment would also drop leading axes of length 1, which broadcast_to refuses:
     x with more axes than `shape` goes to numpy.broadcast_to, which raises.)
     """
-    x = np.asarray(x)
-    shape = tuple(shape) if np.iterable(shape) else (shape,)
+    if type(x) is not np.ndarray:
+        x = np.asarray(x)
+    if type(shape) is not tuple:
+        shape = tuple(shape) if np.iterable(shape) else (shape,)
     if x.ndim > len(shape) or math.prod(shape) > BROADCAST_COPY_LIMIT:
         return np.broadcast_to(x, shape)
     out = np.empty(shape, dtype=x.dtype)
@@ -185,8 +187,14 @@ def matmul_vjp_b(g: Any, out: Any, a: Any, b: Any) -> Any:
 
 
 def sum_vjp(g: Any, out: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    """out = sum(x, axis)   =>   grad_x = g broadcast back over the summed axes."""
-    return broadcast_to(g.reshape(keepdims_shape(x.shape, axis)), shape=x.shape)
+    """out = sum(x, axis)   =>   grad_x = g broadcast back over the summed axes.
+
+    g lacks the summed axes unless keepdims (or all of them were summed: g then has shape () and
+    broadcasts as it is); they are put back as axes of length 1 before broadcasting.
+    """
+    if axis is not None and not keepdims:
+        g = g.reshape(keepdims_shape(x.shape, axis))
+    return broadcast_to(g, shape=x.shape)
 
 
 def max_vjp(g: Any, out: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:

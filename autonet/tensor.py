@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 
 from autonet import engine
+from autonet.engine import _grad_mode as grad_mode
+from autonet.engine import array_of
 from autonet.primitives import PRIMITIVES, Primitive
 
 
@@ -422,13 +424,21 @@ NO_PARAMS: dict[str, Any] = {}
 def record(primitive: Primitive, inputs: tuple[Tensor, ...], params: dict = NO_PARAMS) -> Tensor:
     """Run primitive.forward on the inputs' data; if an input requires grad, record the node."""
     try:
-        out = primitive.forward(*map(engine.array_of, inputs), **params)
+        # the common arities spelled out: unpacking a map costs more than a small NumPy op
+        if params:
+            out = primitive.forward(*map(array_of, inputs), **params)
+        elif len(inputs) == 2:
+            out = primitive.forward(inputs[0]._data, inputs[1]._data)
+        elif len(inputs) == 1:
+            out = primitive.forward(inputs[0]._data)
+        else:
+            out = primitive.forward(*map(array_of, inputs))
     except (ValueError, IndexError, TypeError) as exc:
         raise describe_failure(primitive, inputs, params, exc) from exc
     result = Tensor.wrap(out if type(out) is np.ndarray else np.asarray(out))
     for t in inputs:
         if t.requires_grad:
-            if engine._grad_mode.enabled:  # engine.is_grad_enabled(), without the call
+            if grad_mode.enabled:  # engine.is_grad_enabled(), without the call
                 result.requires_grad = True
                 result.op = primitive
                 result.parents = inputs
@@ -473,13 +483,16 @@ def as_operand(x: Any, like: Tensor) -> Tensor:
     float32 * 2.0 stays float32)."""
     if isinstance(x, Tensor):
         return x
+    number_type = type(x)
+    # a Python float or int (the common case) first: the abstract-class checks below cost more
+    # than the rest of a small op
+    if number_type is float or number_type is int:
+        dtype = like._data.dtype
+        return Tensor.wrap(np.array(x, dtype if dtype.kind == "f" else None))
     if isinstance(x, np.ndarray):
         return Tensor.wrap(x)
-    # `type(x) in` first: a Python float or int (the common case) skips the slower abstract-class
-    # checks, which cost more than the rest of a small op.
-    python_real = type(x) in (float, int)
-    if python_real or isinstance(x, numbers.Number) and not isinstance(x, np.generic):
-        real = python_real or isinstance(x, numbers.Real)
+    if isinstance(x, numbers.Number) and not isinstance(x, np.generic):
+        real = isinstance(x, numbers.Real)
         dtype = like._data.dtype if real and like._data.dtype.kind == "f" else None
         return Tensor.wrap(np.asarray(x, dtype=dtype))
     return Tensor(x)
