@@ -29,6 +29,8 @@ from autonet.engine import _grad_mode as grad_mode
 from autonet.engine import array_of
 from autonet.primitives import PRIMITIVES, Primitive
 
+NO_PARAMS: dict[str, Any] = {}  # the params of an op that has none (shared, never mutated)
+
 
 class Tensor:
     """An n-dimensional array that records its computation graph for reverse-mode gradients.
@@ -224,16 +226,24 @@ class Tensor:
         return Tensor.wrap(self.data)
 
     @classmethod
-    def wrap(cls, array: np.ndarray) -> Tensor:
-        """A leaf around an existing ndarray, without copying or checking (internal fast path)."""
+    def wrap(
+        cls,
+        array: np.ndarray,
+        op: Primitive | None = None,
+        parents: tuple[Tensor, ...] = (),
+        params: dict[str, Any] = NO_PARAMS,
+    ) -> Tensor:
+        """A tensor around an existing ndarray, without copying or checking (internal fast path):
+        a leaf, or, given `op`, the recorded output of op applied to `parents` (requires grad)."""
         t = object.__new__(cls)
         t._data = array
         t._version = 0
+        t._recorded_at = engine.last_data_write
         t.grad = None
-        t.requires_grad = False
-        t.op = None
-        t.parents = ()
-        t.params = NO_PARAMS
+        t.requires_grad = op is not None
+        t.op = op
+        t.parents = parents
+        t.params = params
         t.name = None
         t.retains_grad = False
         return t
@@ -418,7 +428,6 @@ class Tensor:
 ADD, SUB, MUL, DIV, POW, NEG = (PRIMITIVES[k] for k in ("add", "sub", "mul", "div", "pow", "neg"))
 MATMUL, SIGMOID, SIGN, SUM = (PRIMITIVES[k] for k in ("matmul", "sigmoid", "sign", "sum"))
 RESHAPE, TRANSPOSE, GETITEM = (PRIMITIVES[k] for k in ("reshape", "transpose", "getitem"))
-NO_PARAMS: dict[str, Any] = {}
 
 
 def record(primitive: Primitive, inputs: tuple[Tensor, ...], params: dict = NO_PARAMS) -> Tensor:
@@ -435,17 +444,14 @@ def record(primitive: Primitive, inputs: tuple[Tensor, ...], params: dict = NO_P
             out = primitive.forward(*map(array_of, inputs))
     except (ValueError, IndexError, TypeError) as exc:
         raise describe_failure(primitive, inputs, params, exc) from exc
-    result = Tensor.wrap(out if type(out) is np.ndarray else np.asarray(out))
+    if type(out) is not np.ndarray:
+        out = np.asarray(out)
     for t in inputs:
         if t.requires_grad:
             if grad_mode.enabled:  # engine.is_grad_enabled(), without the call
-                result.requires_grad = True
-                result.op = primitive
-                result.parents = inputs
-                result.params = params
-                result._recorded_at = engine.last_data_write
+                return Tensor.wrap(out, primitive, inputs, params)
             break
-    return result
+    return Tensor.wrap(out)
 
 
 def to_array(data: Any, dtype: Any = None) -> np.ndarray:
