@@ -355,6 +355,16 @@ def machine() -> dict[str, Any]:
     return info
 
 
+def load_average() -> float | None:
+    """The 1-minute load average (None where the OS has none): other work on a machine slows the
+    Python-bound small steps more than the BLAS-bound large ones, so the report says how busy it
+    was."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
 def processor_name() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -438,6 +448,12 @@ def markdown(report: dict[str, Any]) -> str:
         + f". Medians of {report['settings']['repeats']} interleaved repeats; in parentheses "
         "the ratio to hand-written NumPy (lower is faster).",
     ]
+    if m.get("load_average_start") is not None:
+        lines[-1] += (
+            f" Load average (1 min) {m['load_average_start']} at the start, "
+            f"{m['load_average_end']} at the end ({m['cpus']} CPUs): other work on the machine "
+            "slows the Python-bound small steps more than the rest."
+        )
     if "tutorial" in report:
         lines += [
             "",
@@ -551,8 +567,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "mlp": run_mlp,
         "overhead": run_overhead,
     }
+    report["machine"]["load_average_start"] = load_average()
     for workload in args.workloads:
         report[workload] = runners[workload](args)
+    report["machine"]["load_average_end"] = load_average()
     out = Path(args.out)
     write_atomically(out.with_suffix(".json"), json.dumps(report, indent=1) + "\n")
     text = markdown(report)
