@@ -433,7 +433,7 @@ RESHAPE, TRANSPOSE, GETITEM = (PRIMITIVES[k] for k in ("reshape", "transpose", "
 def record(primitive: Primitive, inputs: tuple[Tensor, ...], params: dict = NO_PARAMS) -> Tensor:
     """Run primitive.forward on the inputs' data; if an input requires grad, record the node."""
     try:
-        # the common arities spelled out: unpacking a map costs more than a small NumPy op
+        # the common arities spelled out: unpacking a map costs about as much as a small NumPy op
         if params:
             out = primitive.forward(*map(array_of, inputs), **params)
         elif len(inputs) == 2:
