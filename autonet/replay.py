@@ -152,17 +152,20 @@ class CodeWriter:
     refer to.
 
     Names: t0, t1, ... the arguments; a0, ... float arguments' arrays; p0, ... parameters' arrays
-    (P0, ... the parameter Tensors); v0, ... forward values; g0, ... values of the backward pass;
-    c0, ... constants; upper case, the forward functions of primitives (SIGMOID) and rules called
-    as functions. Each line is (the name it assigns or None, code, the locals it reads, comment).
+    (P0, ... the parameter Tensors); v0, ... values of the forward pass; g0, ... of the backward
+    pass; c0, ... constants; upper case, NumPy functions (EXP, MATMUL), and functions of the
+    table called as they are (RULE, a forward). Each line is (the name it assigns or None, code,
+    the locals it reads, its comment).
     """
 
     def __init__(self) -> None:
         self.lines: list[tuple[str | None, str, tuple[str, ...], tuple[int, str]]] = []
         self.namespace: dict[str, Any] = {"asarray": np.asarray}
         self.counts: dict[str, int] = {}
-        # What the lines emitted now are part of, written as a comment above the first of them:
-        # (a serial number, so that two forward sigmoids each get theirs; the text).
+        self.nbytes: dict[str, int] = {}  # the size of each computed local's array
+        self.prefix = "v"  # of the locals assigned now: v in the forward pass, g in the backward
+        # What the lines emitted now compute, written as a comment on the first of them: (a
+        # serial number, so that two sigmoids in a row each get theirs; the text).
         self.comment: tuple[int, str] = (0, "")
 
     def fresh(self, prefix: str) -> str:
@@ -189,14 +192,16 @@ class CodeWriter:
         self.namespace[name] = value
         return name
 
-    def emit(self, target: str | None, code: str, reads: list[str]) -> None:
-        """A line assigning `target` (None: a line kept for its effect) from the locals `reads`."""
+    def emit(self, target: str | None, code: str, reads: list[str], value: Any = None) -> None:
+        """A line assigning `target` (None: a line kept for its effect) from the locals `reads`;
+        `value` is the array target holds."""
         self.lines.append((target, code, tuple(reads), self.comment))
+        if target is not None:
+            self.nbytes[target] = getattr(value, "nbytes", 0)
 
     def text(self, x: Any, reads: list[str]) -> str:
         """The code for operand x; the locals it reads are appended to reads. Python numbers and
-        the like are written as literals (a Python float stays a Python float, which NumPy
-        treats differently from an array), other values become constants of the namespace."""
+        the like are written as literals, other values become constants of the namespace."""
         if isinstance(x, Traced):
             if x.name is None:  # a constant, named when first written
                 x.name = self.constant(x.value)
@@ -204,17 +209,13 @@ class CodeWriter:
                 reads.append(x.name)
             return x.name
         kind = type(x)
-        if (
-            kind in (int, bool, str)
-            or x is None
-            or x is Ellipsis
-            or kind is float
-            and np.isfinite(x)
-        ):
+        if kind in (int, bool, str) or x is None or kind is float and np.isfinite(x):
             return repr(x)
-        if kind is tuple:
-            items = [self.text(item, reads) for item in x]
-            return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+        if kind in (tuple, list):
+            items = ", ".join(self.text(item, reads) for item in x)
+            if kind is list:
+                return f"[{items}]"
+            return f"({items},)" if len(x) == 1 else f"({items})"
         if kind is slice:
             return f"slice({', '.join(self.text(i, reads) for i in (x.start, x.stop, x.step))})"
         if isinstance(x, np.dtype) and x.isbuiltin and np.dtype(x.name) == x:
@@ -234,29 +235,31 @@ class CodeWriter:
         write: Callable[[list[str]], str],
     ) -> Traced:
         """function(*args, **kwargs) on the operands' values, computed now. If every operand is a
-        constant, so is the result; otherwise a line `gN = write(reads)` computes it at each call
+        constant, so is the result; otherwise a line `v3 = write(reads)` computes it at each call
         (write renders the operation with self.text, collecting the locals it reads)."""
         value = function(*values_of(args), **values_of(kwargs))
         if is_constant(args) and is_constant(kwargs):
             return Traced(value, self, constant=True)
         reads: list[str] = []
         expression = write(reads)
-        name = self.fresh("g")
-        self.emit(name, f"{name} = {expression}", reads)
+        name = self.fresh(self.prefix)
+        self.emit(name, f"{name} = {expression}", reads, value)
         return Traced(value, self, name)
 
     def call(
         self, name: str, function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict
     ) -> Traced:
-        """function(*args, **kwargs), written as a call of the namespace's `name`."""
+        """function(*args, **kwargs), written as a call of `name` (of the namespace)."""
         return self.apply(
             function, args, kwargs, lambda reads: f"{name}({self.arguments(args, kwargs, reads)})"
         )
 
     def function(self, name: str, parameters: list[str]) -> tuple[Callable[..., Any], str]:
         """Compile the lines into `def name(*parameters)`: only the lines that a line kept for its
-        effect (a check, a gradient accumulated, the return) needs, each local deleted after its
-        last use so that its array can be freed as soon as the code is done with it."""
+        effect (a check, a gradient accumulated, the return) needs. Each array the code computes
+        of DELETE_FROM_BYTES or more is deleted after its last use, so that it is freed as soon
+        as the code is done with it; smaller ones live until the return (a `del` costs more time
+        than they cost memory), as do arguments and parameters (their tensors hold them)."""
         needed: set[str] = set()
         kept = []
         for line in reversed(self.lines):
@@ -268,7 +271,8 @@ class CodeWriter:
         last_use = {read: position for position, line in enumerate(kept) for read in line[2]}
         done_at: dict[int, list[str]] = {}
         for read, position in last_use.items():
-            done_at.setdefault(position, []).append(read)
+            if self.nbytes.get(read, 0) >= DELETE_FROM_BYTES:
+                done_at.setdefault(position, []).append(read)
         body, comment = [], (0, "")
         for position, (_, code, _, line_comment) in enumerate(kept):
             line = "    " + code.replace("\n", "\n    ")
@@ -281,6 +285,9 @@ class CodeWriter:
         source = f"def {name}({', '.join(parameters)}):\n" + "\n".join(body) + "\n"
         exec(compile(source, f"<replay {name}>", "exec"), self.namespace)  # noqa: S102
         return self.namespace[name], source
+
+
+DELETE_FROM_BYTES = 65536
 
 
 def values_of(x: Any) -> Any:
@@ -305,13 +312,34 @@ def is_constant(x: Any) -> bool:
     return True
 
 
+def same_result(traced: Any, expected: Any) -> bool:
+    """Whether a function gave on Traced values what it gives on arrays: the same type, dtype,
+    shape and values (NaN where NaN)."""
+    if not isinstance(expected, (np.ndarray, np.generic)) or type(traced) is not type(expected):
+        return False
+    if traced.shape != expected.shape or traced.dtype != expected.dtype:
+        return False
+    return bool(np.array_equal(traced, expected, equal_nan=expected.dtype.kind in "fc"))
+
+
+def same_bits(x: Any, y: Any) -> bool:
+    """Whether two results of an operation are identical: type, dtype, shape and bytes."""
+    return (
+        type(x) is type(y)
+        and isinstance(x, (np.ndarray, np.generic))
+        and x.dtype == y.dtype
+        and x.shape == y.shape
+        and x.tobytes() == y.tobytes()
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Traced values
 
 
 class ValuesNeededError(TypeError):
-    """Raised when a rule uses a Traced value in a way that depends on its values (truth, float,
-    NumPy functions): the recording can follow operations, not decisions made on the values."""
+    """Raised when a function uses a Traced value in a way that depends on its values (truth,
+    conversion to a number or an array): a recording follows operations, not decisions."""
 
 
 def binary(symbol: str, function: Callable[[Any, Any], Any]) -> tuple[Callable, Callable]:
@@ -319,6 +347,7 @@ def binary(symbol: str, function: Callable[[Any, Any], Any]) -> tuple[Callable, 
 
     def operation(a: Any, b: Any) -> Traced:
         code = a.code if isinstance(a, Traced) else b.code
+        a, b = numbers_as_arrays(function, a, b)
 
         def write(reads: list[str]) -> str:
             # a negative literal in parentheses: -1.0 ** g would be -(1.0 ** g)
@@ -329,6 +358,28 @@ def binary(symbol: str, function: Callable[[Any, Any], Any]) -> tuple[Callable, 
         return code.apply(function, (a, b), {}, write)
 
     return operation, lambda self, other: operation(other, self)
+
+
+def numbers_as_arrays(function: Callable[[Any, Any], Any], a: Any, b: Any) -> tuple[Any, Any]:
+    """A Python number operand of an operation with an array as the 0-d array NumPy converts it
+    to: NumPy gives a Python number the array's dtype (or the default one of the number's kind;
+    NEP 50), then runs the same ufunc loop as for an array of that dtype, so the results are the
+    same bits, and the operation skips inspecting the number at each call (about 0.2 us, as
+    much as the operation itself on small arrays). Kept a number unless the bits agree here."""
+    converted = []
+    for x, other in ((a, b), (b, a)):
+        if type(x) in (int, float, bool) and isinstance(other, Traced) and not other.constant:
+            array = other.value
+            if type(array) is np.ndarray and array.ndim > 0:
+                try:
+                    x = np.asarray(x, dtype=np.result_type(x, array.dtype))
+                except (OverflowError, TypeError, ValueError):
+                    pass  # a number the dtype cannot hold: NumPy raises, as it will at each call
+        converted.append(x)
+    if converted[0] is a and converted[1] is b:
+        return a, b
+    expected = function(*values_of((a, b)))
+    return (*converted,) if same_bits(function(*values_of(converted)), expected) else (a, b)
 
 
 def unary(template: str, function: Callable[[Any], Any]) -> Callable:
@@ -357,22 +408,24 @@ def method(name: str) -> Callable:
 
 
 class Traced:
-    """An array followed through the backward pass: its value, and the code that computes it.
+    """An array followed through a function: its value, and the code that computes it.
 
-    value     the ndarray (or NumPy scalar) this is on the arguments of the recording call
+    value     the ndarray (or NumPy scalar) it is on the arguments of the recording call
     code      the CodeWriter that each operation on it writes a line to
     name      the name the code gives it: a local (g3), or for a constant, a name of the
               namespace (None until the constant is first written)
     constant  whether the value is the same at every call (computed from constants only)
 
-    Traced values support what the VJP rules and the engine's backward pass use on arrays: the
-    arithmetic operators and comparisons, indexing, .sum, .reshape, .swapaxes, .transpose, .T,
-    .astype, .shape, .ndim, .dtype, and primitives called as functions (through
-    apply_primitive). Each computes the value with the same NumPy call the rule makes on arrays.
+    Traced values support what the primitives' forwards, their VJP rules and the engine's
+    backward pass do with arrays: operators and comparisons, indexing, the methods .sum,
+    .reshape, .swapaxes, .transpose, .astype (and a few more), .T, .shape, .ndim, .dtype, NumPy's
+    ufuncs (np.exp(x), np.add.reduce(x)) and functions (np.where), and primitives called as
+    functions (through apply_primitive). Each computes the value with the call that the function
+    makes on arrays, and writes that call. What depends on the values themselves (truth, float(),
+    np.asarray) raises ValuesNeededError.
     """
 
     __slots__ = ("value", "code", "name", "constant")
-    __array_ufunc__ = None  # ndarray (op) Traced defers to Traced's reflected operator
     __hash__ = object.__hash__  # == builds a Traced, so identity is the key
 
     def __init__(
@@ -386,10 +439,33 @@ class Traced:
     @classmethod
     def apply_primitive(cls, primitive: Primitive, args: Any, params: dict) -> Traced:
         """A primitive called as a function by a rule (broadcast_to(g, shape=...), sign(x)): its
-        forward on the values, as Primitive.__call__ applies it to arrays."""
+        forward, as Primitive.__call__ applies it to arrays."""
         code = next(a.code for a in args if isinstance(a, Traced))
-        name = code.global_name(function_name(primitive.name), primitive.forward)
-        return code.call(name, primitive.forward, tuple(args), params)
+        return follow(code, primitive.forward, function_name(primitive.name), tuple(args), params)
+
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Traced:
+        """np.exp(x), np.add.reduce(x, axis=0), and ndarray (op) Traced: the ufunc's call."""
+        code = self.code
+        if method == "at" or "out" in kwargs:
+            raise ValuesNeededError(f"replay: {ufunc.__name__}.{method} writes into an array")
+        if method == "__call__" and len(inputs) == 2 and not kwargs:
+            inputs = numbers_as_arrays(ufunc, *inputs)
+        name = code.global_name(function_name(ufunc.__name__), ufunc)
+        if method == "__call__":
+            return code.call(name, ufunc, inputs, kwargs)
+        return code.call(f"{name}.{method}", getattr(ufunc, method), inputs, kwargs)
+
+    def __array_function__(self, function: Any, types: Any, args: Any, kwargs: Any) -> Traced:
+        """np.where(c, a, b) and the other NumPy functions that dispatch on their arguments."""
+        if "out" in kwargs:
+            raise ValuesNeededError(f"replay: {function.__name__}(out=...) writes into an array")
+        code = self.code
+        result = code.call(
+            code.global_name(function_name(function.__name__), function), function, args, kwargs
+        )
+        if result.value is None:  # np.copyto, np.put, ...: it wrote into one of its arguments
+            raise ValuesNeededError(f"replay: {function.__name__} writes into an array")
+        return result
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -413,11 +489,10 @@ class Traced:
     def __repr__(self) -> str:
         return f"Traced({self.name or 'constant'}, shape={self.shape}, dtype={self.dtype})"
 
-    # What would read the values at recording time and fix them in the code.
-    def needs_values(self, *args: Any) -> Any:
+    def needs_values(self, *args: Any, **kwargs: Any) -> Any:
         raise ValuesNeededError(
-            "replay: a VJP rule used a traced array's values outside an operation (truth value, "
-            "conversion to a number or to an array, a NumPy function)"
+            "replay: an array's values were used outside an operation (truth value, conversion "
+            "to a number or to an array), which the recorded code cannot repeat"
         )
 
     __bool__ = __float__ = __int__ = __index__ = __complex__ = __array__ = needs_values
@@ -470,6 +545,8 @@ class Traced:
                 if type(item) is slice:
                     parts = [item.start, item.stop] + ([] if item.step is None else [item.step])
                     texts.append(":".join("" if x is None else code.text(x, reads) for x in parts))
+                elif item is Ellipsis:
+                    texts.append("...")
                 else:
                     texts.append(code.text(item, reads))
             trailing = "," if type(index) is tuple and len(items) == 1 else ""
@@ -479,7 +556,7 @@ class Traced:
 
 
 def function_name(name: str) -> str:
-    """A primitive's name as the upper-case Python name of its forward function in the code."""
+    """A function's or primitive's name as an upper-case Python name for the code."""
     text = "".join(c if c.isalnum() else "_" for c in name).upper()
     return text if text.isidentifier() else f"F_{text}"
 
@@ -488,48 +565,41 @@ def function_name(name: str) -> str:
 # Recording
 
 
-def same_result(traced: Any, expected: Any) -> bool:
-    """Whether a rule gave, on Traced values, what it gives on arrays: same type, dtype, shape and
-    values (NaN where NaN)."""
-    if not isinstance(expected, (np.ndarray, np.generic)) or type(traced) is not type(expected):
-        return False
-    if traced.shape != expected.shape or traced.dtype != expected.dtype:
-        return False
-    return bool(np.array_equal(traced, expected, equal_nan=expected.dtype.kind in "fc"))
+def follow(
+    code: CodeWriter, function: Callable[..., Any], name: str, args: tuple, kwargs: dict
+) -> Traced:
+    """function(*args, **kwargs) on Traced values: traced down to its NumPy operations, or, if
+    the tracer cannot follow it, written as one call of the function (as `name`) on the arrays.
+
+    The function also runs on the arrays, and the trace is kept only if it gives the same
+    result: a function that takes a branch on the type of its operands, or calls something that
+    refuses Traced values (np.asarray, truth values), is called instead. This also gives the
+    error eager mode gives if the function raises on the arrays."""
+    expected = function(*values_of(args), **values_of(kwargs))
+    try:
+        result = function(*args, **kwargs)
+    except Exception:  # noqa: BLE001 - whatever a Traced value cannot do, an array can: call it
+        result = None
+    if isinstance(result, Traced) and same_result(result.value, expected):
+        return result
+    return code.call(code.global_name(name, function), function, args, kwargs)
 
 
 def following(op: Primitive, code: CodeWriter) -> Primitive:
-    """op with each VJP rule traced: run on Traced values, it writes the code of the gradient."""
+    """op with each VJP rule followed: run on Traced values, it writes the code of the gradient."""
 
-    def traced_rule(index: int) -> Callable[..., Any]:
+    def followed_rule(index: int) -> Callable[..., Any]:
         rule = op.vjps[index]
 
         def run(*args: Any, **params: Any) -> Any:
             position = args[0] if op.variadic else index
             code.begin(f"{op.name}: grad of input {position}")
-            # The rule on arrays, as backward() runs it: the result the trace must reproduce
-            # (and the error eager mode would raise, if the rule raises).
-            expected = rule(*values_of(args), **params)
-            try:
-                result = rule(*args, **params)
-            except Exception:  # noqa: BLE001 - whatever Traced cannot do, arrays can: see below
-                result = None
-            if isinstance(result, Traced):
-                if same_result(result.value, expected):
-                    return result
-            elif result is not None and same_result(result, expected):
-                # computed without reading any operand's values (from shapes only): a constant
-                return Traced(result, code, constant=True)
-            # Not traceable: call the rule itself at each call, on the arrays.
-            code.begin(f"{op.name}: grad of input {position} (its rule, called as a function)")
-            name = code.global_name(f"{function_name(op.name)}_RULE_{index}", rule)
-            return code.call(name, rule, args, params)
+            return follow(code, rule, f"{function_name(op.name)}_RULE_{index}", args, params)
 
         return run
 
-    return Primitive(
-        op.name, op.forward, *map(traced_rule, range(len(op.vjps))), variadic=op.variadic
-    )
+    vjps = map(followed_rule, range(len(op.vjps)))
+    return Primitive(op.name, op.forward, *vjps, variadic=op.variadic)
 
 
 def record_step(loss_fn: Callable[..., Tensor], args: tuple[Any, ...], name: str) -> Recording:
@@ -553,9 +623,9 @@ def record_step(loss_fn: Callable[..., Tensor], args: tuple[Any, ...], name: str
         shape = getattr(loss, "shape", type(loss).__name__)
         raise TypeError(f"replay({name}): the step must return a one-element Tensor, got {shape}")
 
-    # The recorded graph is copied node by node into a graph of its own (a shadow), whose
-    # primitives' rules are traced and whose argument leaves require grad only when the argument
-    # does; the engine's backward pass then runs on the copy, leaving the user's tensors alone.
+    # The recorded graph is copied node by node (each copy a shadow), with primitives whose rules
+    # are followed, and argument leaves that require grad only if the argument does; the
+    # engine's backward pass runs on the copy, leaving the user's tensors alone.
     order = topological_order(loss)
     code = CodeWriter()
     argument_names = [code.fresh("t") for _ in args]
@@ -564,9 +634,10 @@ def record_step(loss_fn: Callable[..., Tensor], args: tuple[Any, ...], name: str
     owners: dict[int, str] = {}  # id of a copied leaf that needs a gradient -> who receives it
     parameters: list[str] = []
     parameter_signature: list[Any] = []  # each parameter's shape and dtype, checked at each call
-    for node in order:
-        if node.op is not None:
-            continue
+    leaves = [node for node in order if node.op is None]
+    uses = [parent for node in order for parent in node.parents]  # parameters in order of use
+    leaves.sort(key=lambda leaf: next((k for k, p in enumerate(uses) if p is leaf), len(uses)))
+    for node in leaves:
         shadow = shadows[node] = Tensor.wrap(node.data)
         i = stand_ins.get(node)
         if i is None:  # a leaf that requires grad and is no argument: a parameter
@@ -596,13 +667,13 @@ def record_step(loss_fn: Callable[..., Tensor], args: tuple[Any, ...], name: str
         )
 
     def operand(t: Tensor) -> Traced:
-        """What the rules get for tensor t: its Traced value; a constant if t is not computed."""
+        """What the code knows tensor t as: its Traced value; a constant if t is not computed."""
         x = traced.get(t)
         if x is None:
             x = traced[t] = Traced(t.data, code, constant=True)
         return x
 
-    # Forward: each primitive applied to its inputs' arrays, as record() applies it.
+    # Forward: each primitive's forward followed on its inputs, as record() applies it.
     followed: dict[Primitive, Primitive] = {}
     for node in order:
         if node.op is None:
@@ -611,18 +682,14 @@ def record_step(loss_fn: Callable[..., Tensor], args: tuple[Any, ...], name: str
         if op is None:
             op = followed[node.op] = following(node.op, code)
         parents = tuple(shadows.get(p, p) for p in node.parents)
-        inputs_ = tuple(operand(p) for p in parents)
-        output = node.op.forward(*values_of(inputs_), **node.params)
         shadow = shadows[node] = op(*parents, **node.params)  # records the copy
         code.begin(node.op.name)
-        local = code.fresh("v")
-        reads: list[str] = []
-        call = f"{code.global_name(function_name(op.name), op.forward)}("
-        call += code.arguments(inputs_, node.params, reads) + ")"
-        if type(output) is not np.ndarray or output.ndim == 0:
-            call = f"asarray({call})"  # record() turns NumPy scalars into 0-d arrays
-        code.emit(local, f"{local} = {call}", reads)
-        traced[shadow] = Traced(shadow.data, code, local)
+        inputs_ = tuple(map(operand, parents))
+        output = follow(code, op.forward, function_name(op.name), inputs_, node.params)
+        if type(output.value) is not np.ndarray:
+            # record() turns a NumPy scalar into a 0-d array (the type is fixed by the shapes)
+            output = code.call("asarray", np.asarray, (output,), {})
+        traced[shadow] = output
 
     # Backward: the engine's pass on the copy, on Traced values.
     if not shadows[loss].requires_grad:
@@ -630,31 +697,29 @@ def record_step(loss_fn: Callable[..., Tensor], args: tuple[Any, ...], name: str
             f"replay({name}): the loss does not depend on any tensor that requires grad, so "
             "there is nothing to differentiate; set requires_grad=True on the parameters"
         )
+    code.prefix = "g"
     seed = engine.check_root_grad(loss, None, f"replay({name})")
     found = engine.backpropagate(
         shadows[loss],
         Traced(seed, code, constant=True),
         retain_graph=False,
         create_graph=False,
-        wanted=[shadows[node] for node in order if id(shadows[node]) in owners],
+        wanted=[shadows[node] for node in leaves if id(shadows[node]) in owners],
         operand=operand,
     )
     code.begin("")
     for key, g in found.items():
-        reads = []
+        reads: list[str] = []
         g_text = code.text(g, reads)
         arrays = [c for c in code.namespace.values() if isinstance(c, np.ndarray)]
         if any(np.may_share_memory(g.value, c) for c in arrays):
             # a constant (or a view of one) is the same array at every call: copy it
             g_text = code.fresh("g")
-            code.emit(
-                g_text, f"{g_text} = {code.text(g, reads)}.copy()  # .grad gets its own", reads
-            )
+            code.emit(g_text, f"{g_text} = {code.text(g, [])}.copy()  # .grad gets its own", reads)
             reads = [g_text]
         owner = owners[key]
-        code.emit(
-            None, f"{owner}.accumulate_grad({g_text})", reads + [owner] * (owner in argument_names)
-        )
+        reads += [owner] if owner in argument_names else []
+        code.emit(None, f"{owner}.accumulate_grad({g_text})", reads)
     reads = []
     code.emit(None, f"return {code.text(traced[shadows[loss]], reads)}", reads)
 
