@@ -63,17 +63,18 @@ from autonet.tensor import Tensor
 
 
 class Recording:
-    """One recorded step: the generated function and its source.
+    """One recorded step: the generated function, its source and how many arguments it takes.
 
-    function(*args) returns the loss array, or None if a closed-over parameter no longer has the
-    shape and dtype it was recorded with (then the step is recorded again).
+    function(*args) returns the loss array, or None if an argument or a parameter is not of the
+    kind, shape and dtype (or, for a constant argument, the value) it was recorded with.
     """
 
-    __slots__ = ("function", "source")
+    __slots__ = ("function", "source", "arity")
 
-    def __init__(self, function: Callable[..., Any], source: str) -> None:
+    def __init__(self, function: Callable[..., Any], source: str, arity: int) -> None:
         self.function = function
         self.source = source
+        self.arity = arity
 
 
 class Replay:
@@ -91,6 +92,7 @@ class Replay:
     def __init__(self, loss_fn: Callable[..., Tensor]) -> None:
         self.loss_fn = loss_fn
         self.recordings: dict[tuple[Hashable, ...], Recording] = {}
+        self.latest: Recording | None = None  # the recording used by the previous call
         self.__name__ = getattr(loss_fn, "__name__", "step")
         self.__doc__ = loss_fn.__doc__
 
@@ -101,13 +103,32 @@ class Replay:
                 f"replay({self.__name__}): called under no_grad, where nothing can be "
                 "differentiated; call the step outside no_grad (or call loss_fn directly)"
             )
+        # A loop calls the step with arguments like the previous call's: the recording used
+        # then checks them itself, which costs less than computing their signature.
+        recording, loss = self.latest, None
+        if recording is not None and len(args) == recording.arity:
+            loss = recording.function(*args)
+        if loss is None:
+            loss = self.look_up(args)
+        return Tensor.wrap(loss)
+
+    def look_up(self, args: tuple[Any, ...]) -> Any:
+        """The loss array from the recording for args' signature, recorded first if there is
+        none, or if it refuses the arguments (a parameter changed shape or dtype since)."""
         key = tuple(map(signature, args))
         recording = self.recordings.get(key)
         loss = None if recording is None else recording.function(*args)
         if loss is None:
             recording = self.recordings[key] = record_step(self.loss_fn, args, self.__name__)
             loss = recording.function(*args)
-        return Tensor.wrap(loss)
+            if loss is None:
+                raise RuntimeError(
+                    f"replay({self.__name__}): the step's arguments do not equal themselves "
+                    "(a NaN among Python numbers?), so no recording can be checked against them; "
+                    "pass such a value as an array"
+                )
+        self.latest = recording
+        return loss
 
     @property
     def source(self) -> str:
@@ -131,7 +152,8 @@ def replay(loss_fn: Callable[..., Tensor]) -> Replay:
 def signature(x: Any) -> Hashable:
     """What a recording depends on in one argument: for a float Tensor or ndarray its kind, shape,
     dtype and requires_grad; the values too of any other array (indices, labels) and of a Python
-    value (which the recording treats as constants)."""
+    value (which the recording treats as constants). The key of the recordings; each recording
+    also checks these itself (see argument_checks), which is what makes replaying it valid."""
     if isinstance(x, Tensor):
         data, requires_grad = x.data, x.requires_grad
     elif isinstance(x, np.ndarray):
@@ -629,11 +651,41 @@ def record_step(loss_fn: Callable[..., Tensor], args: tuple[Any, ...], name: str
     order = topological_order(loss)
     code = CodeWriter()
     argument_names = [code.fresh("t") for _ in args]
+
+    # The prologue: read the arguments' and the parameters' arrays, and check that they are what
+    # the recording assumes (the kinds, shapes and dtypes, requires_grad, the values of constant
+    # arguments: what signature() keys recordings by), else return None.
+    code.namespace["TYPES"] = tuple(map(type, args))
+    code.emit(
+        None,
+        f"if {tuple_text(f'type({t})' for t in argument_names)} != TYPES:\n    return None",
+        argument_names,
+    )
+    values: dict[str, Any] = {}  # each name the checks read, at this call
+    checks: list[str] = []  # expressions compared at each call with their values at this one
+    argument_locals = []  # the name of each argument's array, or of the argument
+    for t, a in zip(argument_names, args, strict=True):
+        values[t], local = a, t
+        if isinstance(a, Tensor):
+            local = code.fresh("a")
+            code.emit(local, f"{local} = {t}.data", [t])
+            values[local] = a.data
+        if isinstance(a, (Tensor, np.ndarray)):
+            checks += [f"{local}.shape", f"{local}.dtype"]
+            if values[local].dtype.kind != "f":
+                checks.append(f"{local}.tobytes()")  # a constant of the recording: its values
+            elif isinstance(a, Tensor):
+                checks.append(f"{t}.requires_grad")
+        else:
+            checks.append(t)  # a Python value: a constant of the recording
+        argument_locals.append(local)
+
+    # The recorded graph is copied node by node (each copy a shadow), with primitives whose rules
+    # are followed, and argument leaves that require grad only if the argument does; the
+    # engine's backward pass runs on the copy, leaving the user's tensors alone.
     shadows: dict[Tensor, Tensor] = {}  # recorded node -> its copy
     traced: dict[Tensor, Traced] = {}  # copy (or constant tensor) -> its value in the code
     owners: dict[int, str] = {}  # id of a copied leaf that needs a gradient -> who receives it
-    parameters: list[str] = []
-    parameter_signature: list[Any] = []  # each parameter's shape and dtype, checked at each call
     leaves = [node for node in order if node.op is None]
     uses = [parent for node in order for parent in node.parents]  # parameters in order of use
     leaves.sort(key=lambda leaf: next((k for k, p in enumerate(uses) if p is leaf), len(uses)))
@@ -645,26 +697,23 @@ def record_step(loss_fn: Callable[..., Tensor], args: tuple[Any, ...], name: str
             owner = code.global_name(local.upper(), node)
             named = f"  # {node.name}" if node.name else ""
             code.emit(local, f"{local} = {owner}.data{named}", [])
-            parameters.append(local)
-            parameter_signature += [node.shape, node.dtype]
-        elif isinstance(args[i], Tensor):
-            local, owner = code.fresh("a"), argument_names[i]
-            code.emit(local, f"{local} = {owner}.data", [owner])
-        else:  # an ndarray argument is used as it is
-            local = owner = argument_names[i]
+            values[local] = node.data
+            checks += [f"{local}.shape", f"{local}.dtype"]
+        else:
+            local, owner = argument_locals[i], argument_names[i]
         if i is None or isinstance(args[i], Tensor) and args[i].requires_grad:
             shadow.requires_grad = True
             owners[id(shadow)] = owner
         traced[shadow] = Traced(node.data, code, local)
-    if parameters:
-        code.namespace["PARAMETERS"] = tuple(parameter_signature)
-        read = ", ".join(f"{p}.shape, {p}.dtype" for p in parameters)
-        code.emit(
-            None,
-            f"if ({read},) != PARAMETERS:  # a parameter changed shape or dtype\n"
-            "    return None  # record again",
-            parameters,
-        )
+    check = tuple_text(checks)
+    # the recorded values are the check's own expressions evaluated now, so the two agree
+    code.namespace["SIGNATURE"] = eval(check, code.namespace, values)  # noqa: S307
+    code.emit(
+        None,
+        f"if {check} != SIGNATURE:  # other shapes, dtypes or values\n"
+        "    return None  # record again (or use another recording)",
+        list(values),
+    )
 
     def operand(t: Tensor) -> Traced:
         """What the code knows tensor t as: its Traced value; a constant if t is not computed."""
@@ -725,4 +774,10 @@ def record_step(loss_fn: Callable[..., Tensor], args: tuple[Any, ...], name: str
 
     function_name_ = f"replayed_{name}" if name.isidentifier() else "replayed_step"
     function, source = code.function(function_name_, argument_names)
-    return Recording(function, source)
+    return Recording(function, source, len(args))
+
+
+def tuple_text(items: Any) -> str:
+    """The code of a tuple of the expressions `items`."""
+    items = list(items)
+    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
