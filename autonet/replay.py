@@ -8,29 +8,34 @@ does, and writes down its forward pass and its backward pass as the body of one 
 (`step.source` shows it). Later calls with the same shapes and dtypes run that function, without
 creating Tensors, walking the graph, or checking shapes and dtypes per op.
 
-How the code is written:
-- Forward: one line per recorded primitive, its NumPy forward applied to its inputs' arrays, as
-  record() applies it (`v1 = SIGMOID(v0)`).
-- Backward: the engine's own backward pass (engine.backpropagate, with its unbroadcast, dtype
-  casts and gradient accumulation) runs once on `Traced` values instead of arrays, as derive runs
-  it on symbols. A Traced value carries the array it stands for and the name the code gives it;
-  each operation a VJP rule of the table does on it (`g * out`, `(1 - out)`, `a.swapaxes(-1, -2)`,
-  `broadcast_to(g, shape=...)`, `x > 0`) is computed now, with the same NumPy call on the same
-  operands in the same order as the rule does on arrays, and written as one line of code
-  (`g3 = g2 * v3`). The rules are traced down to NumPy operations, so no rule runs as a Python
-  function at replay time.
+How the code is written: a tracer. The recorded graph's forward pass, then the engine's own
+backward pass (engine.backpropagate, with its unbroadcast, dtype casts and gradient accumulation),
+run once more on `Traced` values instead of arrays, as derive runs the backward pass on symbols.
+A Traced value carries the array it stands for (so shapes and dtypes are known, and results can
+be checked) and the name the code gives it. Each operation done on it by a primitive's forward
+or by a VJP rule of the table (`g * out`, `1 - out`, `a.swapaxes(-1, -2)`, `x > 0`, np.exp(x),
+np.where(...), `broadcast_to(g, shape=...)`) is computed now with the same NumPy call on the same
+operands in the same order, and written as one line (`g3 = g2 * v3`). So the code is the NumPy
+operations themselves: no rule or forward runs as a Python function at replay time, and the
+results are eager's, bit for bit.
 - Constants: an operation whose operands are all constants (the seed dL/dL = 1, numbers in the
   step, tensors it closes over, static arguments such as shapes) gives the same result at every
   call, so it is computed once here and the code holds its result (the broadcast of a constant
-  gradient by sum's rule, pow's exponent arithmetic). Anything that reads an argument or a
+  gradient by sum's rule, pow's exponent arithmetic). Whatever reads an argument or a
   parameter, comparisons included (relu's `x > 0`), is written as code.
-- Only what the loss and the wanted gradients need is kept (no gradient for data arguments);
-  each local is deleted after its last use, so memory is released as early as the code allows.
-- A rule the tracer cannot follow (it calls a NumPy function on its operands, branches on their
-  values, or gives a different result on Traced values than on arrays; each rule is also run on
-  the arrays to check) is written as a call of the rule itself on the arrays (`g5 = RULE_0(...)`).
-Every line computes what eager mode computes, so the loss and the gradients equal eager's bit for
-bit. New argument shapes or dtypes record again; every recording is kept, keyed by them.
+- A Python number meeting an array becomes the 0-d array NumPy would convert it to (`1 - out`
+  is `c4 - v3`, c4 = array(1.0)): the same bits, without NumPy inspecting the number each call.
+- Only what the loss and the wanted gradients need is kept (no gradient for a data argument).
+  Arrays of DELETE_FROM_BYTES or more are deleted after their last use, so that memory is
+  released as early as the code allows.
+- A function the tracer cannot follow (it branches on its operands' values, converts them with
+  np.asarray or float(), writes into an array, or gives another result on Traced values than on
+  arrays: each is also run on the arrays to check) is written as one call of the function on the
+  arrays (`g5 = CUBE_RULE_0(g4, v3, v2)`, `v7 = SIGMOID(v6)`), as eager mode calls it.
+- The code starts by checking that the arguments and the parameters are of the kinds, shapes
+  and dtypes recorded (and constant arguments of the values recorded), else it returns None; a
+  step called like the previous call reuses its recording without computing a key.
+New argument shapes or dtypes record again; every recording is kept, keyed by them.
 
 A recording fixes what any trace fixes (as torch.jit.trace and jax.jit):
 - the sequence of primitives: Python control flow is not re-run, so a step whose operations
