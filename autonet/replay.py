@@ -158,7 +158,7 @@ def signature(x: Any) -> Hashable:
     """What a recording depends on in one argument: for a float Tensor or ndarray its kind, shape,
     dtype and requires_grad; the values too of any other array (indices, labels) and of a Python
     value (which the recording treats as constants). The key of the recordings; each recording
-    also checks these itself (see argument_checks), which is what makes replaying it valid."""
+    also checks these itself at the start of its code, which is what makes replaying it valid."""
     if isinstance(x, Tensor):
         data, requires_grad = x.data, x.requires_grad
     elif isinstance(x, np.ndarray):
@@ -644,6 +644,10 @@ def record_step(loss_fn: Callable[..., Tensor], args: tuple[Any, ...], name: str
             stand_in.requires_grad = True
             stand_ins[stand_in] = i
             a = stand_in
+        elif isinstance(a, Tensor):
+            # other arrays (labels, indices) are constants of the recording, checked by value
+            # at each call: a copy, so that changes to the caller's array cannot reach it
+            a = Tensor.wrap(a.data.copy())
         inputs.append(a)
     loss = loss_fn(*inputs)
     if not isinstance(loss, Tensor) or loss.data.size != 1:

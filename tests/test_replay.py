@@ -495,3 +495,14 @@ def test_a_recording_checks_its_arguments():
     x.requires_grad, x.grad = False, None
     step(x, np.array([0]), 2.0)
     assert x.grad is None and len(step.recordings) == 4
+
+
+def test_a_constant_argument_changed_in_place_is_recorded_again():
+    w = an.tensor([1.0, 10.0, 100.0], requires_grad=True)
+    step = an.replay(lambda index: w[index].sum())
+    index = np.array([0, 1])
+    assert step(index).item() == 11.0
+    index[1] = 2  # the same array, other values: not the recording's constant
+    assert step(index).item() == 101.0
+    assert step(np.array([0, 1])).item() == 11.0
+    assert len(step.recordings) == 2
