@@ -26,8 +26,8 @@ results are eager's, bit for bit.
 - A Python number meeting an array becomes the 0-d array NumPy would convert it to (`1 - out`
   is `c4 - v3`, c4 = array(1.0)): the same bits, without NumPy inspecting the number each call.
 - Only what the loss and the wanted gradients need is kept (no gradient for a data argument).
-  Arrays of DELETE_FROM_BYTES or more are deleted after their last use, so that memory is
-  released as early as the code allows.
+  Arrays are deleted after their last use, so that memory is released as early as the code
+  allows (but for small ones close to the return, where a `del` costs more than it saves).
 - A function the tracer cannot follow (it branches on its operands' values, converts them with
   np.asarray or float(), writes into an array, or gives another result on Traced values than on
   arrays: each is also run on the arrays to check) is written as one call of the function on the
@@ -223,7 +223,7 @@ class CodeWriter:
         """A line assigning `target` (None: a line kept for its effect) from the locals `reads`;
         `value` is the array target holds."""
         self.lines.append((target, code, tuple(reads), self.comment))
-        if target is not None:
+        if value is not None:
             self.nbytes[target] = getattr(value, "nbytes", 0)
 
     def text(self, x: Any, reads: list[str]) -> str:
@@ -284,9 +284,10 @@ class CodeWriter:
     def function(self, name: str, parameters: list[str]) -> tuple[Callable[..., Any], str]:
         """Compile the lines into `def name(*parameters)`: only the lines that a line kept for its
         effect (a check, a gradient accumulated, the return) needs. Each array the code computes
-        of DELETE_FROM_BYTES or more is deleted after its last use, so that it is freed as soon
-        as the code is done with it; smaller ones live until the return (a `del` costs more time
-        than they cost memory), as do arguments and parameters (their tensors hold them)."""
+        is deleted after its last use, so that it is freed as soon as the code is done with it,
+        unless it is small (under DELETE_FROM_BYTES) and the return comes within KEEP_LINES
+        lines: then a `del` would cost more time than the array costs memory. Arguments and
+        parameters are never deleted (their tensors hold them)."""
         needed: set[str] = set()
         kept = []
         for line in reversed(self.lines):
@@ -298,7 +299,10 @@ class CodeWriter:
         last_use = {read: position for position, line in enumerate(kept) for read in line[2]}
         done_at: dict[int, list[str]] = {}
         for read, position in last_use.items():
-            if self.nbytes.get(read, 0) >= DELETE_FROM_BYTES:
+            nbytes = self.nbytes.get(read)
+            if nbytes is not None and (
+                nbytes >= DELETE_FROM_BYTES or len(kept) - position > KEEP_LINES
+            ):
                 done_at.setdefault(position, []).append(read)
         body, comment = [], (0, "")
         for position, (_, code, _, line_comment) in enumerate(kept):
@@ -315,6 +319,7 @@ class CodeWriter:
 
 
 DELETE_FROM_BYTES = 65536
+KEEP_LINES = 64
 
 
 def values_of(x: Any) -> Any:
