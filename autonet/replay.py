@@ -56,6 +56,7 @@ in the parameters), and retain_grad() on tensors inside the step has no effect.
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -190,6 +191,7 @@ class CodeWriter:
         self.namespace: dict[str, Any] = {"asarray": np.asarray}
         self.counts: dict[str, int] = {}
         self.nbytes: dict[str, int] = {}  # the size of each computed local's array
+        self.scalars: dict[tuple[Any, ...], str] = {}  # the name of each 0-d constant
         self.prefix = "v"  # of the locals assigned now: v in the forward pass, g in the backward
         # What the lines emitted now compute, written as a comment on the first of them: (a
         # serial number, so that two sigmoids in a row each get theirs; the text).
@@ -205,8 +207,17 @@ class CodeWriter:
         self.comment = (self.comment[0] + 1, comment)
 
     def constant(self, value: Any) -> str:
+        """A name for value in the namespace; one for all equal 0-d constants (the code never
+        writes into a constant, so they can share it)."""
+        key = None
+        if isinstance(value, (np.ndarray, np.generic)) and value.ndim == 0:
+            key = (type(value), value.dtype, value.tobytes())
+            if key in self.scalars:
+                return self.scalars[key]
         name = self.fresh("c")
         self.namespace[name] = value
+        if key is not None:
+            self.scalars[key] = name
         return name
 
     def global_name(self, preferred: str, value: Any) -> str:
@@ -313,9 +324,27 @@ class CodeWriter:
             body.append(line)
             if position in done_at and position < len(kept) - 1:
                 body.append("    del " + ", ".join(sorted(done_at[position])))
-        source = f"def {name}({', '.join(parameters)}):\n" + "\n".join(body) + "\n"
+        constants = sorted(
+            {c for line in kept for c in re.findall(r"\bc[0-9]+\b", line[1])},
+            key=lambda c: int(c[1:]),
+        )
+        legend = [f"# {describe(c, self.namespace[c])}\n" for c in constants]
+        source = "".join(legend) + f"def {name}({', '.join(parameters)}):\n"
+        source += "\n".join(body) + "\n"
         exec(compile(source, f"<replay {name}>", "exec"), self.namespace)  # noqa: S102
         return self.namespace[name], source
+
+
+def describe(name: str, value: Any) -> str:
+    """A constant of the code as a comment: `c4 = 1.0 (float64 array, shape ())`."""
+    if not isinstance(value, (np.ndarray, np.generic)):
+        return f"{name} = {value!r}"[:100]
+    kind = f"{value.dtype} scalar"
+    if isinstance(value, np.ndarray):
+        kind = f"{value.dtype} array, shape {value.shape}"
+    if value.size and (value == value.flat[0]).all():
+        return f"{name} = {value.flat[0].item()!r} ({kind})"
+    return f"{name}: {kind} array"
 
 
 DELETE_FROM_BYTES = 65536
@@ -406,7 +435,7 @@ def numbers_as_arrays(function: Callable[[Any, Any], Any], a: Any, b: Any) -> tu
                 try:
                     x = np.asarray(x, dtype=np.result_type(x, array.dtype))
                 except (OverflowError, TypeError, ValueError):
-                    pass  # a number the dtype cannot hold: NumPy raises, as it will at each call
+                    pass  # out of the dtype's range: left to NumPy's rules for numbers
         converted.append(x)
     if converted[0] is a and converted[1] is b:
         return a, b
@@ -663,9 +692,6 @@ def record_step(loss_fn: Callable[..., Tensor], args: tuple[Any, ...], name: str
         shape = getattr(loss, "shape", type(loss).__name__)
         raise TypeError(f"replay({name}): the step must return a one-element Tensor, got {shape}")
 
-    # The recorded graph is copied node by node (each copy a shadow), with primitives whose rules
-    # are followed, and argument leaves that require grad only if the argument does; the
-    # engine's backward pass runs on the copy, leaving the user's tensors alone.
     order = topological_order(loss)
     code = CodeWriter()
     argument_names = [code.fresh("t") for _ in args]
@@ -704,9 +730,14 @@ def record_step(loss_fn: Callable[..., Tensor], args: tuple[Any, ...], name: str
     shadows: dict[Tensor, Tensor] = {}  # recorded node -> its copy
     traced: dict[Tensor, Traced] = {}  # copy (or constant tensor) -> its value in the code
     owners: dict[int, str] = {}  # id of a copied leaf that needs a gradient -> who receives it
-    leaves = [node for node in order if node.op is None]
-    uses = [parent for node in order for parent in node.parents]  # parameters in order of use
-    leaves.sort(key=lambda leaf: next((k for k, p in enumerate(uses) if p is leaf), len(uses)))
+    first_use: dict[Tensor, int] = {}  # so that parameters are numbered in order of use
+    for node in order:
+        for parent in node.parents:
+            first_use.setdefault(parent, len(first_use))
+    leaves = sorted(
+        (node for node in order if node.op is None),
+        key=lambda leaf: first_use.get(leaf, len(first_use)),
+    )
     for node in leaves:
         shadow = shadows[node] = Tensor.wrap(node.data)
         i = stand_ins.get(node)
