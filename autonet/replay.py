@@ -344,7 +344,7 @@ def describe(name: str, value: Any) -> str:
         kind = f"{value.dtype} array, shape {value.shape}"
     if value.size and (value == value.flat[0]).all():
         return f"{name} = {value.flat[0].item()!r} ({kind})"
-    return f"{name}: {kind} array"
+    return f"{name}: {kind}"
 
 
 DELETE_FROM_BYTES = 65536
