@@ -382,6 +382,7 @@ def test_replay_of_random_graphs_equals_eager_bit_for_bit(graph, seed, float32):
                 assert leaf.grad.dtype == eager_leaf.grad.dtype
                 np.testing.assert_array_equal(leaf.grad.data, eager_leaf.grad.data)
     assert len(step.recordings) == 1
+    assert "_RULE_" not in step.source  # every rule traced down to NumPy operations
 
 
 def test_the_tutorial_step_is_traced_down_to_numpy_operations():
