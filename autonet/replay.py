@@ -10,7 +10,8 @@ creating Tensors, walking the graph, or checking shapes and dtypes per op.
 
 How the code is written: a tracer. The recorded graph's forward pass, then the engine's own
 backward pass (engine.backpropagate, with its unbroadcast, dtype casts and gradient accumulation),
-run once more on `Traced` values instead of arrays, as derive runs the backward pass on symbols.
+run once more, on a copy of the graph (the user's tensors are left alone) and on `Traced` values
+instead of arrays, as derive runs the backward pass on symbols.
 A Traced value carries the array it stands for (so shapes and dtypes are known, and results can
 be checked) and the name the code gives it. Each operation done on it by a primitive's forward
 or by a VJP rule of the table (`g * out`, `1 - out`, `a.swapaxes(-1, -2)`, `x > 0`, np.exp(x),
