@@ -4,14 +4,39 @@
     loss = step(S, Y)              # what `loss = loss_fn(S, Y); loss.backward()` does
 
 The first call with arguments of given shapes and dtypes runs loss_fn eagerly, as autonet always
-does, then walks the graph it recorded as backward() would (topological_order, the VJPs of the
-primitive table, unbroadcast) and writes down every NumPy call of the forward and the backward
-pass as the body of one Python function (`step.source` shows it). Later calls with the same
-shapes and dtypes run that function: the same primitives' forwards and VJPs on the same arrays in
-the same order, so the loss and the gradients are the ones eager mode computes, bit for bit, but
-without creating Tensors, walking the graph, or checking shapes and dtypes per op; each forward
-value is deleted after its last use, so memory is released as early as the code allows. New
-argument shapes or dtypes record again; every recording is kept, keyed by them.
+does, and writes down its forward pass and its backward pass as the body of one Python function
+(`step.source` shows it). Later calls with the same shapes and dtypes run that function, without
+creating Tensors, walking the graph, or checking shapes and dtypes per op.
+
+How the code is written: a tracer. The recorded graph's forward pass, then the engine's own
+backward pass (engine.backpropagate, with its unbroadcast, dtype casts and gradient accumulation),
+run once more, on a copy of the graph (the user's tensors are left alone) and on `Traced` values
+instead of arrays, as derive runs the backward pass on symbols.
+A Traced value carries the array it stands for (so shapes and dtypes are known, and results can
+be checked) and the name the code gives it. Each operation done on it by a primitive's forward
+or by a VJP rule of the table (`g * out`, `1 - out`, `a.swapaxes(-1, -2)`, `x > 0`, np.exp(x),
+np.where(...), `broadcast_to(g, shape=...)`) is computed now with the same NumPy call on the same
+operands in the same order, and written as one line (`g3 = g2 * v3`). So the code is the NumPy
+operations themselves: no rule or forward runs as a Python function at replay time, and the
+results are eager's, bit for bit.
+- Constants: an operation whose operands are all constants (the seed dL/dL = 1, numbers in the
+  step, tensors it closes over, static arguments such as shapes) gives the same result at every
+  call, so it is computed once here and the code holds its result (the broadcast of a constant
+  gradient by sum's rule, pow's exponent arithmetic). Whatever reads an argument or a
+  parameter, comparisons included (relu's `x > 0`), is written as code.
+- A Python number meeting an array becomes the 0-d array NumPy would convert it to (`1 - out`
+  is `c4 - v3`, c4 = array(1.0)): the same bits, without NumPy inspecting the number each call.
+- Only what the loss and the wanted gradients need is kept (no gradient for a data argument).
+  Arrays are deleted after their last use, so that memory is released as early as the code
+  allows (but for small ones close to the return, where a `del` costs more than it saves).
+- A function the tracer cannot follow (it branches on its operands' values, converts them with
+  np.asarray or float(), writes into an array, or gives another result on Traced values than on
+  arrays: each is also run on the arrays to check) is written as one call of the function on the
+  arrays (`g5 = CUBE_RULE_0(g4, v3, v2)`, `v7 = SIGMOID(v6)`), as eager mode calls it.
+- The code starts by checking that the arguments and the parameters are of the kinds, shapes
+  and dtypes recorded (and constant arguments of the values recorded), else it returns None; a
+  step called like the previous call reuses its recording without computing a key.
+New argument shapes or dtypes record again; every recording is kept, keyed by them.
 
 A recording fixes what any trace fixes (as torch.jit.trace and jax.jit):
 - the sequence of primitives: Python control flow is not re-run, so a step whose operations
@@ -31,28 +56,32 @@ in the parameters), and retain_grad() on tensors inside the step has no effect.
 
 from __future__ import annotations
 
+import operator
+import re
 from collections.abc import Callable, Hashable
 from typing import Any
 
 import numpy as np
 
 from autonet import engine
-from autonet.engine import topological_order, unbroadcast
+from autonet.engine import topological_order
+from autonet.primitives import Primitive
 from autonet.tensor import Tensor
 
 
 class Recording:
-    """One recorded step: the generated function and its source.
+    """One recorded step: the generated function, its source and how many arguments it takes.
 
-    function(*args) returns the loss array, or None if a closed-over parameter no longer has the
-    shape and dtype it was recorded with (then the step is recorded again).
+    function(*args) returns the loss array, or None if an argument or a parameter is not of the
+    kind, shape and dtype (or, for a constant argument, the value) it was recorded with.
     """
 
-    __slots__ = ("function", "source")
+    __slots__ = ("function", "source", "arity")
 
-    def __init__(self, function: Callable[..., Any], source: str) -> None:
+    def __init__(self, function: Callable[..., Any], source: str, arity: int) -> None:
         self.function = function
         self.source = source
+        self.arity = arity
 
 
 class Replay:
@@ -70,6 +99,7 @@ class Replay:
     def __init__(self, loss_fn: Callable[..., Tensor]) -> None:
         self.loss_fn = loss_fn
         self.recordings: dict[tuple[Hashable, ...], Recording] = {}
+        self.latest: Recording | None = None  # the recording used by the previous call
         self.__name__ = getattr(loss_fn, "__name__", "step")
         self.__doc__ = loss_fn.__doc__
 
@@ -80,13 +110,32 @@ class Replay:
                 f"replay({self.__name__}): called under no_grad, where nothing can be "
                 "differentiated; call the step outside no_grad (or call loss_fn directly)"
             )
+        # A loop calls the step with arguments like the previous call's: the recording used
+        # then checks them itself, which costs less than computing their signature.
+        recording, loss = self.latest, None
+        if recording is not None and len(args) == recording.arity:
+            loss = recording.function(*args)
+        if loss is None:
+            loss = self.look_up(args)
+        return Tensor.wrap(loss)
+
+    def look_up(self, args: tuple[Any, ...]) -> Any:
+        """The loss array from the recording for args' signature, recorded first if there is
+        none, or if it refuses the arguments (a parameter changed shape or dtype since)."""
         key = tuple(map(signature, args))
         recording = self.recordings.get(key)
         loss = None if recording is None else recording.function(*args)
         if loss is None:
             recording = self.recordings[key] = record_step(self.loss_fn, args, self.__name__)
             loss = recording.function(*args)
-        return Tensor.wrap(loss)
+            if loss is None:
+                raise RuntimeError(
+                    f"replay({self.__name__}): the step's arguments do not equal themselves "
+                    "(a NaN among Python numbers?), so no recording can be checked against them; "
+                    "pass such a value as an array"
+                )
+        self.latest = recording
+        return loss
 
     @property
     def source(self) -> str:
@@ -110,7 +159,8 @@ def replay(loss_fn: Callable[..., Tensor]) -> Replay:
 def signature(x: Any) -> Hashable:
     """What a recording depends on in one argument: for a float Tensor or ndarray its kind, shape,
     dtype and requires_grad; the values too of any other array (indices, labels) and of a Python
-    value (which the recording treats as constants)."""
+    value (which the recording treats as constants). The key of the recordings; each recording
+    also checks these itself at the start of its code, which is what makes replaying it valid."""
     if isinstance(x, Tensor):
         data, requires_grad = x.data, x.requires_grad
     elif isinstance(x, np.ndarray):
@@ -123,70 +173,506 @@ def signature(x: Any) -> Hashable:
 
 
 # ---------------------------------------------------------------------------------------------
-# Recording
+# The code being written
 
 
 class CodeWriter:
-    """The lines of the generated function and the namespace they refer to.
+    """The lines of the generated function and the namespace of the constants and functions they
+    refer to.
 
-    Each value the code handles has a name: t0, t1, ... the argument Tensors; a0, ... their arrays;
-    p0, ... parameters' arrays; c0, ... constants; v0, ... forward values; g0, ... gradients.
+    Names: t0, t1, ... the arguments; a0, ... float arguments' arrays; p0, ... parameters' arrays
+    (P0, ... the parameter Tensors); v0, ... values of the forward pass; g0, ... of the backward
+    pass; c0, ... constants; upper case, NumPy functions (EXP, MATMUL), and functions of the
+    table called as they are (RULE, a forward). Each line is (the name it assigns or None, code,
+    the locals it reads, its comment).
     """
 
     def __init__(self) -> None:
-        self.lines: list[tuple[str, tuple[str, ...]]] = []  # (code, names it reads)
-        self.namespace: dict[str, Any] = {"asarray": np.asarray, "unbroadcast": unbroadcast}
+        self.lines: list[tuple[str | None, str, tuple[str, ...], tuple[int, str]]] = []
+        self.namespace: dict[str, Any] = {"asarray": np.asarray}
         self.counts: dict[str, int] = {}
+        self.nbytes: dict[str, int] = {}  # the size of each computed local's array
+        self.scalars: dict[tuple[Any, ...], str] = {}  # the name of each 0-d constant
+        self.prefix = "v"  # of the locals assigned now: v in the forward pass, g in the backward
+        # What the lines emitted now compute, written as a comment on the first of them: (a
+        # serial number, so that two sigmoids in a row each get theirs; the text).
+        self.comment: tuple[int, str] = (0, "")
 
     def fresh(self, prefix: str) -> str:
         count = self.counts.get(prefix, 0)
         self.counts[prefix] = count + 1
         return f"{prefix}{count}"
 
-    def constant(self, prefix: str, value: Any) -> str:
-        name = self.fresh(prefix)
+    def begin(self, comment: str) -> None:
+        """Comment the lines emitted from now on with `comment`."""
+        self.comment = (self.comment[0] + 1, comment)
+
+    def constant(self, value: Any) -> str:
+        """A name for value in the namespace; one for all equal 0-d constants (the code never
+        writes into a constant, so they can share it)."""
+        key = None
+        if isinstance(value, (np.ndarray, np.generic)) and value.ndim == 0:
+            key = (type(value), value.dtype, value.tobytes())
+            if key in self.scalars:
+                return self.scalars[key]
+        name = self.fresh("c")
+        self.namespace[name] = value
+        if key is not None:
+            self.scalars[key] = name
+        return name
+
+    def global_name(self, preferred: str, value: Any) -> str:
+        """A name bound to value in the namespace: `preferred` unless it is taken by another
+        value (two user primitives may share a name), then preferred_1, preferred_2, ..."""
+        name, count = preferred, 0
+        while name in self.namespace and self.namespace[name] is not value:
+            count += 1
+            name = f"{preferred}_{count}"
         self.namespace[name] = value
         return name
 
-    def emit(self, code: str, *reads: str) -> None:
-        self.lines.append((code, reads))
+    def emit(self, target: str | None, code: str, reads: list[str], value: Any = None) -> None:
+        """A line assigning `target` (None: a line kept for its effect) from the locals `reads`;
+        `value` is the array target holds."""
+        self.lines.append((target, code, tuple(reads), self.comment))
+        if value is not None:
+            self.nbytes[target] = getattr(value, "nbytes", 0)
 
-    def result(self, value: Any, expression: str, *reads: str) -> str:
-        """A name for `value`, the result of `expression`: a constant, computed now, if every
-        name the expression reads is a constant; else a new local that an emitted line assigns."""
-        if all(read in self.namespace for read in reads):
-            return self.constant("c", value)
-        name = self.fresh("g")
-        self.emit(f"{name} = {expression}", *reads)
-        return name
+    def text(self, x: Any, reads: list[str]) -> str:
+        """The code for operand x; the locals it reads are appended to reads. Python numbers and
+        the like are written as literals, other values become constants of the namespace."""
+        if isinstance(x, Traced):
+            if x.name is None:  # a constant, named when first written
+                x.name = self.constant(x.value)
+            elif not x.constant:
+                reads.append(x.name)
+            return x.name
+        kind = type(x)
+        if kind in (int, bool, str) or x is None or kind is float and np.isfinite(x):
+            return repr(x)
+        if kind in (tuple, list):
+            items = ", ".join(self.text(item, reads) for item in x)
+            if kind is list:
+                return f"[{items}]"
+            return f"({items},)" if len(x) == 1 else f"({items})"
+        if kind is slice:
+            return f"slice({', '.join(self.text(i, reads) for i in (x.start, x.stop, x.step))})"
+        if isinstance(x, np.dtype) and x.isbuiltin and np.dtype(x.name) == x:
+            return repr(x.name)
+        return self.constant(x)
 
-    def function(self, name: str, parameters: list[str]) -> tuple[Any, str]:
-        """Compile the lines into `def name(*parameters)`, each local deleted after its last use,
-        so that its array can be freed as soon as the code is done with it."""
-        last_use: dict[str, int] = {}
-        for position, (_, reads) in enumerate(self.lines):
-            for read in reads:
-                last_use[read] = position
+    def arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any], reads: list[str]) -> str:
+        texts = [self.text(a, reads) for a in args]
+        texts += [f"{k}={self.text(v, reads)}" for k, v in kwargs.items()]
+        return ", ".join(texts)
+
+    def apply(
+        self,
+        function: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        write: Callable[[list[str]], str],
+    ) -> Traced:
+        """function(*args, **kwargs) on the operands' values, computed now. If every operand is a
+        constant, so is the result; otherwise a line `v3 = write(reads)` computes it at each call
+        (write renders the operation with self.text, collecting the locals it reads)."""
+        value = function(*values_of(args), **values_of(kwargs))
+        if is_constant(args) and is_constant(kwargs):
+            return Traced(value, self, constant=True)
+        reads: list[str] = []
+        expression = write(reads)
+        name = self.fresh(self.prefix)
+        self.emit(name, f"{name} = {expression}", reads, value)
+        return Traced(value, self, name)
+
+    def call(
+        self, name: str, function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict
+    ) -> Traced:
+        """function(*args, **kwargs), written as a call of `name` (of the namespace)."""
+        return self.apply(
+            function, args, kwargs, lambda reads: f"{name}({self.arguments(args, kwargs, reads)})"
+        )
+
+    def function(self, name: str, parameters: list[str]) -> tuple[Callable[..., Any], str]:
+        """Compile the lines into `def name(*parameters)`: only the lines that a line kept for its
+        effect (a check, a gradient accumulated, the return) needs. Each array the code computes
+        is deleted after its last use, so that it is freed as soon as the code is done with it,
+        unless it is small (under DELETE_FROM_BYTES) and the return comes within KEEP_LINES
+        lines: then a `del` would cost more time than the array costs memory. Arguments and
+        parameters are never deleted (their tensors hold them)."""
+        needed: set[str] = set()
+        kept = []
+        for line in reversed(self.lines):
+            target, _, reads, _ = line
+            if target is None or target in needed:
+                kept.append(line)
+                needed.update(reads)
+        kept.reverse()
+        last_use = {read: position for position, line in enumerate(kept) for read in line[2]}
         done_at: dict[int, list[str]] = {}
         for read, position in last_use.items():
-            if read not in self.namespace:
+            nbytes = self.nbytes.get(read)
+            if nbytes is not None and (
+                nbytes >= DELETE_FROM_BYTES or len(kept) - position > KEEP_LINES
+            ):
                 done_at.setdefault(position, []).append(read)
-        body = []
-        for position, (code, _) in enumerate(self.lines):
-            body.append("    " + code)
-            if position in done_at and position < len(self.lines) - 1:
+        body, comment = [], (0, "")
+        for position, (_, code, _, line_comment) in enumerate(kept):
+            line = "    " + code.replace("\n", "\n    ")
+            if line_comment != comment and line_comment[1]:
+                line += f"  # {line_comment[1]}"  # on the first line of each group
+            comment = line_comment
+            body.append(line)
+            if position in done_at and position < len(kept) - 1:
                 body.append("    del " + ", ".join(sorted(done_at[position])))
-        source = f"def {name}({', '.join(parameters)}):\n" + "\n".join(body) + "\n"
+        constants = sorted(
+            {c for line in kept for c in re.findall(r"\bc[0-9]+\b", line[1])},
+            key=lambda c: int(c[1:]),
+        )
+        legend = [f"# {describe(c, self.namespace[c])}\n" for c in constants]
+        source = "".join(legend) + f"def {name}({', '.join(parameters)}):\n"
+        source += "\n".join(body) + "\n"
         exec(compile(source, f"<replay {name}>", "exec"), self.namespace)  # noqa: S102
         return self.namespace[name], source
 
 
-def record_step(loss_fn: Callable[..., Tensor], args: list[Any], name: str) -> Recording:
+def describe(name: str, value: Any) -> str:
+    """A constant of the code as a comment: `c4 = 1.0 (float64 array, shape ())`."""
+    if not isinstance(value, (np.ndarray, np.generic)):
+        return f"{name} = {value!r}"[:100]
+    kind = f"{value.dtype} scalar"
+    if isinstance(value, np.ndarray):
+        kind = f"{value.dtype} array, shape {value.shape}"
+    if value.size and (value == value.flat[0]).all():
+        return f"{name} = {value.flat[0].item()!r} ({kind})"
+    return f"{name}: {kind}"
+
+
+DELETE_FROM_BYTES = 65536
+KEEP_LINES = 64
+
+
+def values_of(x: Any) -> Any:
+    """x with each Traced value replaced by the array it stands for."""
+    if isinstance(x, Traced):
+        return x.value
+    if type(x) in (tuple, list):
+        return type(x)(map(values_of, x))
+    if type(x) is dict:
+        return {k: values_of(v) for k, v in x.items()}
+    return x
+
+
+def is_constant(x: Any) -> bool:
+    """Whether x is the same at every call: no Traced value in it that is not a constant."""
+    if isinstance(x, Traced):
+        return x.constant
+    if type(x) in (tuple, list):
+        return all(map(is_constant, x))
+    if type(x) is dict:
+        return all(map(is_constant, x.values()))
+    return True
+
+
+def same_result(traced: Any, expected: Any) -> bool:
+    """Whether a function gave on Traced values what it gives on arrays: the same type, dtype,
+    shape and values (NaN where NaN)."""
+    if not isinstance(expected, (np.ndarray, np.generic)) or type(traced) is not type(expected):
+        return False
+    if traced.shape != expected.shape or traced.dtype != expected.dtype:
+        return False
+    return bool(np.array_equal(traced, expected, equal_nan=expected.dtype.kind in "fc"))
+
+
+def same_bits(x: Any, y: Any) -> bool:
+    """Whether two results of an operation are identical: type, dtype, shape and bytes."""
+    return (
+        type(x) is type(y)
+        and isinstance(x, (np.ndarray, np.generic))
+        and x.dtype == y.dtype
+        and x.shape == y.shape
+        and x.tobytes() == y.tobytes()
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Traced values
+
+
+class ValuesNeededError(TypeError):
+    """Raised when a function uses a Traced value in a way that depends on its values (truth,
+    conversion to a number or an array): a recording follows operations, not decisions."""
+
+
+def binary(symbol: str, function: Callable[[Any, Any], Any]) -> tuple[Callable, Callable]:
+    """The operator `a symbol b` and its reflected form, each computed with function(a, b)."""
+
+    def operation(a: Any, b: Any) -> Traced:
+        code = a.code if isinstance(a, Traced) else b.code
+        a, b = numbers_as_arrays(function, a, b)
+
+        def write(reads: list[str]) -> str:
+            # a negative literal in parentheses: -1.0 ** g would be -(1.0 ** g)
+            texts = [code.text(x, reads) for x in (a, b)]
+            texts = [f"({t})" if t.startswith("-") else t for t in texts]
+            return f"{texts[0]} {symbol} {texts[1]}"
+
+        return code.apply(function, (a, b), {}, write)
+
+    return operation, lambda self, other: operation(other, self)
+
+
+def numbers_as_arrays(function: Callable[[Any, Any], Any], a: Any, b: Any) -> tuple[Any, Any]:
+    """A Python number operand of an operation with an array as the 0-d array NumPy converts it
+    to: NumPy gives a Python number the array's dtype (or the default one of the number's kind;
+    NEP 50), then runs the same ufunc loop as for an array of that dtype, so the results are the
+    same bits, and the operation skips inspecting the number at each call (about 0.2 us, as
+    much as the operation itself on small arrays). Kept a number unless the bits agree here."""
+    converted = []
+    for x, other in ((a, b), (b, a)):
+        if type(x) in (int, float, bool) and isinstance(other, Traced) and not other.constant:
+            array = other.value
+            if type(array) is np.ndarray and array.ndim > 0:
+                try:
+                    x = np.asarray(x, dtype=np.result_type(x, array.dtype))
+                except (OverflowError, TypeError, ValueError):
+                    pass  # out of the dtype's range: left to NumPy's rules for numbers
+        converted.append(x)
+    if converted[0] is a and converted[1] is b:
+        return a, b
+    expected = function(*values_of((a, b)))
+    try:
+        same = same_bits(function(*values_of(converted)), expected)
+    except (TypeError, ValueError):  # no loop for that dtype (np.ldexp's exponent): keep it
+        same = False
+    return (*converted,) if same else (a, b)
+
+
+def unary(template: str, function: Callable[[Any], Any]) -> Callable:
+    def operation(self: Traced) -> Traced:
+        return self.code.apply(
+            function, (self,), {}, lambda reads: template.format(self.code.text(self, reads))
+        )
+
+    return operation
+
+
+def method(name: str) -> Callable:
+    """The ndarray method `name`, called on the value and written as `x.name(...)`."""
+
+    def call(self: Traced, *args: Any, **kwargs: Any) -> Traced:
+        code = self.code
+        return code.apply(
+            lambda x, *a, **k: getattr(x, name)(*a, **k),
+            (self, *args),
+            kwargs,
+            lambda reads: f"{code.text(self, reads)}.{name}({code.arguments(args, kwargs, reads)})",
+        )
+
+    call.__name__ = name
+    return call
+
+
+class Traced:
+    """An array followed through a function: its value, and the code that computes it.
+
+    value     the ndarray (or NumPy scalar) it is on the arguments of the recording call
+    code      the CodeWriter that each operation on it writes a line to
+    name      the name the code gives it: a local (g3), or for a constant, a name of the
+              namespace (None until the constant is first written)
+    constant  whether the value is the same at every call (computed from constants only)
+
+    Traced values support what the primitives' forwards, their VJP rules and the engine's
+    backward pass do with arrays: operators and comparisons, indexing, the methods .sum,
+    .reshape, .swapaxes, .transpose, .astype (and a few more), .T, .shape, .ndim, .dtype, NumPy's
+    ufuncs (np.exp(x), np.add.reduce(x)) and functions (np.where), and primitives called as
+    functions (through apply_primitive). Each computes the value with the call that the function
+    makes on arrays, and writes that call. What depends on the values themselves (truth, float(),
+    np.asarray) raises ValuesNeededError.
+    """
+
+    __slots__ = ("value", "code", "name", "constant")
+    __hash__ = object.__hash__  # == builds a Traced, so identity is the key
+
+    def __init__(
+        self, value: Any, code: CodeWriter, name: str | None = None, constant: bool = False
+    ) -> None:
+        self.value = value
+        self.code = code
+        self.name = name
+        self.constant = constant
+
+    @classmethod
+    def apply_primitive(cls, primitive: Primitive, args: Any, params: dict) -> Traced:
+        """A primitive called as a function by a rule (broadcast_to(g, shape=...), sign(x)): its
+        forward, as Primitive.__call__ applies it to arrays."""
+        code = next(a.code for a in args if isinstance(a, Traced))
+        return follow(code, primitive.forward, function_name(primitive.name), tuple(args), params)
+
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Traced:
+        """np.exp(x), np.add.reduce(x, axis=0), and ndarray (op) Traced: the ufunc's call."""
+        code = self.code
+        if method == "at" or "out" in kwargs:
+            raise ValuesNeededError(f"replay: {ufunc.__name__}.{method} writes into an array")
+        if method == "__call__" and len(inputs) == 2 and not kwargs:
+            inputs = numbers_as_arrays(ufunc, *inputs)
+        name = code.global_name(function_name(ufunc.__name__), ufunc)
+        if method == "__call__":
+            return code.call(name, ufunc, inputs, kwargs)
+        return code.call(f"{name}.{method}", getattr(ufunc, method), inputs, kwargs)
+
+    def __array_function__(self, function: Any, types: Any, args: Any, kwargs: Any) -> Traced:
+        """np.where(c, a, b) and the other NumPy functions that dispatch on their arguments."""
+        if "out" in kwargs:
+            raise ValuesNeededError(f"replay: {function.__name__}(out=...) writes into an array")
+        code = self.code
+        result = code.call(
+            code.global_name(function_name(function.__name__), function), function, args, kwargs
+        )
+        if result.value is None:  # np.copyto, np.put, ...: it wrote into one of its arguments
+            raise ValuesNeededError(f"replay: {function.__name__} writes into an array")
+        return result
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.value.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.value.ndim
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.value.dtype
+
+    @property
+    def size(self) -> int:
+        return self.value.size
+
+    def __len__(self) -> int:
+        return len(self.value)
+
+    def __repr__(self) -> str:
+        return f"Traced({self.name or 'constant'}, shape={self.shape}, dtype={self.dtype})"
+
+    def needs_values(self, *args: Any, **kwargs: Any) -> Any:
+        raise ValuesNeededError(
+            "replay: an array's values were used outside an operation (truth value, conversion "
+            "to a number or to an array), which the recorded code cannot repeat"
+        )
+
+    __bool__ = __float__ = __int__ = __index__ = __complex__ = __array__ = needs_values
+    __iter__ = needs_values
+
+    __add__, __radd__ = binary("+", operator.add)
+    __sub__, __rsub__ = binary("-", operator.sub)
+    __mul__, __rmul__ = binary("*", operator.mul)
+    __truediv__, __rtruediv__ = binary("/", operator.truediv)
+    __pow__, __rpow__ = binary("**", operator.pow)
+    __matmul__, __rmatmul__ = binary("@", operator.matmul)
+    __and__, __rand__ = binary("&", operator.and_)
+    __or__, __ror__ = binary("|", operator.or_)
+    # Comparisons: Python turns `0 < x` into x.__gt__(0), as it does for arrays.
+    __gt__ = binary(">", operator.gt)[0]
+    __lt__ = binary("<", operator.lt)[0]
+    __ge__ = binary(">=", operator.ge)[0]
+    __le__ = binary("<=", operator.le)[0]
+    __eq__ = binary("==", operator.eq)[0]  # type: ignore[assignment]
+    __ne__ = binary("!=", operator.ne)[0]  # type: ignore[assignment]
+    __neg__ = unary("-{}", operator.neg)
+    __pos__ = unary("+{}", operator.pos)
+    __abs__ = unary("abs({})", abs)
+    __invert__ = unary("~{}", operator.invert)
+
+    sum = method("sum")
+    mean = method("mean")
+    max = method("max")
+    min = method("min")
+    reshape = method("reshape")
+    swapaxes = method("swapaxes")
+    transpose = method("transpose")
+    astype = method("astype")
+    copy = method("copy")
+
+    @property
+    def T(self) -> Traced:
+        return self.code.apply(
+            lambda x: x.T, (self,), {}, lambda reads: f"{self.code.text(self, reads)}.T"
+        )
+
+    def __getitem__(self, index: Any) -> Traced:
+        code = self.code
+
+        def write(reads: list[str]) -> str:
+            """x[1:4, ::2] rather than x[(slice(1, 4, None), slice(None, None, 2))]."""
+            items = index if type(index) is tuple else (index,)
+            texts = []
+            for item in items:
+                if type(item) is slice:
+                    parts = [item.start, item.stop] + ([] if item.step is None else [item.step])
+                    texts.append(":".join("" if x is None else code.text(x, reads) for x in parts))
+                elif item is Ellipsis:
+                    texts.append("...")
+                else:
+                    texts.append(code.text(item, reads))
+            trailing = "," if type(index) is tuple and len(items) == 1 else ""
+            return f"{code.text(self, reads)}[{', '.join(texts)}{trailing}]"
+
+        return code.apply(operator.getitem, (self, index), {}, write)
+
+
+def function_name(name: str) -> str:
+    """A function's or primitive's name as an upper-case Python name for the code."""
+    text = "".join(c if c.isalnum() else "_" for c in name).upper()
+    return text if text.isidentifier() else f"F_{text}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Recording
+
+
+def follow(
+    code: CodeWriter, function: Callable[..., Any], name: str, args: tuple, kwargs: dict
+) -> Traced:
+    """function(*args, **kwargs) on Traced values: traced down to its NumPy operations, or, if
+    the tracer cannot follow it, written as one call of the function (as `name`) on the arrays.
+
+    The function also runs on the arrays, and the trace is kept only if it gives the same
+    result: a function that takes a branch on the type of its operands, or calls something that
+    refuses Traced values (np.asarray, truth values), is called instead. This also gives the
+    error eager mode gives if the function raises on the arrays."""
+    expected = function(*values_of(args), **values_of(kwargs))
+    try:
+        result = function(*args, **kwargs)
+    except Exception:  # noqa: BLE001 - whatever a Traced value cannot do, an array can: call it
+        result = None
+    if isinstance(result, Traced) and same_result(result.value, expected):
+        return result
+    return code.call(code.global_name(name, function), function, args, kwargs)
+
+
+def following(op: Primitive, code: CodeWriter) -> Primitive:
+    """op with each VJP rule followed: run on Traced values, it writes the code of the gradient."""
+
+    def followed_rule(index: int) -> Callable[..., Any]:
+        rule = op.vjps[index]
+
+        def run(*args: Any, **params: Any) -> Any:
+            position = args[0] if op.variadic else index
+            code.begin(f"{op.name}: grad of input {position}")
+            return follow(code, rule, f"{function_name(op.name)}_RULE_{index}", args, params)
+
+        return run
+
+    vjps = map(followed_rule, range(len(op.vjps)))
+    return Primitive(op.name, op.forward, *vjps, variadic=op.variadic)
+
+
+def record_step(loss_fn: Callable[..., Tensor], args: tuple[Any, ...], name: str) -> Recording:
     """Run loss_fn on args once, eagerly, and write its forward and backward pass as a function
-    of the argument Tensors that returns the loss array and accumulates the parameters' .grad."""
-    # Stand-ins for the float arguments that require grad, so that every operation on an argument
-    # is recorded (and so replayed on the next call's values). Whether the argument itself needs
-    # a gradient is decided below, as for any parameter.
+    of the arguments that returns the loss array and accumulates the parameters' .grad."""
+    # Stand-ins for the float arguments, requiring grad so that every operation on an argument
+    # is recorded (and so replayed on the next call's values).
     stand_ins: dict[Tensor, int] = {}
     inputs = []
     for i, a in enumerate(args):
@@ -197,191 +683,151 @@ def record_step(loss_fn: Callable[..., Tensor], args: list[Any], name: str) -> R
             stand_in.requires_grad = True
             stand_ins[stand_in] = i
             a = stand_in
+        elif isinstance(a, Tensor):
+            # other arrays (labels, indices) are constants of the recording, checked by value
+            # at each call: a copy, so that changes to the caller's array cannot reach it
+            a = Tensor.wrap(a.data.copy())
         inputs.append(a)
     loss = loss_fn(*inputs)
     if not isinstance(loss, Tensor) or loss.data.size != 1:
         shape = getattr(loss, "shape", type(loss).__name__)
         raise TypeError(f"replay({name}): the step must return a one-element Tensor, got {shape}")
 
-    # Every node that depends on an argument or a parameter, parents first.
     order = topological_order(loss)
-    # The nodes backward() would visit: parameters and everything computed from one.
-    needs_grad: set[Tensor] = set()
-    parameters: list[Tensor] = []  # closed-over leaves that require grad
+    code = CodeWriter()
+    argument_names = [code.fresh("t") for _ in args]
+
+    # The prologue: read the arguments' and the parameters' arrays, and check that they are what
+    # the recording assumes (the kinds, shapes and dtypes, requires_grad, the values of constant
+    # arguments: what signature() keys recordings by), else return None.
+    code.namespace["TYPES"] = tuple(map(type, args))
+    code.emit(
+        None,
+        f"if {tuple_text(f'type({t})' for t in argument_names)} != TYPES:\n    return None",
+        argument_names,
+    )
+    values: dict[str, Any] = {}  # each name the checks read, at this call
+    checks: list[str] = []  # expressions compared at each call with their values at this one
+    argument_locals = []  # the name of each argument's array, or of the argument
+    for t, a in zip(argument_names, args, strict=True):
+        values[t], local = a, t
+        if isinstance(a, Tensor):
+            local = code.fresh("a")
+            code.emit(local, f"{local} = {t}.data", [t])
+            values[local] = a.data
+        if isinstance(a, (Tensor, np.ndarray)):
+            checks += [f"{local}.shape", f"{local}.dtype"]
+            if values[local].dtype.kind != "f":
+                checks.append(f"{local}.tobytes()")  # a constant of the recording: its values
+            elif isinstance(a, Tensor):
+                checks.append(f"{t}.requires_grad")
+        else:
+            checks.append(t)  # a Python value: a constant of the recording
+        argument_locals.append(local)
+
+    # The recorded graph is copied node by node (each copy a shadow), with primitives whose rules
+    # are followed, and argument leaves that require grad only if the argument does; the
+    # engine's backward pass runs on the copy, leaving the user's tensors alone.
+    shadows: dict[Tensor, Tensor] = {}  # recorded node -> its copy
+    traced: dict[Tensor, Traced] = {}  # copy (or constant tensor) -> its value in the code
+    owners: dict[int, str] = {}  # id of a copied leaf that needs a gradient -> who receives it
+    first_use: dict[Tensor, int] = {}  # so that parameters are numbered in order of use
+    for node in order:
+        for parent in node.parents:
+            first_use.setdefault(parent, len(first_use))
+    leaves = sorted(
+        (node for node in order if node.op is None),
+        key=lambda leaf: first_use.get(leaf, len(first_use)),
+    )
+    for node in leaves:
+        shadow = shadows[node] = Tensor.wrap(node.data)
+        i = stand_ins.get(node)
+        if i is None:  # a leaf that requires grad and is no argument: a parameter
+            local = code.fresh("p")
+            owner = code.global_name(local.upper(), node)
+            named = f"  # {node.name}" if node.name else ""
+            code.emit(local, f"{local} = {owner}.data{named}", [])
+            values[local] = node.data
+            checks += [f"{local}.shape", f"{local}.dtype"]
+        else:
+            local, owner = argument_locals[i], argument_names[i]
+        if i is None or isinstance(args[i], Tensor) and args[i].requires_grad:
+            shadow.requires_grad = True
+            owners[id(shadow)] = owner
+        traced[shadow] = Traced(node.data, code, local)
+    check = tuple_text(checks)
+    # the recorded values are the check's own expressions evaluated now, so the two agree
+    code.namespace["SIGNATURE"] = eval(check, code.namespace, values)  # noqa: S307
+    code.emit(
+        None,
+        f"if {check} != SIGNATURE:  # other shapes, dtypes or values\n"
+        "    return None  # record again (or use another recording)",
+        list(values),
+    )
+
+    def operand(t: Tensor) -> Traced:
+        """What the code knows tensor t as: its Traced value; a constant if t is not computed."""
+        x = traced.get(t)
+        if x is None:
+            x = traced[t] = Traced(t.data, code, constant=True)
+        return x
+
+    # Forward: each primitive's forward followed on its inputs, as record() applies it.
+    followed: dict[Primitive, Primitive] = {}
     for node in order:
         if node.op is None:
-            i = stand_ins.get(node)
-            if i is None:
-                parameters.append(node)
-                needs_grad.add(node)
-            elif getattr(args[i], "requires_grad", False):
-                needs_grad.add(node)
-        elif any(parent in needs_grad for parent in node.parents):
-            needs_grad.add(node)
-    if loss not in needs_grad:
+            continue
+        op = followed.get(node.op)
+        if op is None:
+            op = followed[node.op] = following(node.op, code)
+        parents = tuple(shadows.get(p, p) for p in node.parents)
+        shadow = shadows[node] = op(*parents, **node.params)  # records the copy
+        code.begin(node.op.name)
+        inputs_ = tuple(map(operand, parents))
+        output = follow(code, op.forward, function_name(op.name), inputs_, node.params)
+        if type(output.value) is not np.ndarray:
+            # record() turns a NumPy scalar into a 0-d array (the type is fixed by the shapes)
+            output = code.call("asarray", np.asarray, (output,), {})
+        traced[shadow] = output
+
+    # Backward: the engine's pass on the copy, on Traced values.
+    if not shadows[loss].requires_grad:
         raise RuntimeError(
             f"replay({name}): the loss does not depend on any tensor that requires grad, so "
             "there is nothing to differentiate; set requires_grad=True on the parameters"
         )
-
-    code = CodeWriter()
-    names: dict[Tensor, str] = {}
-    argument_names = [code.fresh("t") for _ in args]
-    for node, i in stand_ins.items():
-        names[node] = code.fresh("a")
-        data = ".data" if isinstance(args[i], Tensor) else ""
-        code.emit(f"{names[node]} = {argument_names[i]}{data}", argument_names[i])
-    for p in parameters:
-        names[p] = code.fresh("p")
-        code.namespace[names[p].upper()] = p
-        named = f"  # {p.name}" if p.name else ""
-        code.emit(f"{names[p]} = {names[p].upper()}.data{named}")
-    if parameters:
-        code.namespace["PARAMETERS"] = tuple(x for p in parameters for x in (p.shape, p.dtype))
-        read = ", ".join(f"{names[p]}.shape, {names[p]}.dtype" for p in parameters)
-        code.emit(
-            f"if ({read},) != PARAMETERS:  # a parameter changed shape or dtype",
-            *[names[p] for p in parameters],
-        )
-        code.emit("    return None  # record again")
-
-    def name_of(t: Tensor) -> str:
-        if t not in names:  # a leaf outside the recorded graph: a constant
-            # a 0-d constant (a number in the step) as a NumPy scalar: the same dtype and values,
-            # but arithmetic on it in a rule (pow's b - 1 + (b == 0)) skips the ufunc machinery
-            names[t] = code.constant("c", t.data[()] if t.data.ndim == 0 else t.data)
-        return names[t]
-
-    # Forward: each primitive applied to its inputs' arrays, as record() applies it.
-    keyword_arguments: dict[Tensor, str] = {}  # the node's static arguments (axis=...)
-    for node in order:
-        if node.op is None:
-            continue
-        names[node] = code.fresh("v")
-        inputs_ = [name_of(parent) for parent in node.parents]
-        keyword_arguments[node] = "".join(
-            f", {k}={code.constant('k', v)}" for k, v in node.params.items()
-        )
-        call = (
-            f"{code.constant('f', node.op.forward)}({', '.join(inputs_)}{keyword_arguments[node]})"
-        )
-        if not isinstance(node.op.forward, np.ufunc) or node.data.ndim == 0:
-            call = f"asarray({call})"  # record() turns NumPy scalars into 0-d arrays
-        code.emit(f"{names[node]} = {call}  # {node.op.name}", *inputs_)
-
-    # Backward: backpropagate()'s loop, run here once on the recorded arrays to learn each
-    # gradient's shape and dtype, and written down call by call. A gradient that depends only on
-    # constants (the seed dL/dL = 1, numbers in the step, and what is computed from them alone)
-    # is the same at every call: it is computed now and becomes a constant of the code.
+    code.prefix = "g"
     seed = engine.check_root_grad(loss, None, f"replay({name})")
-    grads: dict[Tensor, tuple[str, Any]] = {loss: (code.constant("c", seed), seed)}
-    for node in reversed([node for node in order if node in needs_grad]):
-        g_name, g = grads.pop(node)
-        if node.op is None:  # a parameter: accumulate as backward() does
-            owner = argument_names[stand_ins[node]] if node in stand_ins else names[node].upper()
-            constants = [c for c in code.namespace.values() if isinstance(c, np.ndarray)]
-            if any(np.may_share_memory(g, c) for c in constants):
-                copy = code.fresh("g")
-                code.emit(f"{copy} = {g_name}.copy()  # .grad gets an array of its own", g_name)
-                g_name = copy
-            code.emit(f"{owner}.accumulate_grad({g_name})", owner, g_name)
-            continue
-        op, params, parents = node.op, node.params, node.parents
-        values = (g, node.data, *[parent.data for parent in parents])
-        value_names = (g_name, names[node], *[name_of(parent) for parent in parents])
-        arguments = ", ".join(value_names) + keyword_arguments[node]
-        for i, parent in enumerate(parents):
-            if parent not in needs_grad:
-                continue
-            # A variadic primitive has one rule for every input, told which one by position.
-            vjp, position = (op.vjps[0], (i,)) if op.variadic else (op.vjps[i], ())
-            grad = vjp(*position, *values, **params)
-            if reads_only_constants(vjp, position, values, value_names, params, code):
-                grad_name = code.constant("c", grad)
-            else:
-                call = f"{code.constant('b', vjp)}({', '.join(map(str, position + (arguments,)))})"
-                grad_name = code.fresh("g")
-                code.emit(f"{grad_name} = {call}  # {op.name}: grad of input {i}", *value_names)
-            shape, dtype = parent.data.shape, parent.data.dtype
-            if grad.shape != shape:
-                grad = unbroadcast(grad, shape, op.name)
-                grad_name = code.result(
-                    grad, f"unbroadcast({grad_name}, {shape}, {op.name!r})", grad_name
-                )
-            if grad.dtype != dtype:
-                grad = grad.astype(dtype)
-                grad_name = code.result(grad, f"{grad_name}.astype({dtype.name!r})", grad_name)
-            previous = grads.get(parent)
-            if previous is not None:
-                grad = previous[1] + grad
-                grad_name = code.result(
-                    grad, f"{previous[0]} + {grad_name}", previous[0], grad_name
-                )
-            grads[parent] = (grad_name, grad)
-    code.emit(f"return {names[loss]}", names[loss])
+    found = engine.backpropagate(
+        shadows[loss],
+        Traced(seed, code, constant=True),
+        retain_graph=False,
+        create_graph=False,
+        wanted=[shadows[node] for node in leaves if id(shadows[node]) in owners],
+        operand=operand,
+    )
+    code.begin("")
+    for key, g in found.items():
+        reads: list[str] = []
+        g_text = code.text(g, reads)
+        arrays = [c for c in code.namespace.values() if isinstance(c, np.ndarray)]
+        if any(np.may_share_memory(g.value, c) for c in arrays):
+            # a constant (or a view of one) is the same array at every call: copy it
+            g_text = code.fresh("g")
+            code.emit(g_text, f"{g_text} = {code.text(g, [])}.copy()  # .grad gets its own", reads)
+            reads = [g_text]
+        owner = owners[key]
+        reads += [owner] if owner in argument_names else []
+        code.emit(None, f"{owner}.accumulate_grad({g_text})", reads)
+    reads = []
+    code.emit(None, f"return {code.text(traced[shadows[loss]], reads)}", reads)
 
-    function_name = f"replayed_{name}" if name.isidentifier() else "replayed_step"
-    function, source = code.function(function_name, argument_names)
-    return Recording(function, source)
+    function_name_ = f"replayed_{name}" if name.isidentifier() else "replayed_step"
+    function, source = code.function(function_name_, argument_names)
+    return Recording(function, source, len(args))
 
 
-class ValuesNeededError(Exception):
-    """Raised by ShapeOnly when a rule uses the values it stands in for."""
-
-
-class ShapeOnly:
-    """A stand-in for an array whose values change from call to call: it has the array's shape,
-    ndim, dtype and size (fixed for a recording) and refuses every other use (operators, NumPy
-    functions, methods, comparisons, truth), so a rule that returns while given it did not read
-    those values."""
-
-    __slots__ = ("shape", "ndim", "dtype", "size")
-    __array_ufunc__ = None  # ndarray (op) ShapeOnly defers to ShapeOnly, which has no operators
-    __hash__ = None  # type: ignore[assignment]
-
-    def __init__(self, array: np.ndarray) -> None:
-        self.shape, self.ndim, self.dtype, self.size = (
-            array.shape,
-            array.ndim,
-            array.dtype,
-            array.size,
-        )
-
-    def __getattr__(self, name: str) -> Any:
-        raise ValuesNeededError(name)
-
-    def __array__(self, *args: Any, **kwargs: Any) -> Any:
-        raise ValuesNeededError("__array__")
-
-    def __eq__(self, other: object) -> bool:
-        raise ValuesNeededError("==")
-
-    def __ne__(self, other: object) -> bool:
-        raise ValuesNeededError("!=")
-
-    def __bool__(self) -> bool:
-        raise ValuesNeededError("bool")
-
-
-def reads_only_constants(
-    vjp: Callable[..., Any],
-    position: tuple[int, ...],
-    values: tuple[Any, ...],
-    value_names: tuple[str, ...],
-    params: dict[str, Any],
-    code: CodeWriter,
-) -> bool:
-    """Whether the rule's result depends only on the constants among its arguments: it returns
-    (and does not return a stand-in) when every argument that is not a constant is a ShapeOnly.
-    VJPs are pure functions of their arguments' values and shapes, so its result is then the
-    same at every call (shapes are fixed for a recording)."""
-    probes = [
-        v if n in code.namespace else ShapeOnly(v) for v, n in zip(values, value_names, strict=True)
-    ]
-    if len(probes) == sum(isinstance(p, ShapeOnly) for p in probes):
-        return False  # nothing constant: no need to ask
-    try:
-        result = vjp(*position, *probes, **params)
-    except Exception:  # noqa: BLE001 - any use of a stand-in's values ends the probe
-        return False
-    return not isinstance(result, ShapeOnly)
+def tuple_text(items: Any) -> str:
+    """The code of a tuple of the expressions `items`."""
+    items = list(items)
+    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"

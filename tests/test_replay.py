@@ -1,9 +1,9 @@
 """Replay computes what eager mode computes, bit for bit: the loss and every parameter's .grad.
 
-Replay re-runs the recorded primitives' forwards and VJPs on the same arrays in the same order as
-eager's forward and backward pass, so results are compared with assert_array_equal (tolerance 0),
-not approximately. Each test builds the same step twice, on separate copies of the parameters,
-and runs it eagerly and replayed side by side for a few SGD steps.
+Replay's code makes the NumPy calls that eager's forward and backward pass make, on the same
+arrays in the same order, so results are compared with assert_array_equal (tolerance 0), not
+approximately. Each test builds the same step twice, on separate copies of the parameters, and
+runs it eagerly and replayed side by side for a few SGD steps or on a few different arguments.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 import autonet as an
 from autonet.seed import seed_gradients
+from tests.fuzz import AutonetBackend, graphs, run
 
 LR = 0.5
 
@@ -134,8 +135,9 @@ def test_replay_equals_eager_bit_for_bit_through_the_engine(make_loss):
     b_shape = (1, 3) if make_loss is fan_out_and_broadcast else (2,)
     weights = [rng.normal(size=(2, 3)), rng.normal(size=b_shape)]
     x = an.tensor(rng.normal(size=(5, 2)))
-    eager, replayed, _ = run_both(make_loss, weights, (x,), steps=4)
+    eager, replayed, step = run_both(make_loss, weights, (x,), steps=4)
     assert_same(eager, replayed)
+    assert "_RULE_" not in step.source  # every rule traced down to NumPy operations
 
 
 def test_replay_records_again_when_argument_shapes_change():
@@ -260,3 +262,248 @@ def test_tensors_neither_argument_nor_parameter_are_constants_of_the_recording()
     shift.data = np.array([0.0, 0.0])  # replaced after recording: the recording keeps the old
     assert step(x).item() == 33.0
     assert step(np.array([2.0, 0.0])).item() == 22.0  # arguments are read at every call
+
+
+# Steps whose gradients depend on comparisons of the arguments' values (relu's x > 0, abs's
+# sign, maximum's ties, max's maxima, sign), on indexing, joins, broadcasting and dtypes. Each is
+# replayed on arguments with other values at every call: a comparison the recording folded into
+# a constant would give the gradient of the first call's pattern.
+KINKED_STEPS = {
+    "relu": lambda w: lambda x: (an.relu(x * w) * x).sum(),
+    "abs": lambda w: lambda x: (an.abs(x - w) * w).sum(),
+    "maximum": lambda w: lambda x: (an.maximum(x, w) * w).sum() + an.maximum(x * w, 0.0).sum(),
+    "max": lambda w: lambda x: (x * w).max(axis=0).sum() + (x - w).max(),
+    "sign": lambda w: lambda x: (an.sign(x) * w * x).sum() + (an.sign(w) * x).sum(),
+    "getitem": lambda w: (
+        lambda x: (
+            (x[1:, ::2] * w[0, ::2]).sum()
+            + (x[np.array([0, 0, 2])] * w).sum()
+            + (x[np.array([True, False, True])] * w[1:]).sum()
+        )
+    ),
+    "concatenate": lambda w: lambda x: (an.relu(an.concatenate([x, x * w, w], axis=0)) ** 2).sum(),
+    "broadcasting": lambda w: (
+        lambda x: (an.tanh(x.reshape(3, 1, 4) * w + w[0]).sum(axis=(0, 2)) * w[:, 0]).sum()
+    ),
+}
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    name=st.sampled_from(sorted(KINKED_STEPS)),
+    seed=st.integers(0, 2**32 - 1),
+    dtypes=st.sampled_from(
+        [
+            (np.float64, np.float64),
+            (np.float32, np.float32),
+            (np.float32, np.float64),
+            (np.float64, np.float32),
+        ]
+    ),
+)
+def test_replay_equals_eager_bit_for_bit_on_changing_arguments(name, seed, dtypes):
+    rng = np.random.default_rng(seed)
+    x_dtype, w_dtype = dtypes
+
+    # few distinct values, so that zeros, ties and sign changes are common
+    def values(shape, dtype):
+        return rng.integers(-2, 3, size=shape).astype(dtype) / 2
+
+    w0 = values((3, 4), w_dtype)
+    ws = [an.tensor(w0.copy(), requires_grad=True) for _ in range(2)]
+    eager_fn, replay_fn = (KINKED_STEPS[name](w) for w in ws)
+    step = an.replay(replay_fn)
+    for _ in range(4):
+        x = values((3, 4), x_dtype)
+        for w in ws:
+            w.grad = None
+        eager_loss = eager_fn(an.tensor(x))
+        eager_loss.backward()
+        loss = step(an.tensor(x))
+        assert loss.dtype == eager_loss.dtype
+        np.testing.assert_array_equal(loss.data, eager_loss.data)
+        assert ws[1].grad.dtype == ws[0].grad.dtype == w_dtype
+        np.testing.assert_array_equal(ws[1].grad.data, ws[0].grad.data)
+    assert len(step.recordings) == 1
+    assert "_RULE_" not in step.source  # every rule traced down to NumPy operations
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    graph=graphs(max_steps=15),
+    seed=st.integers(0, 2**32 - 1),
+    float32=st.lists(st.booleans(), min_size=3, max_size=3),
+)
+def test_replay_of_random_graphs_equals_eager_bit_for_bit(graph, seed, float32):
+    # Random programs through every kind of operation (tests/fuzz.py), their inputs the step's
+    # arguments (those with requires_grad receive gradients), float32 or float64 at random;
+    # later calls get other values, drawn from a few so that kinks and ties are common.
+    rng = np.random.default_rng(seed)
+
+    class GivenLeaves(AutonetBackend):
+        def __init__(self, leaves):
+            self.leaves = iter(leaves)
+
+        def leaf(self, a, requires_grad):
+            return next(self.leaves)
+
+    def loss_fn(*leaves):
+        return run(graph, GivenLeaves(leaves))[0]
+
+    step = an.replay(loss_fn)
+    dtypes = [np.float32 if f else np.float64 for f in float32[: len(graph.inputs)]]
+    for call in range(3):
+        arrays = [
+            (a if call == 0 else rng.integers(-2, 3, size=a.shape) / 2).astype(d)
+            for a, d in zip(graph.inputs, dtypes, strict=True)
+        ]
+        results = []
+        for replayed in (False, True):
+            leaves = [
+                an.tensor(a, requires_grad=r)
+                for a, r in zip(arrays, graph.requires_grad, strict=True)
+            ]
+            with np.errstate(all="ignore"):  # exp of exp ... may overflow, alike in both
+                if replayed:
+                    loss = step(*leaves)
+                else:
+                    loss = loss_fn(*leaves)
+                    if not loss.requires_grad:
+                        return  # nothing to differentiate: replay refuses such a step
+                    loss.backward()
+            results.append((loss, leaves))
+        (eager_loss, eager_leaves), (loss, leaves) = results
+        assert loss.dtype == eager_loss.dtype
+        np.testing.assert_array_equal(loss.data, eager_loss.data)
+        for leaf, eager_leaf in zip(leaves, eager_leaves, strict=True):
+            if eager_leaf.grad is None:
+                assert leaf.grad is None
+            else:
+                assert leaf.grad.dtype == eager_leaf.grad.dtype
+                np.testing.assert_array_equal(leaf.grad.data, eager_leaf.grad.data)
+    assert len(step.recordings) == 1
+    assert "_RULE_" not in step.source  # every rule traced down to NumPy operations
+
+
+def test_the_tutorial_step_is_traced_down_to_numpy_operations():
+    # No rule of the table and no forward of more than one NumPy call (sigmoid) is called as a
+    # function: the code is the NumPy operations they make, as the hand-written step is.
+    rng = np.random.default_rng(4)
+    syn0 = an.tensor(rng.uniform(-1, 1, (3, 4)), requires_grad=True)
+    syn1 = an.tensor(rng.uniform(-1, 1, (4, 1)), requires_grad=True)
+    step = an.replay(tutorial_loss(syn0, syn1))
+    step(rng.normal(size=(4, 3)), rng.random((4, 1)))
+    source = step.source
+    assert "_RULE_" not in source and "SIGMOID(" not in source
+    assert "EXP(" in source and ".swapaxes(-1, -2)" in source
+    assert "accumulate_grad" in source
+
+
+def run_user_primitive_step(primitive):
+    """Eager and replayed loss and gradient of a step through `primitive`, on a few arguments
+    with other values; returns the replay."""
+    rng = np.random.default_rng(5)
+    w0 = rng.normal(size=(2, 3))
+    ws = [an.tensor(w0.copy(), requires_grad=True) for _ in range(2)]
+    eager_fn, replay_fn = ((lambda x, w=w: (primitive(x * w) * w).sum()) for w in ws)
+    step = an.replay(replay_fn)
+    for _ in range(3):
+        x = rng.normal(size=(2, 3))
+        for w in ws:
+            w.grad = None
+        eager_loss = eager_fn(an.tensor(x))
+        eager_loss.backward()
+        loss = step(an.tensor(x))
+        np.testing.assert_array_equal(loss.data, eager_loss.data)
+        np.testing.assert_array_equal(ws[1].grad.data, ws[0].grad.data)
+    return step
+
+
+def test_a_user_primitive_is_traced_like_the_table():
+    cube = an.Primitive("cube", lambda x: x**3, lambda g, out, x: g * 3 * x**2)
+    sine = an.Primitive("sine", np.sin, lambda g, out, x: g * np.cos(x))  # NumPy ufuncs trace too
+    for primitive in (cube, sine):
+        source = run_user_primitive_step(primitive).source
+        assert "_RULE_" not in source and f"# {primitive.name}: grad of input 0" in source
+
+
+def test_rules_and_forwards_the_tracer_cannot_follow_are_called_as_functions():
+    # A rule that branches on its operands' values, one that computes differently on arrays
+    # and on anything else, and a forward that converts its input to an array: each is called
+    # on the arrays at every call, and the step still equals eager bit for bit.
+    def branching(g, out, x):
+        return g * (x > 0) if float(abs(x).max()) < 100 else g
+
+    def type_dependent(g, out, x):
+        return g * (2.0 if isinstance(x, np.ndarray) else 3.0)
+
+    cases = {
+        "branching": an.Primitive("branching", lambda x: np.maximum(x, 0), branching),
+        "typed": an.Primitive("typed", lambda x: 2.0 * x, type_dependent),
+        "converting": an.Primitive(
+            "converting", lambda x: np.tanh(np.asarray(x)), lambda g, out, x: g * (1 - out * out)
+        ),
+    }
+    for name, primitive in cases.items():
+        source = run_user_primitive_step(primitive).source
+        if name == "converting":
+            assert "CONVERTING(" in source and "_RULE_" not in source
+        else:
+            assert f"{name.upper()}_RULE_0(" in source
+
+
+def test_recording_leaves_the_users_graph_alone():
+    # A tensor computed outside the step (a node of the user's graph) used inside it: replay
+    # runs its backward pass on a copy, so the user's graph can still be differentiated.
+    w = an.tensor([1.0, 2.0], requires_grad=True)
+    h = w * 3.0
+    step = an.replay(lambda x: (h * x).sum())
+    step(np.array([1.0, 1.0]))
+    np.testing.assert_array_equal(w.grad.data, [3.0, 3.0])
+    assert h.parents  # not freed by the recording's backward pass
+    h.sum().backward()
+    np.testing.assert_array_equal(w.grad.data, [6.0, 6.0])
+
+
+def test_large_arrays_are_deleted_after_their_last_use():
+    # 256 x 256 float64 values take 512 KiB: each is dropped once used, not kept to the end
+    rng = np.random.default_rng(6)
+    w = an.tensor(rng.normal(size=(256, 256)), requires_grad=True)
+    step = an.replay(lambda x: an.tanh(an.tanh(x @ w) @ w).sum())
+    step(rng.normal(size=(256, 256)))
+    assert "del " in step.source
+    v = an.tensor(1.5, requires_grad=True)
+    small = an.replay(lambda x: an.tanh(x * v).sum())
+    small(np.ones(3))
+    assert "del " not in small.source
+
+
+def test_a_recording_checks_its_arguments():
+    # The same shapes with requires_grad changed, a constant (integer) argument with other
+    # values, a Python number: each is another recording, used again when it comes back.
+    w = an.tensor([1.0, -1.0], requires_grad=True)
+    step = an.replay(lambda x, index, scale: (w * x[index] * scale).sum())
+    x = an.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    calls = [(x, np.array([0]), 2.0), (x, np.array([1]), 2.0), (x, np.array([1]), 3.0)]
+    for _ in range(2):
+        for args in calls:
+            w.grad = x.grad = None
+            loss = step(*args)
+            row = args[0].data[args[1][0]]
+            assert loss.item() == ((w.data * row).sum() * args[2])
+            np.testing.assert_array_equal(w.grad.data, row * args[2])
+    assert len(step.recordings) == 3
+    x.requires_grad, x.grad = False, None
+    step(x, np.array([0]), 2.0)
+    assert x.grad is None and len(step.recordings) == 4
+
+
+def test_a_constant_argument_changed_in_place_is_recorded_again():
+    w = an.tensor([1.0, 10.0, 100.0], requires_grad=True)
+    step = an.replay(lambda index: w[index].sum())
+    index = np.array([0, 1])
+    assert step(index).item() == 11.0
+    index[1] = 2  # the same array, other values: not the recording's constant
+    assert step(index).item() == 101.0
+    assert step(np.array([0, 1])).item() == 11.0
+    assert len(step.recordings) == 2
