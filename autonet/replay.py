@@ -51,7 +51,9 @@ Parameters (leaves with requires_grad=True, passed as arguments or closed over) 
 call, so an optimiser that replaces or updates `p.data` between calls is seen, and their gradients
 accumulate in `p.grad` exactly as backward() accumulates them (zero them with `p.grad = None`).
 Differences from eager: the returned loss is a leaf without a graph (its gradients are already
-in the parameters), and retain_grad() on tensors inside the step has no effect.
+in the parameters), and retain_grad() on tensors inside the step has no effect. A tensor passed
+as two arguments (or passed and closed over) accumulates its two gradients into .grad one after
+the other, where backward() adds them first: the same value, rounded differently in the last bit.
 """
 
 from __future__ import annotations
