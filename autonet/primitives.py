@@ -141,6 +141,18 @@ def broadcast_to_forward(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return out
 
 
+def log_softmax_forward(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """log(exp(x) / sum exp(x)) along axis, as (x - c) - log(sum(exp(x - c))) with c = max(x).
+
+    With the shift every exp(x - c) <= 1 and one equals 1, so the sum neither overflows nor is 0,
+    and the largest entry's x - c is exactly 0. c is part of the forward, not of the graph: the
+    result does not depend on it (so it has no gradient), and it is recomputed from each input's
+    own values wherever the forward runs (a replayed step included).
+    """
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    return shifted - np.log(np.add.reduce(np.exp(shifted), axis=axis, keepdims=True))
+
+
 def concatenate_forward(*xs: np.ndarray, axis: int = 0) -> np.ndarray:
     return np.concatenate(xs, axis=axis)
 
@@ -206,6 +218,14 @@ def max_vjp(g: Any, out: Any, x: Any, axis: Any = None, keepdims: bool = False) 
     reduced = keepdims_shape(x.shape, axis)
     is_max = x == out.reshape(reduced)
     return is_max * (g.reshape(reduced) / is_max.sum(axis=axis, keepdims=True))
+
+
+def log_softmax_vjp(g: Any, out: Any, x: Any, axis: int = -1) -> Any:
+    """out = log_softmax(x, axis)   =>   grad_x = g - softmax(x) * sum(g, axis), softmax = exp(out).
+
+    d out_i / d x_j = [i = j] - softmax_j along the axis, so grad_x_j = g_j - softmax_j sum_i g_i.
+    """
+    return g - exp(out) * g.sum(axis=axis, keepdims=True)
 
 
 def maximum_vjp_a(g: Any, out: Any, a: Any, b: Any) -> Any:
@@ -282,6 +302,8 @@ PRIMITIVES: dict[str, Primitive] = {
         Primitive("sum", sum_forward, sum_vjp),
         # out = max(x, axis)         grad_x = g at the maxima (ties share), 0 elsewhere
         Primitive("max", np.max, max_vjp),
+        # out = log_softmax(x, axis)  grad_x = g - exp(out) * sum(g, axis)     (reuses out)
+        Primitive("log_softmax", log_softmax_forward, log_softmax_vjp),
         # out = broadcast_to(x, shape)   grad_x = g summed back to x's shape   (by the engine)
         Primitive("broadcast_to", broadcast_to_forward, lambda g, out, x, shape: g),
         # out = reshape(x, shape)    grad_x = reshape(g, x.shape)
@@ -312,6 +334,7 @@ PRIMITIVES: dict[str, Primitive] = {
 # The primitives that rules call as functions.
 astype = PRIMITIVES["astype"]
 broadcast_to = PRIMITIVES["broadcast_to"]
+exp = PRIMITIVES["exp"]
 log = PRIMITIVES["log"]
 scatter_add = PRIMITIVES["scatter_add"]
 sign = PRIMITIVES["sign"]

@@ -73,6 +73,12 @@ def reduction_case(draw, distinct=False):
 
 
 @st.composite
+def log_softmax_case(draw):
+    shape = draw(small_shapes(min_dims=1))
+    return (draw(arrays(shape)),), {"axis": draw(st.integers(0, len(shape) - 1))}
+
+
+@st.composite
 def matmul_case(draw):
     shapes = draw(
         hnp.mutually_broadcastable_shapes(signature=np.matmul.signature, max_dims=3, max_side=3)
@@ -166,6 +172,7 @@ PRIMITIVE_CASES = {
     "maximum": maximum_case(),
     "sum": reduction_case(),
     "max": reduction_case(distinct=True),
+    "log_softmax": log_softmax_case(),
     "broadcast_to": broadcast_to_case(),
     "reshape": reshape_case(),
     "transpose": transpose_case(),

@@ -59,6 +59,11 @@ CASES = {
             " / sum([a == reshape(out, (2, 1))], axis=1, keepdims)"
         ],
     ),
+    "log_softmax": (
+        [x((2, 3), "a")],
+        lambda a: P["log_softmax"](a, axis=1),
+        ["G − exp(out) * sum(G, axis=1, keepdims)"],
+    ),
     "broadcast_to": (
         [x((3,), "a")],
         lambda a: P["broadcast_to"](a, shape=(2, 3)),

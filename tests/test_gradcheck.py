@@ -49,6 +49,10 @@ CASES: dict[str, list[tuple]] = {
         (lambda x: P["sum"](x, axis=None, keepdims=True), [((2, 3), ANY)]),
     ],
     "max": [(lambda x: P["max"](x, axis=0, keepdims=False), [((3, 2), ANY)])],
+    "log_softmax": [
+        (lambda x: P["log_softmax"](x, axis=1), [((2, 3), ANY)]),
+        (lambda x: P["log_softmax"](x, axis=0), [((3, 2, 2), ANY)]),
+    ],
     "broadcast_to": [(lambda x: P["broadcast_to"](x, shape=(2, 3)), [((3,), ANY)])],
     "reshape": [(lambda x: P["reshape"](x, shape=(3, 2)), [((2, 3), ANY)])],
     "transpose": [(lambda x: P["transpose"](x, axes=(1, 2, 0)), [((2, 3, 2), ANY)])],

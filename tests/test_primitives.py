@@ -32,6 +32,7 @@ NUMPY_REFERENCE = {
     "maximum": np.maximum,
     "sum": lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims),
     "max": lambda x, axis, keepdims: np.amax(x, axis=axis, keepdims=keepdims),
+    "log_softmax": lambda x, axis: np.log(np.exp(x) / np.exp(x).sum(axis=axis, keepdims=True)),
     "broadcast_to": lambda x, shape: np.broadcast_to(x, shape),
     "reshape": lambda x, shape: np.reshape(x, shape),
     "transpose": lambda x, axes: np.transpose(x, axes),

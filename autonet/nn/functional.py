@@ -7,7 +7,7 @@ any size (tested up to |x| = 1e4):
 
     softplus(x)     = log(1 + exp(x))       = maximum(x, 0) + log(1 + exp(-|x|))
     log_sigmoid(x)  = log(sigmoid(x))       = -softplus(-x)
-    log_softmax(x)  = x - log sum exp(x)    = (x - c) - log sum exp(x - c),  c = max(x) (a constant)
+    log_softmax(x)  = x - log sum exp(x)    = (x - c) - log sum exp(x - c), c = max(x): a primitive
     binary_cross_entropy_with_logits(z, y)  = softplus(z) - y * z
     cross_entropy(z, t)                     = -log_softmax(z)[t]
 
@@ -22,7 +22,10 @@ from typing import Any
 import numpy as np
 
 from autonet.ops import as_tensor, maximum
-from autonet.tensor import Tensor
+from autonet.primitives import PRIMITIVES
+from autonet.tensor import Tensor, normalize_axis
+
+LOG_SOFTMAX = PRIMITIVES["log_softmax"]
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -81,13 +84,11 @@ def log_softmax(x: Any, axis: int = -1) -> Tensor:
     """log(exp(x) / sum exp(x)) along axis, computed as (x - c) - log(sum(exp(x - c))).
 
     c = max(x) along axis makes every exp(x - c) <= 1 with at least one equal to 1, so the sum
-    neither overflows nor is 0. c is taken as a constant (from x's values, outside the graph): the
-    result does not depend on c, so its gradient through c would be 0, and treating it as a
-    constant avoids adding and cancelling that zero in floating point.
+    neither overflows nor is 0. One primitive of the table (its forward takes c from the input's
+    values; the result does not depend on c), with the gradient g - softmax(x) * sum(g, axis).
     """
     x = as_tensor(x)
-    shifted = x - np.max(x.data, axis=axis, keepdims=True)
-    return shifted - shifted.exp().sum(axis=axis, keepdims=True).log()
+    return LOG_SOFTMAX(x, axis=normalize_axis(axis, x, "log_softmax"))
 
 
 def softmax(x: Any, axis: int = -1) -> Tensor:
