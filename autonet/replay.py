@@ -350,6 +350,8 @@ class CodeWriter:
         """ufunc(*args) with result `value`, as a call that could take out=."""
         if ufunc.signature is not None or ufunc.nout != 1 or ufunc.nin != len(args):
             return None  # a generalized ufunc (matmul) is not element-wise
+        if type(value) is not np.ndarray:
+            return None  # a NumPy scalar (of 0-d operands), which out= would make an array
         buffers = tuple(
             a.name
             for a in args
