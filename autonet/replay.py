@@ -455,7 +455,9 @@ def buffers(lines: list[Line], nbytes: dict[str, int]) -> tuple[list[Line], bool
     - this line is the last to read x;
     - x is at least REUSE_FROM_BYTES large.
     Such an x is held by no other name, and no other operand of the line shares its memory, so
-    the ufunc computes each element in place from the element it overwrites.
+    the ufunc computes each element in place from the element it overwrites. (The name x is
+    still deleted after the line, if large: the array lives on as the result, and is freed when
+    the last of its names is deleted.)
     The layout of every array the code computes follows from the layouts of the arguments and
     the parameters, which a recording does not otherwise fix: a result that NumPy lays out
     like x for these arguments' strides might be laid out otherwise for others (an F-ordered
