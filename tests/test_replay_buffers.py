@@ -6,8 +6,8 @@ itself, laid out as the result is (shape, dtype, strides), never viewed or hande
 for the last time (autonet/replay.py, buffers()). Each step below is built so that one of these
 conditions decides; results are compared with eager mode with assert_array_equal (tolerance 0,
 as in test_replay.py), over several calls with changing values, and the caller's arrays and the
-parameters' arrays are checked unchanged by each call. REUSE_FROM_BYTES is lowered so that small
-arrays take the path.
+parameters' arrays are checked unchanged by each call. REUSE_FROM_BYTES is pinned at 16 bytes
+here, so that the small arrays of these steps take the path whatever the default.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from tests.fuzz import AutonetBackend, graphs, run
 from tests.test_replay import tutorial_loss
 
 replay_module = importlib.import_module("autonet.replay")
-SMALL = 64  # bytes: arrays of 8 float64 or 16 float32 elements take the path
+SMALL = 16  # bytes: arrays of 2 float64 or 4 float32 elements take the path
 WRITES_INTO = re.compile(r"^\s*(\w+) = \w+\(.*, out=(\w+)\)", re.MULTILINE)
 
 
@@ -373,7 +373,7 @@ def test_random_graphs_with_buffers_equal_eager_bit_for_bit(graph, seed, float32
 
     dtypes = [np.float32 if f else np.float64 for f in float32[: len(graph.inputs)]]
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(replay_module, "REUSE_FROM_BYTES", 16)
+        patch.setattr(replay_module, "REUSE_FROM_BYTES", SMALL)
         step = an.replay(loss_fn)
         for call in range(3):
             arrays = [
