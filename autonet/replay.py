@@ -29,6 +29,12 @@ results are eager's, bit for bit.
 - Only what the loss and the wanted gradients need is kept (no gradient for a data argument).
   Arrays are deleted after their last use, so that memory is released as early as the code
   allows (but for small ones close to the return, where a `del` costs more than it saves).
+- An element-wise operation writes its result into the array of an operand that dies with it
+  (`v3 = EXP(v2, out=v2)` for `v3 = EXP(v2)`), where that is safe: the operand is an array the
+  code allocated itself, laid out as the result, never viewed nor handed out (buffers()). So a
+  step allocates fewer arrays than eager mode, where NumPy reuses only an expression's
+  temporaries. Such a recording also checks the strides of the arguments and parameters, as
+  its buffers assume their layouts: arguments laid out otherwise (F-ordered) record again.
 - A function the tracer cannot follow (it branches on its operands' values, converts them with
   np.asarray or float(), writes into an array, or gives another result on Traced values than on
   arrays: each is also run on the arrays to check) is written as one call of the function on the
@@ -61,7 +67,7 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -178,6 +184,36 @@ def signature(x: Any) -> Hashable:
 # The code being written
 
 
+class Elementwise(NamedTuple):
+    """A line's operation as an element-wise call of a ufunc, which could write its result into
+    one of its operands: `v3 = EXP(v2, out=v2)` for `v3 = EXP(v2)`, `v5 = DIVIDE(c0, v4, out=v4)`
+    for `v5 = c0 / v4`."""
+
+    ufunc: str  # the ufunc's name in the namespace (EXP, DIVIDE)
+    operands: tuple[str, ...]  # the code of each operand, in order
+    # The locals among the operands whose array is laid out as the result is (the same shape,
+    # dtype and strides): the buffers the result could be written into.
+    buffers: tuple[str, ...]
+
+
+class Line(NamedTuple):
+    """One line of the generated code."""
+
+    target: str | None  # the local it assigns; None for a line kept for its effect
+    code: str
+    reads: tuple[str, ...]  # the locals it reads
+    comment: tuple[int, str]  # see CodeWriter.comment
+    # Whether the line's result is a new array (NumPy allocates it) and the line keeps
+    # no reference to what it reads and returns no view of it: a ufunc's call or reduce, an
+    # operator, np.where(c, a, b). Any other line (a method, x.T, x[i], a function called as a
+    # whole, asarray, accumulate_grad, return) may hand out what it reads, or a view of it.
+    allocates: bool = False
+    elementwise: Elementwise | None = None
+    # A check of the arguments' and parameters' strides, kept only if some line writes into a
+    # buffer (the strides fix the layout of every array the code computes; see buffers()).
+    for_buffers: bool = False
+
+
 class CodeWriter:
     """The lines of the generated function and the namespace of the constants and functions they
     refer to.
@@ -185,12 +221,11 @@ class CodeWriter:
     Names: t0, t1, ... the arguments; a0, ... float arguments' arrays; p0, ... parameters' arrays
     (P0, ... the parameter Tensors); v0, ... values of the forward pass; g0, ... of the backward
     pass; c0, ... constants; upper case, NumPy functions (EXP, MATMUL), and functions of the
-    table called as they are (RULE, a forward). Each line is (the name it assigns or None, code,
-    the locals it reads, its comment).
+    table called as they are (RULE, a forward).
     """
 
     def __init__(self) -> None:
-        self.lines: list[tuple[str | None, str, tuple[str, ...], tuple[int, str]]] = []
+        self.lines: list[Line] = []
         self.namespace: dict[str, Any] = {"asarray": np.asarray}
         self.counts: dict[str, int] = {}
         self.nbytes: dict[str, int] = {}  # the size of each computed local's array
@@ -233,10 +268,20 @@ class CodeWriter:
         self.namespace[name] = value
         return name
 
-    def emit(self, target: str | None, code: str, reads: list[str], value: Any = None) -> None:
+    def emit(
+        self,
+        target: str | None,
+        code: str,
+        reads: list[str],
+        value: Any = None,
+        allocates: bool = False,
+        elementwise: Elementwise | None = None,
+        for_buffers: bool = False,
+    ) -> None:
         """A line assigning `target` (None: a line kept for its effect) from the locals `reads`;
-        `value` is the array target holds."""
-        self.lines.append((target, code, tuple(reads), self.comment))
+        `value` is the array target holds; see Line for the rest."""
+        line = Line(target, code, tuple(reads), self.comment, allocates, elementwise, for_buffers)
+        self.lines.append(line)
         if value is not None:
             self.nbytes[target] = getattr(value, "nbytes", 0)
 
@@ -274,25 +319,73 @@ class CodeWriter:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         write: Callable[[list[str]], str],
+        allocates: bool = False,
+        ufunc: np.ufunc | None = None,
     ) -> Traced:
         """function(*args, **kwargs) on the operands' values, computed now. If every operand is a
         constant, so is the result; otherwise a line `v3 = write(reads)` computes it at each call
-        (write renders the operation with self.text, collecting the locals it reads)."""
+        (write renders the operation with self.text, collecting the locals it reads).
+
+        allocates: the operation allocates its result and keeps nothing it reads (see
+        Line.allocates), if its operands are arrays, NumPy scalars or Python numbers.
+        ufunc: the operation is exactly ufunc(*args), so the line may be written with out=
+        (see Elementwise)."""
         value = function(*values_of(args), **values_of(kwargs))
         if is_constant(args) and is_constant(kwargs):
             return Traced(value, self, constant=True)
         reads: list[str] = []
         expression = write(reads)
         name = self.fresh(self.prefix)
-        self.emit(name, f"{name} = {expression}", reads, value)
+        # an operand of another kind (an ndarray subclass, a list) may run other code
+        allocates = allocates and all(map(is_plain, args))
+        elementwise = None
+        if allocates and ufunc is not None and not kwargs:
+            elementwise = self.elementwise(ufunc, args, value)
+        self.emit(name, f"{name} = {expression}", reads, value, allocates, elementwise)
         return Traced(value, self, name)
 
+    def elementwise(
+        self, ufunc: np.ufunc, args: tuple[Any, ...], value: np.ndarray
+    ) -> Elementwise | None:
+        """ufunc(*args) with result `value`, as a call that could take out=."""
+        if ufunc.signature is not None or ufunc.nout != 1 or ufunc.nin != len(args):
+            return None  # a generalized ufunc (matmul) is not element-wise
+        if type(value) is not np.ndarray:
+            return None  # a NumPy scalar (of 0-d operands), which out= would make an array
+        buffers = tuple(
+            a.name
+            for a in args
+            if isinstance(a, Traced)
+            and not a.constant
+            and type(a.value) is np.ndarray
+            # no broadcasting up, no casting, and the result's layout: values written in
+            # place are the values NumPy computes into a new array, at the same positions
+            and a.value.shape == value.shape
+            and a.value.dtype == value.dtype
+            and a.value.strides == value.strides
+        )
+        if not buffers:
+            return None
+        name = self.global_name(function_name(ufunc.__name__), ufunc)
+        return Elementwise(name, tuple(self.text(a, []) for a in args), buffers)
+
     def call(
-        self, name: str, function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict
+        self,
+        name: str,
+        function: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict,
+        allocates: bool = False,
+        ufunc: np.ufunc | None = None,
     ) -> Traced:
         """function(*args, **kwargs), written as a call of `name` (of the namespace)."""
         return self.apply(
-            function, args, kwargs, lambda reads: f"{name}({self.arguments(args, kwargs, reads)})"
+            function,
+            args,
+            kwargs,
+            lambda reads: f"{name}({self.arguments(args, kwargs, reads)})",
+            allocates,
+            ufunc,
         )
 
     def function(self, name: str, parameters: list[str]) -> tuple[Callable[..., Any], str]:
@@ -301,16 +394,19 @@ class CodeWriter:
         is deleted after its last use, so that it is freed as soon as the code is done with it,
         unless it is small (under DELETE_FROM_BYTES) and the return comes within KEEP_LINES
         lines: then a `del` would cost more time than the array costs memory. Arguments and
-        parameters are never deleted (their tensors hold them)."""
+        parameters are never deleted (their tensors hold them). Element-wise operations write
+        into the buffer of an operand that dies with them where that is safe (see buffers())."""
         needed: set[str] = set()
         kept = []
         for line in reversed(self.lines):
-            target, _, reads, _ = line
-            if target is None or target in needed:
+            if line.target is None or line.target in needed:
                 kept.append(line)
-                needed.update(reads)
+                needed.update(line.reads)
         kept.reverse()
-        last_use = {read: position for position, line in enumerate(kept) for read in line[2]}
+        kept, reused = buffers(kept, self.nbytes)
+        if not reused:  # the layouts need no check
+            kept = [line for line in kept if not line.for_buffers]
+        last_use = {read: position for position, line in enumerate(kept) for read in line.reads}
         done_at: dict[int, list[str]] = {}
         for read, position in last_use.items():
             nbytes = self.nbytes.get(read)
@@ -319,7 +415,7 @@ class CodeWriter:
             ):
                 done_at.setdefault(position, []).append(read)
         body, comment = [], (0, "")
-        for position, (_, code, _, line_comment) in enumerate(kept):
+        for position, (_, code, _, line_comment, *_) in enumerate(kept):
             line = "    " + code.replace("\n", "\n    ")
             if line_comment != comment and line_comment[1]:
                 line += f"  # {line_comment[1]}"  # on the first line of each group
@@ -328,7 +424,7 @@ class CodeWriter:
             if position in done_at and position < len(kept) - 1:
                 body.append("    del " + ", ".join(sorted(done_at[position])))
         constants = sorted(
-            {c for line in kept for c in re.findall(r"\bc[0-9]+\b", line[1])},
+            {c for line in kept for c in re.findall(r"\bc[0-9]+\b", line.code)},
             key=lambda c: int(c[1:]),
         )
         legend = [f"# {describe(c, self.namespace[c])}\n" for c in constants]
@@ -336,6 +432,57 @@ class CodeWriter:
         source += "\n".join(body) + "\n"
         exec(compile(source, f"<replay {name}>", "exec"), self.namespace)  # noqa: S102
         return self.namespace[name], source
+
+
+def buffers(lines: list[Line], nbytes: dict[str, int]) -> tuple[list[Line], bool]:
+    """The lines, with each element-wise operation written into the buffer of an operand that
+    dies with it where that is safe (`v3 = EXP(v2, out=v2)`): NumPy then need not allocate (and
+    the OS fault in) a new array, nor free the old one; the values are the same, bit for bit. And
+    whether any line does.
+
+    Eager mode gets some of this for free: NumPy overwrites a temporary of an expression
+    (`-np.abs(x)`) that nothing else refers to; a local of the generated code is never one.
+
+    A line writes into the array of its operand x only if all of these hold:
+    - the line is an element-wise call of a ufunc (not reduce, not a generalized ufunc such as
+      matmul), and x has exactly the result's shape, dtype and strides (no broadcasting up, no
+      casting; Elementwise.buffers);
+    - x was computed by a line that allocates its result (Line.allocates): never an argument, a
+      parameter's array or a constant, which others hold, nor a result that may be a view;
+    - every line reading x allocates its result and keeps no reference: no view of x was taken
+      (x.T, x.reshape, x[i]), no function called as a whole received it, and it is neither
+      handed to accumulate_grad (which .grad keeps) nor returned;
+    - this line is the last to read x;
+    - x is at least REUSE_FROM_BYTES large.
+    Such an x is held by no other name, and no other operand of the line shares its memory, so
+    the ufunc computes each element in place from the element it overwrites. (The name x is
+    still deleted after the line, if large: the array lives on as the result, and is freed when
+    the last of its names is deleted.)
+    The layout of every array the code computes follows from the layouts of the arguments and
+    the parameters, which a recording does not otherwise fix: a result that NumPy lays out
+    like x for these arguments' strides might be laid out otherwise for others (an F-ordered
+    argument), and a reduction or matmul of it would then add in another order. So a recording
+    that writes into buffers also checks these strides (the line marked for_buffers).
+    """
+    last_use = {read: position for position, line in enumerate(lines) for read in line.reads}
+    allocated = {line.target for line in lines if line.allocates}
+    exposed = {read for line in lines if not line.allocates for read in line.reads}
+    result, reused = [], False
+    for position, line in enumerate(lines):
+        call = line.elementwise
+        if call is not None:
+            for x in call.buffers:
+                if (
+                    x in allocated
+                    and x not in exposed
+                    and last_use[x] == position
+                    and nbytes[x] >= REUSE_FROM_BYTES
+                ):
+                    code = f"{line.target} = {call.ufunc}({', '.join(call.operands)}, out={x})"
+                    line, reused = line._replace(code=code), True
+                    break
+        result.append(line)
+    return result, reused
 
 
 def describe(name: str, value: Any) -> str:
@@ -352,6 +499,11 @@ def describe(name: str, value: Any) -> str:
 
 DELETE_FROM_BYTES = 65536
 KEEP_LINES = 64
+# An element-wise line writes into a dying operand's buffer from this size (see buffers()): two
+# float64 elements. Measured here (NumPy 2.4): `NEGATIVE(x, out=x)` rather than `-x` saves 10 to
+# 35 ns per line from two elements to 64 KiB, tens of us from 128 KiB (where each new array is
+# mapped and faulted in afresh), but costs 0.3 us more on a one-element array.
+REUSE_FROM_BYTES = 16
 
 
 def values_of(x: Any) -> Any:
@@ -363,6 +515,14 @@ def values_of(x: Any) -> Any:
     if type(x) is dict:
         return {k: values_of(v) for k, v in x.items()}
     return x
+
+
+def is_plain(x: Any) -> bool:
+    """Whether operand x is an ndarray, a NumPy scalar or a Python number (or a Traced one):
+    what NumPy's operators and ufuncs take without calling other code."""
+    if isinstance(x, Traced):
+        x = x.value
+    return type(x) is np.ndarray or isinstance(x, np.generic) or type(x) in (int, float, bool)
 
 
 def is_constant(x: Any) -> bool:
@@ -406,8 +566,12 @@ class ValuesNeededError(TypeError):
     conversion to a number or an array): a recording follows operations, not decisions."""
 
 
-def binary(symbol: str, function: Callable[[Any, Any], Any]) -> tuple[Callable, Callable]:
-    """The operator `a symbol b` and its reflected form, each computed with function(a, b)."""
+def binary(
+    symbol: str, function: Callable[[Any, Any], Any], ufunc: np.ufunc | None = None
+) -> tuple[Callable, Callable]:
+    """The operator `a symbol b` and its reflected form, each computed with function(a, b).
+    ufunc: the ufunc NumPy calls for it on arrays, when it calls no other (`**` may call
+    np.square or np.sqrt instead of np.power)."""
 
     def operation(a: Any, b: Any) -> Traced:
         code = a.code if isinstance(a, Traced) else b.code
@@ -419,7 +583,7 @@ def binary(symbol: str, function: Callable[[Any, Any], Any]) -> tuple[Callable, 
             texts = [f"({t})" if t.startswith("-") else t for t in texts]
             return f"{texts[0]} {symbol} {texts[1]}"
 
-        return code.apply(function, (a, b), {}, write)
+        return code.apply(function, (a, b), {}, write, allocates=True, ufunc=ufunc)
 
     return operation, lambda self, other: operation(other, self)
 
@@ -450,10 +614,15 @@ def numbers_as_arrays(function: Callable[[Any, Any], Any], a: Any, b: Any) -> tu
     return (*converted,) if same else (a, b)
 
 
-def unary(template: str, function: Callable[[Any], Any]) -> Callable:
+def unary(template: str, function: Callable[[Any], Any], ufunc: np.ufunc | None = None) -> Callable:
     def operation(self: Traced) -> Traced:
         return self.code.apply(
-            function, (self,), {}, lambda reads: template.format(self.code.text(self, reads))
+            function,
+            (self,),
+            {},
+            lambda reads: template.format(self.code.text(self, reads)),
+            allocates=True,
+            ufunc=ufunc,
         )
 
     return operation
@@ -520,17 +689,19 @@ class Traced:
             inputs = numbers_as_arrays(ufunc, *inputs)
         name = code.global_name(function_name(ufunc.__name__), ufunc)
         if method == "__call__":
-            return code.call(name, ufunc, inputs, kwargs)
-        return code.call(f"{name}.{method}", getattr(ufunc, method), inputs, kwargs)
+            return code.call(name, ufunc, inputs, kwargs, allocates=True, ufunc=ufunc)
+        method_ = getattr(ufunc, method)
+        return code.call(f"{name}.{method}", method_, inputs, kwargs, allocates=method == "reduce")
 
     def __array_function__(self, function: Any, types: Any, args: Any, kwargs: Any) -> Traced:
         """np.where(c, a, b) and the other NumPy functions that dispatch on their arguments."""
         if "out" in kwargs:
             raise ValuesNeededError(f"replay: {function.__name__}(out=...) writes into an array")
         code = self.code
-        result = code.call(
-            code.global_name(function_name(function.__name__), function), function, args, kwargs
-        )
+        name = code.global_name(function_name(function.__name__), function)
+        # np.where(c, a, b) allocates its result; np.where(c) gives indices
+        allocates = function is np.where and len(args) == 3 and not kwargs
+        result = code.call(name, function, args, kwargs, allocates)
         if result.value is None:  # np.copyto, np.put, ...: it wrote into one of its arguments
             raise ValuesNeededError(f"replay: {function.__name__} writes into an array")
         return result
@@ -566,10 +737,10 @@ class Traced:
     __bool__ = __float__ = __int__ = __index__ = __complex__ = __array__ = needs_values
     __iter__ = needs_values
 
-    __add__, __radd__ = binary("+", operator.add)
-    __sub__, __rsub__ = binary("-", operator.sub)
-    __mul__, __rmul__ = binary("*", operator.mul)
-    __truediv__, __rtruediv__ = binary("/", operator.truediv)
+    __add__, __radd__ = binary("+", operator.add, np.add)
+    __sub__, __rsub__ = binary("-", operator.sub, np.subtract)
+    __mul__, __rmul__ = binary("*", operator.mul, np.multiply)
+    __truediv__, __rtruediv__ = binary("/", operator.truediv, np.divide)
     __pow__, __rpow__ = binary("**", operator.pow)
     __matmul__, __rmatmul__ = binary("@", operator.matmul)
     __and__, __rand__ = binary("&", operator.and_)
@@ -581,9 +752,9 @@ class Traced:
     __le__ = binary("<=", operator.le)[0]
     __eq__ = binary("==", operator.eq)[0]  # type: ignore[assignment]
     __ne__ = binary("!=", operator.ne)[0]  # type: ignore[assignment]
-    __neg__ = unary("-{}", operator.neg)
+    __neg__ = unary("-{}", operator.neg, np.negative)
     __pos__ = unary("+{}", operator.pos)
-    __abs__ = unary("abs({})", abs)
+    __abs__ = unary("abs({})", abs, np.absolute)
     __invert__ = unary("~{}", operator.invert)
 
     sum = method("sum")
@@ -711,6 +882,7 @@ def record_step(loss_fn: Callable[..., Tensor], args: tuple[Any, ...], name: str
     values: dict[str, Any] = {}  # each name the checks read, at this call
     checks: list[str] = []  # expressions compared at each call with their values at this one
     argument_locals = []  # the name of each argument's array, or of the argument
+    layouts: list[str] = []  # the strides of each array argument and parameter (see buffers())
     for t, a in zip(argument_names, args, strict=True):
         values[t], local = a, t
         if isinstance(a, Tensor):
@@ -719,6 +891,7 @@ def record_step(loss_fn: Callable[..., Tensor], args: tuple[Any, ...], name: str
             values[local] = a.data
         if isinstance(a, (Tensor, np.ndarray)):
             checks += [f"{local}.shape", f"{local}.dtype"]
+            layouts.append(f"{local}.strides")
             if values[local].dtype.kind != "f":
                 checks.append(f"{local}.tobytes()")  # a constant of the recording: its values
             elif isinstance(a, Tensor):
@@ -751,6 +924,7 @@ def record_step(loss_fn: Callable[..., Tensor], args: tuple[Any, ...], name: str
             code.emit(local, f"{local} = {owner}.data{named}", [])
             values[local] = node.data
             checks += [f"{local}.shape", f"{local}.dtype"]
+            layouts.append(f"{local}.strides")
         else:
             local, owner = argument_locals[i], argument_names[i]
         if i is None or isinstance(args[i], Tensor) and args[i].requires_grad:
@@ -766,6 +940,16 @@ def record_step(loss_fn: Callable[..., Tensor], args: tuple[Any, ...], name: str
         "    return None  # record again (or use another recording)",
         list(values),
     )
+    if layouts:  # kept only if a line writes into a buffer
+        check = tuple_text(layouts)
+        code.namespace["STRIDES"] = eval(check, code.namespace, values)  # noqa: S307
+        code.emit(
+            None,
+            f"if {check} != STRIDES:  # other layouts than out= below assumes\n"
+            "    return None  # record again",
+            list(values),
+            for_buffers=True,
+        )
 
     def operand(t: Tensor) -> Traced:
         """What the code knows tensor t as: its Traced value; a constant if t is not computed."""
