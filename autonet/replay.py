@@ -51,6 +51,8 @@ A recording fixes what any trace fixes (as torch.jit.trace and jax.jit):
   tensor it closes over) keeps the array it held when recorded. Pass data that changes as an
   argument. What autonet does not record is a constant too, even when computed from an
   argument: results of operations under no_grad, of comparisons, detach(), .item() and .data.
+  A random draw in the step is a constant too: dropout in training mode refuses to be recorded
+  (it asks `is_recording()`) rather than apply one mask at every call.
   Non-float array arguments (labels, indices) are part of the key: new values record again.
   Python numbers among the arguments are also part of the key.
 Parameters (leaves with requires_grad=True, passed as arguments or closed over) are read at each
@@ -66,6 +68,7 @@ from __future__ import annotations
 
 import operator
 import re
+import threading
 from collections.abc import Callable, Hashable
 from typing import Any, NamedTuple
 
@@ -75,6 +78,21 @@ from autonet import engine
 from autonet.engine import topological_order
 from autonet.primitives import Primitive
 from autonet.tensor import Tensor
+
+
+class RecordingState(threading.local):
+    """Whether replay is running a step to record it, on this thread. Code that draws random
+    numbers (dropout) asks, since a recording would fix its draws as constants."""
+
+    active = False
+
+
+_recording = RecordingState()
+
+
+def is_recording() -> bool:
+    """Whether an.replay is recording a step on this thread (its values become constants)."""
+    return _recording.active
 
 
 class Recording:
@@ -861,7 +879,11 @@ def record_step(loss_fn: Callable[..., Tensor], args: tuple[Any, ...], name: str
             # at each call: a copy, so that changes to the caller's array cannot reach it
             a = Tensor.wrap(a.data.copy())
         inputs.append(a)
-    loss = loss_fn(*inputs)
+    _recording.active = True
+    try:
+        loss = loss_fn(*inputs)
+    finally:
+        _recording.active = False
     if not isinstance(loss, Tensor) or loss.data.size != 1:
         shape = getattr(loss, "shape", type(loss).__name__)
         raise TypeError(f"replay({name}): the step must return a one-element Tensor, got {shape}")

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from autonet import replay
 from autonet.ops import as_tensor, maximum
 from autonet.primitives import PRIMITIVES
 from autonet.tensor import Tensor, normalize_axis
@@ -159,6 +160,13 @@ def dropout(
     x = as_tensor(x)
     if not training or p == 0:
         return x
+    if replay.is_recording():
+        raise RuntimeError(
+            f"dropout (p={p}, input shape {x.shape}): called while an.replay records a step; the "
+            "recording would keep this call's random mask and apply it at every call, dropping the "
+            "same units forever. Train steps with dropout eagerly (call loss_fn and backward()); "
+            "replay a step without it (model.eval(), or training=False)"
+        )
     rng = np.random.default_rng() if rng is None else rng
     keep = (rng.random(x.shape) >= p).astype(x.dtype)
     return x * (keep / (1 - p))

@@ -1,9 +1,11 @@
-"""Replayed steps recompute what eager mode computes from each call's values, including the
-shifts that keep softmax from overflowing."""
+"""What a replayed step takes from each call's values and what it would fix at recording: the
+shift that keeps softmax from overflowing is recomputed; a random dropout mask cannot be, so
+recording a step with dropout is refused with a clear error."""
 
 import warnings
 
 import numpy as np
+import pytest
 
 import autonet as an
 from autonet.nn import functional as F
@@ -28,3 +30,23 @@ def test_a_replayed_cross_entropy_shifts_by_each_calls_own_maximum():
     eager.backward()
     assert np.isfinite(replayed) and np.array_equal(replayed, eager.data)
     assert np.array_equal(replayed_grad, w.grad.data)
+
+
+@pytest.mark.parametrize("through", ["function", "module"])
+def test_recording_a_step_with_dropout_is_refused(through):
+    # A recording would keep the mask drawn while recording and apply it at every call: the same
+    # units dropped forever, silently. It raises instead, naming what to do.
+    w = an.tensor(np.ones((3, 2)), requires_grad=True)
+    layer = an.nn.Dropout(0.5)
+
+    def loss_fn(x):
+        h = x @ w
+        h = F.dropout(h, 0.5) if through == "function" else layer(h)
+        return h.sum()
+
+    step = an.replay(loss_fn)
+    with pytest.raises(RuntimeError, match="dropout.*replay.*eval"):
+        step(np.ones((4, 3)))
+    layer.eval()
+    if through == "module":  # without dropout the step records and replays as usual
+        assert float(step(np.ones((4, 3))).data) == 24.0
