@@ -357,8 +357,10 @@ def test_buffers_follow_the_layouts_of_the_arguments(small_buffers):
     float32=st.lists(st.booleans(), min_size=3, max_size=3),
 )
 def test_random_graphs_with_buffers_equal_eager_bit_for_bit(graph, seed, float32):
-    # Every kind of operation (tests/fuzz.py), with any array of 16 bytes or more written into
-    # where the analysis allows it; later calls get other values.
+    # Random programs through every kind of operation (tests/fuzz.py), their inputs the step's
+    # arguments (those with requires_grad receive gradients), float32 or float64 at random, any
+    # array of 16 bytes or more written into where the analysis allows it; later calls get other
+    # values, drawn from a few so that kinks and ties are common.
     rng = np.random.default_rng(seed)
 
     class GivenLeaves(AutonetBackend):
@@ -406,6 +408,8 @@ def test_random_graphs_with_buffers_equal_eager_bit_for_bit(graph, seed, float32
                 else:
                     assert leaf.grad.dtype == eager_leaf.grad.dtype
                     np.testing.assert_array_equal(leaf.grad.data, eager_leaf.grad.data)
+    assert len(step.recordings) == 1
+    assert "_RULE_" not in step.source  # every rule traced down to NumPy operations
     assert_buffers_are_safe(step.source)
 
 
