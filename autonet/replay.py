@@ -69,6 +69,7 @@ from __future__ import annotations
 import operator
 import re
 import threading
+import warnings
 from collections.abc import Callable, Hashable
 from typing import Any, NamedTuple
 
@@ -110,6 +111,11 @@ class Recording:
         self.arity = arity
 
 
+# Recordings kept per replayed step (the oldest dropped beyond it): enough for a few shapes (a last
+# smaller batch, evaluation batches), bounded when a value in the key changes at every call.
+MAX_RECORDINGS = 16
+
+
 class Replay:
     """A training step's forward and backward pass, recorded once per argument signature and
     replayed as a flat list of NumPy calls. Made by `replay(loss_fn)`; see the module docstring.
@@ -126,6 +132,7 @@ class Replay:
         self.loss_fn = loss_fn
         self.recordings: dict[tuple[Hashable, ...], Recording] = {}
         self.latest: Recording | None = None  # the recording used by the previous call
+        self.warned = False  # about recording more than MAX_RECORDINGS times
         self.__name__ = getattr(loss_fn, "__name__", "step")
         self.__doc__ = loss_fn.__doc__
 
@@ -152,7 +159,8 @@ class Replay:
         recording = self.recordings.get(key)
         loss = None if recording is None else recording.function(*args)
         if loss is None:
-            recording = self.recordings[key] = record_step(self.loss_fn, args, self.__name__)
+            recording = record_step(self.loss_fn, args, self.__name__)
+            self.keep(key, recording)
             loss = recording.function(*args)
             if loss is None:
                 raise RuntimeError(
@@ -162,6 +170,25 @@ class Replay:
                 )
         self.latest = recording
         return loss
+
+    def keep(self, key: tuple[Hashable, ...], recording: Recording) -> None:
+        """Keep a new recording, dropping the oldest beyond MAX_RECORDINGS (with a warning the
+        first time: a step that records at nearly every call is slower than eager mode)."""
+        self.recordings.pop(key, None)  # re-recorded (a parameter changed): now the newest
+        self.recordings[key] = recording
+        if len(self.recordings) > MAX_RECORDINGS:
+            del self.recordings[next(iter(self.recordings))]
+            if not self.warned:
+                self.warned = True
+                warnings.warn(
+                    f"replay({self.__name__}): more than {MAX_RECORDINGS} recordings, one per "
+                    "signature of the arguments (shapes and dtypes, and the values of integer "
+                    "arrays such as labels or indices, and of Python numbers); if such values "
+                    "change at every call, every call records again, which is slower than eager "
+                    "mode: call loss_fn and backward() instead. The oldest recordings are dropped.",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
 
     @property
     def source(self) -> str:

@@ -2,6 +2,7 @@
 shift that keeps softmax from overflowing is recomputed; a random dropout mask cannot be, so
 recording a step with dropout is refused with a clear error."""
 
+import importlib
 import warnings
 
 import numpy as np
@@ -9,6 +10,8 @@ import pytest
 
 import autonet as an
 from autonet.nn import functional as F
+
+replay_module = importlib.import_module("autonet.replay")  # autonet.replay is the function
 
 
 def test_a_replayed_cross_entropy_shifts_by_each_calls_own_maximum():
@@ -50,3 +53,24 @@ def test_recording_a_step_with_dropout_is_refused(through):
     layer.eval()
     if through == "module":  # without dropout the step records and replays as usual
         assert float(step(np.ones((4, 3))).data) == 24.0
+
+
+def test_labels_that_change_at_every_call_keep_a_bounded_number_of_recordings():
+    # Integer arguments are constants of a recording, checked by value: new labels record again.
+    # The recordings kept are bounded, and a warning says why the step is slow.
+    w = an.tensor(np.eye(3), requires_grad=True)
+    step = an.replay(lambda z, t: F.cross_entropy(z @ w, t))
+    rng = np.random.default_rng(0)
+    limit = replay_module.MAX_RECORDINGS
+    with pytest.warns(RuntimeWarning, match="integer arrays such as labels"):
+        for _ in range(limit + 5):
+            z, t = rng.normal(size=(8, 3)), rng.integers(0, 3, size=8)
+            w.grad = None
+            replayed = step(z, t).data
+            replayed_grad = w.grad.data
+            w.grad = None
+            eager = F.cross_entropy(an.tensor(z) @ w, t)
+            eager.backward()
+            assert np.array_equal(replayed, eager.data)
+            assert np.array_equal(replayed_grad, w.grad.data)
+    assert len(step.recordings) == limit

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from autonet import replay
 from autonet.ops import as_tensor, maximum
 from autonet.primitives import PRIMITIVES
+from autonet.replay import is_recording
 from autonet.tensor import Tensor, normalize_axis
 
 LOG_SOFTMAX = PRIMITIVES["log_softmax"]
@@ -160,7 +160,7 @@ def dropout(
     x = as_tensor(x)
     if not training or p == 0:
         return x
-    if replay.is_recording():
+    if is_recording():
         raise RuntimeError(
             f"dropout (p={p}, input shape {x.shape}): called while an.replay records a step; the "
             "recording would keep this call's random mask and apply it at every call, dropping the "
