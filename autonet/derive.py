@@ -55,7 +55,7 @@ import numpy as np
 
 from autonet import engine, gradcheck
 from autonet.gradcheck import GradcheckError, GradcheckResult, GradcheckWarning
-from autonet.primitives import PRIMITIVES, Primitive, keepdims_shape
+from autonet.primitives import PRIMITIVES, ArrayStandIn, Primitive, keepdims_shape
 from autonet.tensor import Tensor
 
 # Precedence, higher binds tighter: + − < * / (and prefix −) < · < ^ (power, ^T) < atoms.
@@ -72,7 +72,7 @@ COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
 LATEX_COMPARISONS = {">": ">", "<": "<", ">=": r"\geq", "<=": r"\leq", "==": "=", "!=": r"\neq"}
 
 
-class Expr:
+class Expr(ArrayStandIn):
     """A symbolic array: an operation on other Exprs, a named tensor, or a constant.
 
     op      a Primitive of the table (or a user's), "symbol", "const", or a comparison (">", ...)
@@ -130,18 +130,6 @@ class Expr:
         return apply(primitive, tuple(operand(a, like) for a in args), params)
 
     # -- attributes ---------------------------------------------------------------------------
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self.value.shape
-
-    @property
-    def ndim(self) -> int:
-        return self.value.ndim
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self.value.dtype
 
     @property
     def T(self) -> Expr:

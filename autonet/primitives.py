@@ -75,6 +75,34 @@ class Primitive:
         return f"<primitive {self.name}>"
 
 
+class ArrayStandIn:
+    """Base of the kinds that stand in for arrays when the rules run (derive's symbols, replay's
+    traced values): each carries the array it stands for in `.value` and answers from it what the
+    rules ask about its layout (shape, ndim, dtype, size, len)."""
+
+    __slots__ = ()
+    value: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.value.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.value.ndim
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.value.dtype
+
+    @property
+    def size(self) -> int:
+        return self.value.size
+
+    def __len__(self) -> int:
+        return len(self.value)
+
+
 # ---------------------------------------------------------------------------------------------
 # Forward functions that are more than one NumPy call.
 

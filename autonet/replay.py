@@ -77,7 +77,7 @@ import numpy as np
 
 from autonet import engine
 from autonet.engine import topological_order
-from autonet.primitives import Primitive
+from autonet.primitives import ArrayStandIn, Primitive
 from autonet.tensor import Tensor
 
 
@@ -689,7 +689,7 @@ def method(name: str) -> Callable:
     return call
 
 
-class Traced:
+class Traced(ArrayStandIn):
     """An array followed through a function: its value, and the code that computes it.
 
     value     the ndarray (or NumPy scalar) it is on the arguments of the recording call
@@ -750,25 +750,6 @@ class Traced:
         if result.value is None:  # np.copyto, np.put, ...: it wrote into one of its arguments
             raise ValuesNeededError(f"replay: {function.__name__} writes into an array")
         return result
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self.value.shape
-
-    @property
-    def ndim(self) -> int:
-        return self.value.ndim
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self.value.dtype
-
-    @property
-    def size(self) -> int:
-        return self.value.size
-
-    def __len__(self) -> int:
-        return len(self.value)
 
     def __repr__(self) -> str:
         return f"Traced({self.name or 'constant'}, shape={self.shape}, dtype={self.dtype})"
