@@ -487,9 +487,10 @@ def form(e: Expr, args: list[tuple[str, int]], latex: bool) -> tuple[str, int]:
         return left + (tex if latex else text) + right, level
     if name == "neg":
         return ("-" if latex else "−") + wrap(args[0], P_PRODUCT, latex), P_PRODUCT
-    if name == "pow":
-        exponent = args[1][0] if args[1][1] == P_ATOM else f"({args[1][0]})"
-        exponent = f"{{{args[1][0]}}}" if latex else exponent
+    if name in ("pow", "pow_scalar"):
+        power = args[1] if name == "pow" else format_number(e.params["exponent"], latex)
+        exponent = power[0] if power[1] == P_ATOM else f"({power[0]})"
+        exponent = f"{{{power[0]}}}" if latex else exponent
         return f"{wrap(args[0], P_ATOM, latex)}^{exponent}", P_POWER
     if name == "transpose" and e.ndim >= 2:
         axes = transpose_axes(e.ndim, e.params["axes"])
@@ -539,6 +540,11 @@ def format_const(e: Expr, latex: bool) -> tuple[str, int]:
     if value is None:
         shape = (r" \times " if latex else "×").join(map(str, e.shape))
         return (rf"\mathrm{{const}}_{{{shape}}}" if latex else f"const[{shape}]"), P_ATOM
+    return format_number(value, latex)
+
+
+def format_number(value: Any, latex: bool) -> tuple[str, int]:
+    """A number as a formula writes it (2, 0.5, −1) and its precedence (a sign binds loosely)."""
     value = float(value)
     text = str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:.6g}"
     if value < 0:

@@ -10,6 +10,7 @@ the backward pass computes dL/dx by the chain rule in reverse topological order:
 
 from __future__ import annotations
 
+import itertools
 import operator
 import threading
 from collections.abc import Callable, Sequence
@@ -30,28 +31,33 @@ class GradMode(threading.local):
 
 _grad_mode = GradMode()
 
-# In-place safety, a version counter as in PyTorch. VJPs read a node's output and inputs from
-# .data when backward runs, so a .data changed in between would silently give wrong gradients.
-# Each assignment to a tensor's .data stamps it (t._version) with a fresh tick of one clock; each
-# recorded node keeps the clock's latest tick at recording (node._recorded_at); backward refuses a
-# node whose output or an input was stamped later. One clock rather than a version per tensor
-# saved per node, so recording stores one int instead of a tuple.
+# One clock orders the graph and guards it against in-place changes. Every tensor takes a fresh
+# tick when it is made (t._tick): a node's parents exist before it, so ascending ticks are a
+# topological order, and the backward pass sorts by tick instead of searching the graph depth-first.
+# In-place safety, a version counter as in PyTorch: VJPs read a node's output and inputs from .data
+# when backward runs, so a .data changed in between would silently give wrong gradients. Each
+# assignment to a tensor's .data stamps it (t._version) with a fresh tick of the same clock and
+# records it in `last_data_write`; backward refuses a node whose output or an input was stamped
+# after the node's own tick. One clock rather than a version per tensor saved per node, so
+# recording stores one int instead of a tuple.
+next_tick = itertools.count(1).__next__  # atomic: two threads never get the same tick
 last_data_write = 0
 _data_write_lock = threading.Lock()
 
 
 def stamp_data_write() -> int:
-    """A fresh tick for an assignment to some tensor's .data (never reused, even across threads)."""
+    """A fresh tick for an assignment to some tensor's .data. The lock keeps `last_data_write`
+    the latest tick of any write, whichever thread made it (backward's fast check relies on it)."""
     global last_data_write
     with _data_write_lock:
-        last_data_write += 1
+        last_data_write = next_tick()
         return last_data_write
 
 
 def check_versions(node: Tensor) -> None:
     """Raise if node's output or one of its inputs had .data assigned after node was recorded."""
     for position, t in enumerate((node, *node.parents)):
-        if getattr(t, "_version", 0) > node._recorded_at:  # a tensor never assigned: 0
+        if getattr(t, "_version", 0) > node._tick:  # a tensor never assigned: 0
             role = "the output" if position == 0 else f"input {position - 1}"
             which = f"tensor {t.name!r}" if t.name else "a tensor"
             raise RuntimeError(
@@ -97,25 +103,21 @@ class no_grad:
 def topological_order(root: Tensor) -> list[Tensor]:
     """Every node that root depends on and that requires grad, each after all its parents.
 
-    Iterative (an explicit stack, no recursion), so a chain of 100,000 ops is walked like any other.
+    The nodes are found breadth-first (a list that grows while it is read, no recursion), then
+    put in the order they were made (their ticks): a parent is always made before its children.
     """
-    order: list[Tensor] = []
-    visited: set[Tensor] = set()  # Tensors hash by identity
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
-    while stack:
-        node, parents_done = stack.pop()
-        if parents_done:
-            order.append(node)
-        elif node not in visited:
-            visited.add(node)
-            stack.append((node, True))
-            # a loop, not a list comprehension: this runs once per node of every backward pass
-            for parent in node.parents:
-                if parent.requires_grad and parent not in visited:
-                    stack.append((parent, False))
+    order = [root]
+    seen = {root}  # Tensors hash by identity
+    for node in order:  # visits the nodes appended below, too
+        for parent in node.parents:
+            if parent.requires_grad and parent not in seen:
+                seen.add(parent)
+                order.append(parent)
+    order.sort(key=tick_of)
     return order
 
 
+tick_of = operator.attrgetter("_tick")
 array_of = operator.attrgetter("_data")  # a Tensor's ndarray, without the property call
 
 
@@ -196,7 +198,7 @@ def backpropagate(
             node.accumulate_grad(g)
         if op is None:
             continue
-        if node._recorded_at < last_data_write:  # some .data was assigned since: look closer
+        if node._tick < last_data_write:  # some .data was assigned since: look closer
             check_versions(node)
         parents = node.parents
         if not parents:

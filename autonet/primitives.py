@@ -138,12 +138,6 @@ def scatter_add_forward(g: np.ndarray, index: Any, shape: tuple[int, ...]) -> np
     return out
 
 
-def sum_forward(x: np.ndarray, axis: Any = None, keepdims: bool = False) -> np.ndarray:
-    """numpy.sum(x, axis, keepdims), as the ufunc reduction numpy.sum calls (the same pairwise sum,
-    bit for bit) without numpy.sum's Python-level dispatch, which costs more than a small sum."""
-    return np.add.reduce(x, axis=axis, keepdims=keepdims)
-
-
 # Up to this many elements, broadcast_to copies (see broadcast_to_forward); measured break-even
 # on a 2-core Xeon: copying 4,096 float64 values costs 1.3 us, numpy.broadcast_to's view 2.3 us.
 BROADCAST_COPY_LIMIT = 4096
@@ -226,6 +220,18 @@ def matmul_vjp_b(g: Any, out: Any, a: Any, b: Any) -> Any:
     return a.swapaxes(-1, -2) @ g
 
 
+def pow_scalar_vjp(g: Any, out: Any, x: Any, exponent: float) -> Any:
+    """out = x ** p for a number p   =>   grad_x = g * p * x^(p-1), and 0 where p = 0 (as pow).
+
+    `x ** 2` with a Python number is this primitive rather than pow with a constant input (as in
+    PyTorch, and JAX's integer_pow): p is known when the rule runs, so p - 1 is Python arithmetic,
+    not three NumPy calls on a 0-d array, and for the square x^(p-1) is x itself.
+    """
+    if exponent == 2:
+        return g * 2 * x
+    return g * exponent * x ** (exponent - 1 + (exponent == 0))
+
+
 def sum_vjp(g: Any, out: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """out = sum(x, axis)   =>   grad_x = g broadcast back over the summed axes.
 
@@ -301,6 +307,8 @@ PRIMITIVES: dict[str, Primitive] = {
             lambda g, out, a, b: g * b * a ** (b - 1 + (b == 0)),
             lambda g, out, a, b: g * out * log(a + (a == 0)),
         ),
+        # out = x ** p, p a number   grad_x = g * p * x^(p-1)   (p a param, not an input: see vjp)
+        Primitive("pow_scalar", lambda x, exponent: x**exponent, pow_scalar_vjp),
         # out = a @ b                grad_a = g @ b^T,  grad_b = a^T @ g   (1-D, batched: see vjps)
         Primitive("matmul", np.matmul, matmul_vjp_a, matmul_vjp_b),
         # out = exp(x)               grad_x = g * out                        (reuses out)
@@ -327,7 +335,9 @@ PRIMITIVES: dict[str, Primitive] = {
             lambda g, out, a, b: maximum_vjp_a(g, out, b, a),
         ),
         # out = sum(x, axis)         grad_x = g broadcast over the summed axes
-        Primitive("sum", sum_forward, sum_vjp),
+        # (the forward is the reduction numpy.sum calls, the same pairwise sum bit for bit, without
+        # numpy.sum's Python-level dispatch, which costs more than a small sum)
+        Primitive("sum", np.add.reduce, sum_vjp),
         # out = max(x, axis)         grad_x = g at the maxima (ties share), 0 elsewhere
         Primitive("max", np.max, max_vjp),
         # out = log_softmax(x, axis)  grad_x = g - exp(out) * sum(g, axis)     (reuses out)

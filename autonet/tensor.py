@@ -26,7 +26,7 @@ import numpy as np
 
 from autonet import engine
 from autonet.engine import _grad_mode as grad_mode
-from autonet.engine import array_of
+from autonet.engine import array_of, next_tick
 from autonet.primitives import PRIMITIVES, Primitive
 
 NO_PARAMS: dict[str, Any] = {}  # the params of an op that has none (shared, never mutated)
@@ -46,7 +46,7 @@ class Tensor:
     __slots__ = (
         "_data",  # the ndarray behind the `data` property
         "_version",  # the tick of the latest assignment to .data, 0 if none (engine.check_versions)
-        "_recorded_at",  # for a recorded node: the tick of the latest .data assignment at that time
+        "_tick",  # the clock's tick when this tensor was made (engine.next_tick)
         "grad",
         "requires_grad",
         "op",
@@ -67,6 +67,7 @@ class Tensor:
     ) -> None:
         self._data = to_array(data, dtype)
         self._version = 0
+        self._tick = next_tick()
         if requires_grad and self._data.dtype.kind != "f":
             raise TypeError(
                 f"tensor: requires_grad=True needs floating-point data, got dtype "
@@ -238,7 +239,7 @@ class Tensor:
         t = object.__new__(cls)
         t._data = array
         t._version = 0
-        t._recorded_at = engine.last_data_write
+        t._tick = next_tick()
         t.grad = None
         t.requires_grad = op is not None
         t.op = op
@@ -275,6 +276,9 @@ class Tensor:
         return record(DIV, (as_operand(other, self), self))
 
     def __pow__(self, other: Any) -> Tensor:
+        """self ** other; a Python number exponent is a param of pow_scalar, not an input."""
+        if type(other) is int or type(other) is float:
+            return record(POW_SCALAR, (self,), {"exponent": other})
         return record(POW, (self, as_operand(other, self)))
 
     def __rpow__(self, other: Any) -> Tensor:
@@ -427,6 +431,7 @@ class Tensor:
 
 ADD, SUB, MUL, DIV, POW, NEG = (PRIMITIVES[k] for k in ("add", "sub", "mul", "div", "pow", "neg"))
 MATMUL, SIGMOID, SIGN, SUM = (PRIMITIVES[k] for k in ("matmul", "sigmoid", "sign", "sum"))
+POW_SCALAR = PRIMITIVES["pow_scalar"]
 RESHAPE, TRANSPOSE, GETITEM = (PRIMITIVES[k] for k in ("reshape", "transpose", "getitem"))
 
 
@@ -435,14 +440,17 @@ def record(primitive: Primitive, inputs: tuple[Tensor, ...], params: dict = NO_P
     try:
         # the common arities spelled out: unpacking a map costs about as much as a small NumPy op
         if params:
-            out = primitive.forward(*map(array_of, inputs), **params)
+            if len(inputs) == 1:
+                out = primitive.forward(inputs[0]._data, **params)
+            else:
+                out = primitive.forward(*map(array_of, inputs), **params)
         elif len(inputs) == 2:
             out = primitive.forward(inputs[0]._data, inputs[1]._data)
         elif len(inputs) == 1:
             out = primitive.forward(inputs[0]._data)
         else:
             out = primitive.forward(*map(array_of, inputs))
-    except (ValueError, IndexError, TypeError) as exc:
+    except (ValueError, IndexError, TypeError, OverflowError) as exc:
         raise describe_failure(primitive, inputs, params, exc) from exc
     if type(out) is not np.ndarray:
         out = np.asarray(out)

@@ -79,6 +79,15 @@ def log_softmax_case(draw):
 
 
 @st.composite
+def pow_scalar_case(draw):
+    (x,), _ = draw(unary_case(low=0.5, high=2.0))
+    # the square (its own branch of the rule), 0 (where the rule's extra term matters), 1,
+    # integers, fractions and negatives; ints and floats, as a Python program writes them
+    exponent = draw(st.sampled_from([2, 0, 1, 3, -1, 2.0, 0.5, -1.5]) | st.floats(-3.0, 3.0))
+    return (x,), {"exponent": exponent}
+
+
+@st.composite
 def matmul_case(draw):
     shapes = draw(
         hnp.mutually_broadcastable_shapes(signature=np.matmul.signature, max_dims=3, max_side=3)
@@ -160,6 +169,7 @@ PRIMITIVE_CASES = {
     "div": binary_case(b_away_from_zero=0.5),
     "neg": unary_case(),
     "pow": binary_case(low=0.5, high=2.0, b_low=-2.0, b_high=2.0),
+    "pow_scalar": pow_scalar_case(),
     "matmul": matmul_case(),
     "exp": unary_case(),
     "log": unary_case(low=0.2, high=3.0),

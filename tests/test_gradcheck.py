@@ -30,6 +30,10 @@ CASES: dict[str, list[tuple]] = {
     "div": [(lambda a, b: P["div"](a, b), [((2, 3), ANY), ((3,), POSITIVE)])],
     "neg": [(lambda x: P["neg"](x), [((2, 3), ANY)])],
     "pow": [(lambda a, b: P["pow"](a, b), [((2, 3), POSITIVE), ((2, 3), ANY)])],
+    "pow_scalar": [
+        (lambda x: P["pow_scalar"](x, exponent=2), [((2, 3), ANY)]),
+        (lambda x: P["pow_scalar"](x, exponent=-1.5), [((2, 3), POSITIVE)]),
+    ],
     "matmul": [
         (lambda a, b: P["matmul"](a, b), [((2, 3), ANY), ((3, 2), ANY)]),
         (lambda a, b: P["matmul"](a, b), [((3,), ANY), ((2, 3, 2), ANY)]),

@@ -20,6 +20,7 @@ NUMPY_REFERENCE = {
     "div": lambda a, b: a / b,
     "neg": lambda x: -x,
     "pow": lambda a, b: a**b,
+    "pow_scalar": lambda x, exponent: np.power(x, np.float64(exponent)),
     "matmul": lambda a, b: np.matmul(a, b),
     "exp": np.exp,
     "log": np.log,

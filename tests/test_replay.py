@@ -230,7 +230,7 @@ def test_replay_rejects_what_backward_rejects():
 
 def test_gradients_that_depend_only_on_constants_are_computed_once():
     # L = 0.5 * sum((O - Y)^2): dL/d(sum) = 0.5 and its broadcast back over (O - Y)^2 depend on
-    # no argument or parameter, so the code holds them as constants; the pow rule reads O - Y.
+    # no argument or parameter, so the code holds them as constants; the square's rule reads O - Y.
     rng = np.random.default_rng(3)
     syn0 = an.tensor(rng.uniform(-1, 1, (3, 4)), requires_grad=True)
     syn1 = an.tensor(rng.uniform(-1, 1, (4, 1)), requires_grad=True)
@@ -238,7 +238,7 @@ def test_gradients_that_depend_only_on_constants_are_computed_once():
     step(rng.normal(size=(4, 3)), rng.random((4, 1)))
     source = step.source
     assert "# mul: grad" not in source and "# sum: grad" not in source
-    assert "# pow: grad of input 0" in source and "# sigmoid: grad of input 0" in source
+    assert "# pow_scalar: grad of input 0" in source and "# sigmoid: grad of input 0" in source
 
 
 def test_rules_that_read_varying_values_are_not_folded():

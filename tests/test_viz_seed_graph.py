@@ -13,12 +13,13 @@ from autonet.seed import XNOR_INPUTS, XNOR_TARGETS, seed_forward, seed_gradients
 from tests.dot_parsing import attribute, parse
 
 # L = 0.5 * sum((sigmoid(sigmoid(S @ syn0) @ syn1) - Y) ** 2): 8 primitives.
-SEED_OPS = {"matmul": 2, "sigmoid": 2, "sub": 1, "pow": 1, "sum": 1, "mul": 1}
-# 6 leaves (S, syn0, syn1, Y, the constants 2 and 0.5) and one output per op.
-SEED_TENSORS = 6 + 8
-# Each op: one edge per input and one to its output (matmul 2+1, sigmoid 1+1, sub 2+1, pow 2+1,
-# sum 1+1, mul 2+1).
-SEED_EDGES = 2 * 3 + 2 * 2 + 3 + 3 + 2 + 3
+SEED_OPS = {"matmul": 2, "sigmoid": 2, "sub": 1, "pow_scalar": 1, "sum": 1, "mul": 1}
+# 5 leaves (S, syn0, syn1, Y and the constant 0.5; the exponent 2 is a param of pow_scalar, not
+# an input) and one output per op.
+SEED_TENSORS = 5 + 8
+# Each op: one edge per input and one to its output (matmul 2+1, sigmoid 1+1, sub 2+1,
+# pow_scalar 1+1, sum 1+1, mul 2+1).
+SEED_EDGES = 2 * 3 + 2 * 2 + 3 + 2 + 2 + 3
 
 
 def by_name(dot) -> dict[str, str]:
