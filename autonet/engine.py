@@ -208,9 +208,10 @@ def backpropagate(
                 "backpropagate through the same graph twice"
             )
         # one and two inputs spelled out: unpacking a map costs as much as a small VJP
-        if len(parents) == 2:
+        arity = len(parents)
+        if arity == 2:
             args = (g, value_of(node), value_of(parents[0]), value_of(parents[1]))
-        elif len(parents) == 1:
+        elif arity == 1:
             args = (g, value_of(node), value_of(parents[0]))
         else:
             args = (g, value_of(node), *map(value_of, parents))
@@ -239,13 +240,15 @@ def backpropagate(
 def check_root_grad(root: Tensor, grad: Any, caller: str) -> np.ndarray:
     """The seed dL/d(root) as an array: ones for a one-element root, else `grad`, checked."""
     if grad is None:
-        if root.size != 1:
+        data = root._data
+        if data.size != 1:
             raise RuntimeError(
                 f"{caller}: grad can be implied only for a one-element output, but the output has "
                 f"shape {root.shape}; reduce it first (e.g. loss.sum()) or pass "
                 f"grad=an array of shape {root.shape}"
             )
-        return np.array(1, dtype=root.dtype).reshape(root.shape)  # (cheaper than numpy.ones)
+        one = np.array(1, dtype=data.dtype)  # (cheaper than numpy.ones)
+        return one if data.ndim == 0 else one.reshape(data.shape)
     array = np.asarray(getattr(grad, "data", grad))
     if array.shape != root.shape:
         raise ValueError(

@@ -209,11 +209,13 @@ class Tensor:
             self.grad = g if self.grad is None else self.grad + g
             return
         if self.grad is None:
-            if not g.flags.writeable:  # a broadcast view: give .grad an array of its own
-                g = g.copy()
+            # a broadcast view (read-only), or the NumPy scalar that arithmetic on 0-d arrays
+            # returns: .grad gets an ndarray of its own
+            if type(g) is not np.ndarray or not g.flags.writeable:
+                g = np.array(g)
             self.grad = Tensor.wrap(g)
         else:
-            self.grad = Tensor.wrap(self.grad._data + g)
+            self.grad = Tensor.wrap(np.asarray(self.grad._data + g))
 
     def retain_grad(self) -> Tensor:
         """Keep this non-leaf tensor's gradient in .grad after backward (leaves always do)."""
@@ -439,14 +441,15 @@ def record(primitive: Primitive, inputs: tuple[Tensor, ...], params: dict = NO_P
     """Run primitive.forward on the inputs' data; if an input requires grad, record the node."""
     try:
         # the common arities spelled out: unpacking a map costs about as much as a small NumPy op
+        arity = len(inputs)
         if params:
-            if len(inputs) == 1:
+            if arity == 1:
                 out = primitive.forward(inputs[0]._data, **params)
             else:
                 out = primitive.forward(*map(array_of, inputs), **params)
-        elif len(inputs) == 2:
+        elif arity == 2:
             out = primitive.forward(inputs[0]._data, inputs[1]._data)
-        elif len(inputs) == 1:
+        elif arity == 1:
             out = primitive.forward(inputs[0]._data)
         else:
             out = primitive.forward(*map(array_of, inputs))

@@ -27,6 +27,17 @@ def test_gradients_accumulate_across_backward_calls():
     np.testing.assert_array_equal(x.grad.data, [3 + 2, 3 + 4])
 
 
+def test_the_grad_of_a_0d_tensor_is_an_ndarray_not_a_numpy_scalar():
+    # arithmetic on 0-d arrays returns NumPy scalars (np.float64), which .grad must not hold
+    x = an.tensor(2.0, requires_grad=True)
+    (x * 3.0).backward()  # the first gradient: mul's rule g * 3.0 on 0-d arrays
+    assert type(x.grad.data) is np.ndarray and x.grad.shape == () and x.grad.item() == 3.0
+    (x * x).backward()  # accumulated: 3 + 2 x
+    assert type(x.grad.data) is np.ndarray and x.grad.item() == 7.0
+    x.grad.data[...] = 0.0  # an array can be zeroed in place, as an optimizer may
+    assert x.grad.item() == 0.0
+
+
 def test_fan_out_sums_the_gradient_of_every_use():
     x = an.tensor(0.5, requires_grad=True)
     y = x * x + x  # x used three times
