@@ -49,9 +49,12 @@ def stamp_data_write() -> int:
     """A fresh tick for an assignment to some tensor's .data. The lock keeps `last_data_write`
     the latest tick of any write, whichever thread made it (backward's fast check relies on it)."""
     global last_data_write
-    with _data_write_lock:
+    _data_write_lock.acquire()  # (`with` costs twice as much: a step writes .data per parameter)
+    try:
         last_data_write = next_tick()
         return last_data_write
+    finally:
+        _data_write_lock.release()
 
 
 def check_versions(node: Tensor) -> None:
@@ -228,7 +231,7 @@ def backpropagate(
             data = parent._data
             if grad.shape != data.shape:
                 grad = unbroadcast(grad, data.shape, op.name)
-            if grad.dtype != data.dtype:
+            if grad.dtype is not data.dtype and grad.dtype != data.dtype:  # `is`: the usual case
                 grad = cast_gradient(grad, parent, op.name)
             previous = grads.get(parent)
             grads[parent] = grad if previous is None else previous + grad
