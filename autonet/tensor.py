@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numbers
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,26 @@ from autonet.engine import array_of, next_tick
 from autonet.primitives import PRIMITIVES, Primitive
 
 NO_PARAMS: dict[str, Any] = {}  # the params of an op that has none (shared, never mutated)
+ADD, SUB, MUL, DIV, POW, NEG = (PRIMITIVES[k] for k in ("add", "sub", "mul", "div", "pow", "neg"))
+MATMUL, SIGMOID, SIGN, SUM = (PRIMITIVES[k] for k in ("matmul", "sigmoid", "sign", "sum"))
+POW_SCALAR = PRIMITIVES["pow_scalar"]
+RESHAPE, TRANSPOSE, GETITEM = (PRIMITIVES[k] for k in ("reshape", "transpose", "getitem"))
+
+
+def binary_operator(primitive: Primitive) -> tuple[Callable, Callable]:
+    """The operator `self op other` and its reflected form `other op self`, each recording
+    primitive; the operand that is not self may be a Tensor, an array or a number."""
+
+    def direct(self: Tensor, other: Any) -> Tensor:
+        # a Tensor operand (the common case) is checked inline: a call costs a tenth of an op
+        return record(
+            primitive, (self, other if type(other) is Tensor else as_operand(other, self))
+        )
+
+    def reflected(self: Tensor, other: Any) -> Tensor:
+        return record(primitive, (as_operand(other, self), self))
+
+    return direct, reflected
 
 
 class Tensor:
@@ -45,7 +65,8 @@ class Tensor:
 
     __slots__ = (
         "_data",  # the ndarray behind the `data` property
-        "_version",  # the tick of the latest assignment to .data, 0 if none (engine.check_versions)
+        "_version",  # the tick of the latest assignment to .data; unset until the first one
+        # (engine.check_versions reads it with a default: one store fewer per tensor made)
         "_tick",  # the clock's tick when this tensor was made (engine.next_tick)
         "grad",
         "requires_grad",
@@ -66,7 +87,6 @@ class Tensor:
         name: str | None = None,
     ) -> None:
         self._data = to_array(data, dtype)
-        self._version = 0
         self._tick = next_tick()
         if requires_grad and self._data.dtype.kind != "f":
             raise TypeError(
@@ -240,7 +260,6 @@ class Tensor:
         a leaf, or, given `op`, the recorded output of op applied to `parents` (requires grad)."""
         t = object.__new__(cls)
         t._data = array
-        t._version = 0
         t._tick = next_tick()
         t.grad = None
         t.requires_grad = op is not None
@@ -253,29 +272,11 @@ class Tensor:
 
     # -- arithmetic ---------------------------------------------------------------------------
 
-    def __add__(self, other: Any) -> Tensor:
-        return record(ADD, (self, as_operand(other, self)))
-
-    def __radd__(self, other: Any) -> Tensor:
-        return record(ADD, (as_operand(other, self), self))
-
-    def __sub__(self, other: Any) -> Tensor:
-        return record(SUB, (self, as_operand(other, self)))
-
-    def __rsub__(self, other: Any) -> Tensor:
-        return record(SUB, (as_operand(other, self), self))
-
-    def __mul__(self, other: Any) -> Tensor:
-        return record(MUL, (self, as_operand(other, self)))
-
-    def __rmul__(self, other: Any) -> Tensor:
-        return record(MUL, (as_operand(other, self), self))
-
-    def __truediv__(self, other: Any) -> Tensor:
-        return record(DIV, (self, as_operand(other, self)))
-
-    def __rtruediv__(self, other: Any) -> Tensor:
-        return record(DIV, (as_operand(other, self), self))
+    __add__, __radd__ = binary_operator(ADD)
+    __sub__, __rsub__ = binary_operator(SUB)
+    __mul__, __rmul__ = binary_operator(MUL)
+    __truediv__, __rtruediv__ = binary_operator(DIV)
+    __matmul__, __rmatmul__ = binary_operator(MATMUL)
 
     def __pow__(self, other: Any) -> Tensor:
         """self ** other; a Python number exponent is a param of pow_scalar, not an input."""
@@ -285,12 +286,6 @@ class Tensor:
 
     def __rpow__(self, other: Any) -> Tensor:
         return record(POW, (as_operand(other, self), self))
-
-    def __matmul__(self, other: Any) -> Tensor:
-        return record(MATMUL, (self, as_operand(other, self)))
-
-    def __rmatmul__(self, other: Any) -> Tensor:
-        return record(MATMUL, (as_operand(other, self), self))
 
     def __neg__(self) -> Tensor:
         return record(NEG, (self,))
@@ -429,12 +424,6 @@ class Tensor:
 
 # -------------------------------------------------------------------------------------------
 # Recording
-
-
-ADD, SUB, MUL, DIV, POW, NEG = (PRIMITIVES[k] for k in ("add", "sub", "mul", "div", "pow", "neg"))
-MATMUL, SIGMOID, SIGN, SUM = (PRIMITIVES[k] for k in ("matmul", "sigmoid", "sign", "sum"))
-POW_SCALAR = PRIMITIVES["pow_scalar"]
-RESHAPE, TRANSPOSE, GETITEM = (PRIMITIVES[k] for k in ("reshape", "transpose", "getitem"))
 
 
 def record(primitive: Primitive, inputs: tuple[Tensor, ...], params: dict = NO_PARAMS) -> Tensor:
