@@ -95,3 +95,25 @@ def test_vjp_matches_finite_differences(name, data):
             atol=ATOL,
             err_msg=f"{name}: gradient of input {i}",
         )
+
+
+@pytest.mark.parametrize("exponent", [2, 3, 0.5, -1.0, 0])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_python_number_exponent_is_a_param_of_pow_scalar(exponent, dtype):
+    """x ** p with a Python number p records pow_scalar (one input, p a param) with the values
+    and gradients of pow with p as a constant input, in x's dtype; a tensor exponent records pow."""
+    values = np.array([0.5, 1.0, 2.5], dtype=dtype)
+    x = an.tensor(values, requires_grad=True)
+    y = x**exponent
+    assert y.op is PRIMITIVES["pow_scalar"] and y.params == {"exponent": exponent}
+    assert len(y.parents) == 1 and y.dtype == dtype
+    y.sum().backward()
+
+    x_pow = an.tensor(values, requires_grad=True)
+    z = x_pow ** an.tensor(np.asarray(exponent, dtype=dtype))
+    assert z.op is PRIMITIVES["pow"]
+    z.sum().backward()
+    # the same ufunc loop, or numpy's exact shortcut for it (x ** 2 is x * x): equal to an ulp
+    np.testing.assert_allclose(y.data, z.data, rtol=2 * np.finfo(dtype).eps)
+    assert x.grad.dtype == dtype
+    np.testing.assert_allclose(x.grad.data, x_pow.grad.data, rtol=4 * np.finfo(dtype).eps)
