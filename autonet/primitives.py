@@ -22,6 +22,7 @@ higher-order derivatives need no second set of rules; called on symbols, it writ
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -64,15 +65,23 @@ class Primitive:
 
     def __call__(self, *args: Any, **params: Any) -> Any:
         for arg in args:
-            if type(arg) is np.ndarray:  # the VJPs' fast path: skip the attribute lookup
+            if type(arg) is np.ndarray:  # the VJPs' fast path: skip the lookup
                 continue
-            apply = getattr(type(arg), "apply_primitive", None)
+            apply = recorder_of(type(arg))
             if apply is not None:
                 return apply(self, args, params)
         return self.forward(*args, **params)
 
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
+
+
+@functools.cache
+def recorder_of(kind: type) -> Callable[..., Any] | None:
+    """kind.apply_primitive, or None for the kinds that do not record (NumPy scalars, numbers),
+    looked up once per kind: a failed attribute lookup costs as much as a small NumPy call, and
+    arithmetic on 0-d arrays hands the rules NumPy scalars."""
+    return getattr(kind, "apply_primitive", None)
 
 
 class ArrayStandIn:
