@@ -72,6 +72,14 @@ class Primitive:
                 return apply(self, args, params)
         return self.forward(*args, **params)
 
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        """A primitive of the table is pickled and copied by name, so that a loaded or copied graph
+        holds the table's own objects (`op is PRIMITIVES[op.name]`, as derive and replay check)
+        and no rule's lambda is pickled; a user's primitive is pickled as its parts."""
+        if PRIMITIVES.get(self.name) is self:
+            return table_primitive, (self.name,)
+        return super().__reduce_ex__(protocol)
+
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
 
@@ -377,6 +385,12 @@ PRIMITIVES: dict[str, Primitive] = {
         Primitive("zeros_like", np.zeros_like, lambda g, out, x: zeros_like(x)),
     ]
 }
+
+
+def table_primitive(name: str) -> Primitive:
+    """The table's primitive of that name (what a pickled one is loaded as)."""
+    return PRIMITIVES[name]
+
 
 # The primitives that rules call as functions.
 astype = PRIMITIVES["astype"]

@@ -111,6 +111,26 @@ class Tensor:
         like = next(a for a in args if isinstance(a, Tensor))
         return record(primitive, tuple(as_operand(a, like) for a in args), params)
 
+    # -- copying and pickling -----------------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What pickle and copy keep: every slot but the clock's (_tick, _version). Ticks are
+        this process's (engine.next_tick), so a tensor loaded elsewhere with its old tick could
+        sort after the nodes made from it there, and look written after them."""
+        return {
+            name: getattr(self, name)
+            for name in Tensor.__slots__
+            if name not in ("_tick", "_version") and hasattr(self, name)
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Rebuild from __getstate__'s dict, as a tensor made now: a fresh tick. Pickle rebuilds a
+        node's parents before the node, so a loaded graph's ticks are still in topological order.
+        (An in-place change made before pickling, between recording and backward, is forgotten.)"""
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
+        self._tick = next_tick()
+
     # -- attributes ---------------------------------------------------------------------------
 
     # Reading .data is a C-level attribute fetch (it is on every op's path); assigning it stamps
