@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import autonet as an
@@ -53,6 +53,7 @@ NAIVE = {
 @pytest.mark.parametrize("name", sorted(NAIVE))
 @SETTINGS
 @given(seed=st.integers(0, 2**32 - 1))
+@example(seed=2978)  # log_softmax's finite differences are 1.05e-8 off there (rounding)
 def test_activation_matches_its_formula_and_finite_differences(name, seed):
     function, naive = NAIVE[name]
     x = np.random.default_rng(seed).uniform(-5, 5, size=(3, 4))
@@ -63,8 +64,10 @@ def test_activation_matches_its_formula_and_finite_differences(name, seed):
     total = out.sum()
     total.backward()
     np.testing.assert_allclose(float(total.data), naive(x), rtol=1e-12)
-    # eps = 1e-6 central differences: error ~1e-10 for these smooth functions of size ~1
-    np.testing.assert_allclose(t.grad.data, numerical_gradient(naive, x), rtol=1e-6, atol=1e-8)
+    # eps = 1e-6 central differences: truncation error ~eps^2 = 1e-12, and the rounding error of
+    # f (a sum of 12 terms up to ~15 in size: ~1e-14) divided by 2 eps, up to ~1e-8 absolute
+    # (1.05e-8 seen for log_softmax at seed 2978): atol 1e-7
+    np.testing.assert_allclose(t.grad.data, numerical_gradient(naive, x), rtol=1e-6, atol=1e-7)
 
 
 @SETTINGS
