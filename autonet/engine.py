@@ -14,6 +14,7 @@ import itertools
 import operator
 import threading
 from collections.abc import Callable, Sequence
+from heapq import heappop, heappush
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,7 +34,8 @@ _grad_mode = GradMode()
 
 # One clock orders the graph and guards it against in-place changes. Every tensor takes a fresh
 # tick when it is made (t._tick): a node's parents exist before it, so ascending ticks are a
-# topological order, and the backward pass sorts by tick instead of searching the graph depth-first.
+# topological order, and the backward pass takes nodes latest tick first instead of searching the
+# graph depth-first.
 # In-place safety, a version counter as in PyTorch: VJPs read a node's output and inputs from .data
 # when backward runs, so a .data changed in between would silently give wrong gradients. Each
 # assignment to a tensor's .data stamps it (t._version) with a fresh tick of the same clock and
@@ -189,9 +191,13 @@ def backpropagate(
     # what a node hands its VJPs for its output and inputs: arrays, or Tensors / symbols
     value_of = operand if operand is not None else same_tensor if create_graph else array_of
     grads: dict[Tensor, Any] = {root: root_grad}  # keyed by node: Tensors hash by identity
-    order = topological_order(root)
-    while order:
-        node = order.pop()  # popped, so that the pass holds no node it has finished with
+    # The nodes that have received a gradient and wait for their turn, in a heap of (-tick, node)
+    # that hands out the latest tick first. Every consumer of a node has a later tick, so by the
+    # node's turn all its gradients have arrived: reverse topological order, found as the pass
+    # goes (no separate walk of the graph), and a node is let go as soon as it is done.
+    waiting = [(-root._tick, root)]
+    while waiting:
+        node = heappop(waiting)[1]
         g = grads.pop(node)
         op = node.op
         if collect:
@@ -234,7 +240,11 @@ def backpropagate(
             if grad.dtype is not data.dtype and grad.dtype != data.dtype:  # `is`: the usual case
                 grad = cast_gradient(grad, parent, op.name)
             previous = grads.get(parent)
-            grads[parent] = grad if previous is None else previous + grad
+            if previous is None:  # parent's first gradient: it now waits for its turn
+                grads[parent] = grad
+                heappush(waiting, (-parent._tick, parent))
+            else:
+                grads[parent] = previous + grad
         if not retain_graph:
             node.parents = ()
     return found

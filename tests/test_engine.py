@@ -318,6 +318,53 @@ def test_user_defined_primitive_records_and_differentiates():
     np.testing.assert_array_equal(cube(np.array([2.0])), [8.0])  # arrays in, array out
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    picks=st.lists(
+        st.tuples(st.integers(0, 2**16), st.integers(0, 2**16), st.booleans()),
+        min_size=1,
+        max_size=10,  # x = 1.5 squared up to 2^9 times stays finite
+    )
+)
+def test_each_node_of_a_random_graph_runs_its_rule_once_with_its_whole_gradient(picks):
+    """A random DAG: node k combines two earlier nodes (by + or *) and passes through a tap, an
+    identity primitive that logs the gradient its rule receives. The backward pass must run every
+    tap's rule exactly once, after all its consumers, so with the gradient summed over every use
+    (a node handled too early would run twice, with part of its gradient each time)."""
+    received: dict[int, list[np.ndarray]] = {}
+
+    def tap_vjp(g, out, x, k):
+        received.setdefault(k, []).append(np.array(g))
+        return g
+
+    tap = an.Primitive("tap", lambda x, k: x.copy(), tap_vjp)
+    x = an.tensor([0.5, -1.5], requires_grad=True)
+    nodes = [x]
+    for k, (i, j, multiply) in enumerate(picks):
+        a, b = nodes[i % len(nodes)], nodes[j % len(nodes)]
+        nodes.append(tap(a * b if multiply else a + b, k=k))
+    for t in nodes[1:]:
+        t.retain_grad()
+    total = x.sum()
+    for t in nodes[1:]:
+        total = total + t.sum() * 0.25
+    total.backward()
+    assert sorted(received) == list(range(len(picks)))
+    for k, gradients in received.items():
+        assert len(gradients) == 1, f"tap {k}'s rule ran {len(gradients)} times"
+        # the gradient a tap's rule got is the whole dL/d(its output)
+        np.testing.assert_array_equal(gradients[0], nodes[k + 1].grad.data)
+    # and the whole gradient reaches x: forward-mode derivatives of the same graph (every op is
+    # element-wise, so d(node)/dx is an array like x: (a*b)' = a'b + ab', (a+b)' = a' + b')
+    values, derivatives = [x.data], [np.ones(2)]
+    for i, j, multiply in picks:
+        (a, da), (b, db) = [(values[n % len(values)], derivatives[n % len(values)]) for n in (i, j)]
+        values.append(a * b if multiply else a + b)
+        derivatives.append(da * b + a * db if multiply else da + db)
+    expected = 1 + 0.25 * sum(derivatives[1:])
+    np.testing.assert_allclose(x.grad.data, expected, rtol=1e-12)
+
+
 def test_topological_order_puts_parents_first_and_is_deterministic():
     x = an.tensor([1.0], requires_grad=True)
     a = x * 2
