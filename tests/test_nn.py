@@ -9,22 +9,9 @@ from hypothesis import strategies as st
 import autonet as an
 from autonet import nn
 from autonet.seed import XNOR_INPUTS, XNOR_TARGETS, seed_weights
+from tests.oracles import numeric_gradient
 
 SETTINGS = settings(max_examples=25, deadline=None)
-
-
-def numerical_gradient(f, x, eps=1e-6):
-    """Central differences of the scalar function f at x (float64), one element at a time."""
-    grad = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + eps
-        up = f(x)
-        x[i] = old - eps
-        down = f(x)
-        x[i] = old
-        grad[i] = (up - down) / (2 * eps)
-    return grad
 
 
 @SETTINGS
@@ -114,7 +101,7 @@ def test_mlp_gradients_match_finite_differences(sizes, activation, bias, last_ac
             parameter.data = saved
             return value
 
-        numeric = numerical_gradient(loss_at, parameter.data.copy())
+        numeric = numeric_gradient(loss_at, [parameter.data], 0)
         # central differences with eps = 1e-6: truncation ~eps^2 * f''' and rounding ~1e-16/eps,
         # both below 1e-8 here; relu kinks are hit with probability 0 for normal inputs and biases
         np.testing.assert_allclose(parameter.grad.data, numeric, rtol=1e-6, atol=1e-8, err_msg=name)
