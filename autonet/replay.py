@@ -961,25 +961,25 @@ def record_step(loss_fn: Callable[..., Tensor], args: tuple[Any, ...], name: str
             shadow.requires_grad = True
             owners[id(shadow)] = owner
         traced[shadow] = Traced(node.data, code, local)
-    check = tuple_text(checks)
-    # the recorded values are the check's own expressions evaluated now, so the two agree
-    code.namespace["SIGNATURE"] = eval(check, code.namespace, values)  # noqa: S307
-    code.emit(
-        None,
-        f"if {check} != SIGNATURE:  # other shapes, dtypes or values\n"
-        "    return None  # record again (or use another recording)",
-        list(values),
-    )
-    if layouts:  # kept only if a line writes into a buffer
-        check = tuple_text(layouts)
-        code.namespace["STRIDES"] = eval(check, code.namespace, values)  # noqa: S307
+
+    def guard(name: str, expressions: list[str], why: str, for_buffers: bool = False) -> None:
+        """A line that returns None unless the expressions have the values they have now, kept
+        as the constant `name` (the check's own expressions evaluated now, so the two agree);
+        `why` says what a difference means. On None the caller looks for another recording of
+        the arguments' signature, or records again."""
+        check = tuple_text(expressions)
+        code.namespace[name] = eval(check, code.namespace, values)  # noqa: S307
         code.emit(
             None,
-            f"if {check} != STRIDES:  # other layouts than out= below assumes\n"
-            "    return None  # record again",
+            f"if {check} != {name}:  # {why}\n"
+            "    return None  # record again, or use another recording",
             list(values),
-            for_buffers=True,
+            for_buffers=for_buffers,
         )
+
+    guard("SIGNATURE", checks, "other shapes, dtypes or values")
+    if layouts:  # kept only if a line writes into a buffer
+        guard("STRIDES", layouts, "other layouts than out= below assumes", for_buffers=True)
 
     def operand(t: Tensor) -> Traced:
         """What the code knows tensor t as: its Traced value; a constant if t is not computed."""

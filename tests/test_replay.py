@@ -55,6 +55,16 @@ def run_both(make_loss, weights, data, steps=3):
     return histories[0], histories[1], step
 
 
+def tutorial_source(seed: int, m: int = 4, n: int = 3, p: int = 4, k: int = 1) -> str:
+    """The code that replay records for the tutorial's step at sizes (m, n, p, k)."""
+    rng = np.random.default_rng(seed)
+    syn0 = an.tensor(rng.uniform(-1, 1, (n, p)), requires_grad=True)
+    syn1 = an.tensor(rng.uniform(-1, 1, (p, k)), requires_grad=True)
+    step = an.replay(tutorial_loss(syn0, syn1))
+    step(rng.normal(size=(m, n)), rng.random((m, k)))
+    return step.source
+
+
 def assert_same(eager, replayed):
     for (loss_e, grads_e), (loss_r, grads_r) in zip(eager, replayed, strict=True):
         assert type(loss_r) is np.ndarray and loss_r.dtype == loss_e.dtype  # as record() makes
@@ -231,12 +241,7 @@ def test_replay_rejects_what_backward_rejects():
 def test_gradients_that_depend_only_on_constants_are_computed_once():
     # L = 0.5 * sum((O - Y)^2): dL/d(sum) = 0.5 and its broadcast back over (O - Y)^2 depend on
     # no argument or parameter, so the code holds them as constants; the square's rule reads O - Y.
-    rng = np.random.default_rng(3)
-    syn0 = an.tensor(rng.uniform(-1, 1, (3, 4)), requires_grad=True)
-    syn1 = an.tensor(rng.uniform(-1, 1, (4, 1)), requires_grad=True)
-    step = an.replay(tutorial_loss(syn0, syn1))
-    step(rng.normal(size=(4, 3)), rng.random((4, 1)))
-    source = step.source
+    source = tutorial_source(3)
     assert "# mul: grad" not in source and "# sum: grad" not in source
     assert "# pow_scalar: grad of input 0" in source and "# sigmoid: grad of input 0" in source
 
@@ -330,12 +335,7 @@ def test_replay_equals_eager_bit_for_bit_on_changing_arguments(name, seed, dtype
 def test_the_tutorial_step_is_traced_down_to_numpy_operations():
     # No rule of the table and no forward of more than one NumPy call (sigmoid) is called as a
     # function: the code is the NumPy operations they make, as the hand-written step is.
-    rng = np.random.default_rng(4)
-    syn0 = an.tensor(rng.uniform(-1, 1, (3, 4)), requires_grad=True)
-    syn1 = an.tensor(rng.uniform(-1, 1, (4, 1)), requires_grad=True)
-    step = an.replay(tutorial_loss(syn0, syn1))
-    step(rng.normal(size=(4, 3)), rng.random((4, 1)))
-    source = step.source
+    source = tutorial_source(4)
     assert "_RULE_" not in source and "SIGMOID(" not in source
     assert "EXP(" in source and ".swapaxes(-1, -2)" in source
     assert "accumulate_grad" in source

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 import autonet as an
 from tests.fuzz import AutonetBackend, graphs, run
-from tests.test_replay import tutorial_loss
+from tests.test_replay import tutorial_loss, tutorial_source
 
 replay_module = importlib.import_module("autonet.replay")
 SMALL = 16  # bytes: arrays of 2 float64 or 4 float32 elements take the path
@@ -137,12 +137,7 @@ def test_tutorial_step_with_buffers_equals_eager_bit_for_bit(m, n, p, k, seed, d
 
 
 def test_tutorial_source_shows_out_where_expected(small_buffers):
-    rng = np.random.default_rng(0)
-    syn0 = an.tensor(rng.uniform(-1, 1, (3, 8)), requires_grad=True)
-    syn1 = an.tensor(rng.uniform(-1, 1, (8, 2)), requires_grad=True)
-    step = an.replay(tutorial_loss(syn0, syn1))
-    step(rng.normal(size=(8, 3)), rng.random((8, 2)))
-    source = step.source
+    source = tutorial_source(0, m=8, n=3, p=8, k=2)
     backward = source[source.index("grad of input") :]
     # each sigmoid of the forward pass, -|x| then exp of it, in place: the dying operand's buffer
     assert len(re.findall(r"= NEGATIVE\((v\d+), out=\1\)", source)) == 2
