@@ -235,7 +235,11 @@ def backpropagate(
             else:  # most ops: a call without ** is cheaper
                 grad = vjps[i](*args)
             data = parent._data
-            if grad.shape != data.shape:
+            try:
+                shape = grad.shape
+            except AttributeError:
+                raise not_an_array(op, i, grad) from None
+            if shape != data.shape:
                 grad = unbroadcast(grad, data.shape, op.name)
             if grad.dtype is not data.dtype and grad.dtype != data.dtype:  # `is`: the usual case
                 grad = cast_gradient(grad, parent, op.name)
@@ -248,6 +252,15 @@ def backpropagate(
         if not retain_graph:
             node.parents = ()
     return found
+
+
+def not_an_array(op: Any, position: int, grad: Any) -> TypeError:
+    """The error for a VJP (a user's, since the table's are tested) that returned no array."""
+    return TypeError(
+        f"backward: the VJP of {op.name} for input {position} returned {type(grad).__name__} "
+        f"{grad!r}, not an array; a VJP must return an array (or Tensor) of its input's shape, "
+        "or one that broadcasts from it (e.g. g * 2.0 rather than 2.0)"
+    )
 
 
 def check_root_grad(root: Tensor, grad: Any, caller: str) -> np.ndarray:
@@ -297,7 +310,9 @@ def gradients(
         )
     root_grad: Any = check_root_grad(output, grad, "gradients")
     if create_graph:
-        root_grad = Tensor(root_grad)
+        # a Tensor seed stays in the graph, so the gradients are differentiable in it too (the
+        # double-VJP trick for Jacobian-vector products differentiates them with respect to it)
+        root_grad = grad if isinstance(grad, Tensor) else Tensor(root_grad)
     found = backpropagate(
         output,
         root_grad,
@@ -310,7 +325,9 @@ def gradients(
         g = found.get(id(t))
         if g is None:
             g = np.zeros(t.shape, dtype=t.dtype)
-        result.append(g if isinstance(g, Tensor) else Tensor(g))
+        # each result owns its memory (Tensor() and clone() copy): the pass may hand the same
+        # array, or the caller's seed, to several inputs
+        result.append(g.clone() if isinstance(g, Tensor) else Tensor(g))
     return tuple(result)
 
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from autonet.primitives import PRIMITIVES
-from autonet.tensor import Tensor, as_operand, normalize_axis, record
+from autonet.tensor import Tensor, as_operand, record
 
 
 def tensor(
@@ -94,7 +94,7 @@ def sign(x: Any, at_zero: float = 0.0) -> Tensor:
 def maximum(a: Any, b: Any) -> Tensor:
     """Element-wise maximum with broadcasting; at ties each input receives half the gradient."""
     a = as_tensor(a)
-    return record(PRIMITIVES["maximum"], (a, as_operand(b, a)))
+    return record(PRIMITIVES["maximum"], (a, as_operand(b, a, "maximum")))
 
 
 def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
@@ -125,7 +125,7 @@ def concatenate(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     ndim = inputs[0].ndim
     if ndim == 0:
         raise ValueError("concatenate: 0-d tensors cannot be concatenated; use stack")
-    params = {"axis": normalize_axis(axis, inputs[0], "concatenate")}
+    params = {"axis": axis}
     return record(PRIMITIVES["concatenate"], tuple(inputs), params)
 
 

@@ -39,6 +39,11 @@ class Primitive:
     A variadic primitive (concatenate) has a single rule taking the input's position first:
     vjps[0](i, g, out, *inputs, **params).
 
+    `axis_param` names the param that holds axes of the first input, if any: None, an int or a
+    tuple of ints as NumPy takes them, or, with `permutation=True`, an order of all the axes (as
+    numpy.transpose's). Recording checks it and wraps negative axes once, before the forward and
+    the rules see it (tensor.normalize_axis), so no rule meets a negative axis.
+
     Calling a primitive applies it: to ndarrays it returns the forward value; if any argument is a
     Tensor (or another kind that defines ``apply_primitive``, such as derive's symbols) that kind
     records the call. This is also how users add their own differentiable operations::
@@ -47,7 +52,7 @@ class Primitive:
         y = cube(an.tensor([1.0, 2.0], requires_grad=True))
     """
 
-    __slots__ = ("name", "forward", "vjps", "variadic")
+    __slots__ = ("name", "forward", "vjps", "variadic", "axis_param", "permutation")
 
     def __init__(
         self,
@@ -55,6 +60,8 @@ class Primitive:
         forward: Callable[..., Any],
         *vjps: Callable[..., Any],
         variadic: bool = False,
+        axis_param: str | None = None,
+        permutation: bool = False,
     ) -> None:
         if not vjps:
             raise TypeError(f"Primitive {name!r} needs one VJP per input (got none)")
@@ -62,6 +69,8 @@ class Primitive:
         self.forward = forward
         self.vjps = vjps
         self.variadic = variadic
+        self.axis_param = axis_param
+        self.permutation = permutation
 
     def __call__(self, *args: Any, **params: Any) -> Any:
         for arg in args:
@@ -143,6 +152,11 @@ def sign_with(x: np.ndarray, at_zero: float = 0.0) -> np.ndarray:
     return np.where(x == 0, np.asarray(at_zero, dtype=x.dtype), np.sign(x))
 
 
+def softplus_forward(x: np.ndarray) -> np.ndarray:
+    """softplus(x) = log(1 + exp(x)) = logaddexp(0, x), in x's floating dtype."""
+    return np.logaddexp(np.zeros((), x.dtype if x.dtype.kind == "f" else np.float64), x)
+
+
 def relu_forward(x: np.ndarray) -> np.ndarray:
     """relu(x) = max(x, 0), keeping x's dtype."""
     return np.maximum(x, 0)
@@ -188,6 +202,8 @@ def log_softmax_forward(x: np.ndarray, axis: int = -1) -> np.ndarray:
     result does not depend on it (so it has no gradient), and it is recomputed from each input's
     own values wherever the forward runs (a replayed step included).
     """
+    if x.size == 0:  # an empty axis has no maximum; the result is as empty as x
+        return np.empty(x.shape, np.result_type(x.dtype, np.float16))
     shifted = x - np.max(x, axis=axis, keepdims=True)
     return shifted - np.log(np.add.reduce(np.exp(shifted), axis=axis, keepdims=True))
 
@@ -316,12 +332,14 @@ PRIMITIVES: dict[str, Primitive] = {
         Primitive("neg", np.negative, lambda g, out, x: -g),
         # out = a ** b               grad_a = g * b * a^(b-1),  grad_b = g * out * log(a)
         # At a = 0 these give 0 * inf = nan where the derivative has a limit; take it, as PyTorch:
-        # for b = 0, a^0 = 1 and grad_a = 0 (the exponent b-1 is raised to 0, so the factor is 1);
-        # for b > 0, grad_b = lim a^b log a = 0 (log is taken of a + 1 = 1 where a = 0).
+        # for a = b = 0, a^0 = 1 and grad_a = 0 (there the exponent b-1 is raised to 0, so the
+        # factor is 1); for b > 0, grad_b = lim a^b log a = 0 (log is taken of a + 1 = 1 where
+        # a = 0). The exponent is changed only where a = 0 too: elsewhere grad_a stays b a^(b-1)
+        # as a function of b, so its derivative in b at b = 0 is a^-1 (mixed second derivatives).
         Primitive(
             "pow",
             np.power,
-            lambda g, out, a, b: g * b * a ** (b - 1 + (b == 0)),
+            lambda g, out, a, b: g * b * a ** (b - 1 + (b == 0) * (a == 0)),
             lambda g, out, a, b: g * out * log(a + (a == 0)),
         ),
         # out = x ** p, p a number   grad_x = g * p * x^(p-1)   (p a param, not an input: see vjp)
@@ -336,6 +354,12 @@ PRIMITIVES: dict[str, Primitive] = {
         Primitive("sqrt", np.sqrt, lambda g, out, x: g / (2 * out)),
         # out = sigmoid(x)           grad_x = g * out * (1 - out)            (reuses out)
         Primitive("sigmoid", stable_sigmoid, lambda g, out, x: g * out * (1 - out)),
+        # out = softplus(x) = log(1 + exp(x))      grad_x = g * sigmoid(x)
+        # One primitive, not maximum(x, 0) + log(1 + exp(-|x|)): that composite is smooth but its
+        # parts have kinks at 0, where their second derivatives (0 by convention) would give
+        # softplus''(0) = 0 instead of sigmoid'(0) = 1/4. numpy.logaddexp(0, x) computes
+        # max(x, 0) + log1p(exp(-|x|)): no overflow, full relative precision for x << 0 too.
+        Primitive("softplus", softplus_forward, lambda g, out, x: g * sigmoid(x)),
         # out = tanh(x)              grad_x = g * (1 - out^2)                (reuses out)
         Primitive("tanh", np.tanh, lambda g, out, x: g * (1 - out * out)),
         # out = max(x, 0)            grad_x = g * [x > 0]       (0 at the kink x = 0, as PyTorch)
@@ -354,17 +378,17 @@ PRIMITIVES: dict[str, Primitive] = {
         # out = sum(x, axis)         grad_x = g broadcast over the summed axes
         # (the forward is the reduction numpy.sum calls, the same pairwise sum bit for bit, without
         # numpy.sum's Python-level dispatch, which costs more than a small sum)
-        Primitive("sum", np.add.reduce, sum_vjp),
+        Primitive("sum", np.add.reduce, sum_vjp, axis_param="axis"),
         # out = max(x, axis)         grad_x = g at the maxima (ties share), 0 elsewhere
-        Primitive("max", np.max, max_vjp),
+        Primitive("max", np.max, max_vjp, axis_param="axis"),
         # out = log_softmax(x, axis)  grad_x = g - exp(out) * sum(g, axis)     (reuses out)
-        Primitive("log_softmax", log_softmax_forward, log_softmax_vjp),
+        Primitive("log_softmax", log_softmax_forward, log_softmax_vjp, axis_param="axis"),
         # out = broadcast_to(x, shape)   grad_x = g summed back to x's shape   (by the engine)
         Primitive("broadcast_to", broadcast_to_forward, lambda g, out, x, shape: g),
         # out = reshape(x, shape)    grad_x = reshape(g, x.shape)
         Primitive("reshape", np.reshape, lambda g, out, x, shape: g.reshape(x.shape)),
         # out = transpose(x, axes)   grad_x = transpose(g, argsort(axes))
-        Primitive("transpose", np.transpose, transpose_vjp),
+        Primitive("transpose", np.transpose, transpose_vjp, axis_param="axes", permutation=True),
         # out = x[index]             grad_x = zeros like x, with g added at index (repeats add up)
         Primitive(
             "getitem",
@@ -374,13 +398,17 @@ PRIMITIVES: dict[str, Primitive] = {
         # out = zeros(shape) with g added at index      grad_g = out_grad[index]
         Primitive("scatter_add", scatter_add_forward, lambda g, out, x, index, shape: g[index]),
         # out = concatenate(xs, axis)    grad_xs[i] = the slice of g that xs[i] filled
-        Primitive("concatenate", concatenate_forward, concatenate_vjp, variadic=True),
+        Primitive(
+            "concatenate", concatenate_forward, concatenate_vjp, variadic=True, axis_param="axis"
+        ),
         # out = x as dtype           grad_x = g as x's dtype
         Primitive(
             "astype",
             lambda x, dtype: x.astype(dtype),
             lambda g, out, x, dtype: astype(g, dtype=x.dtype),
         ),
+        # out = a copy of x          grad_x = g     (Tensor.clone; gives each leaf's .grad its own)
+        Primitive("copy", np.copy, lambda g, out, x: g),
         # out = zeros like x         grad_x = 0   (used by the zero rules above)
         Primitive("zeros_like", np.zeros_like, lambda g, out, x: zeros_like(x)),
     ]
@@ -397,6 +425,7 @@ astype = PRIMITIVES["astype"]
 broadcast_to = PRIMITIVES["broadcast_to"]
 exp = PRIMITIVES["exp"]
 log = PRIMITIVES["log"]
+sigmoid = PRIMITIVES["sigmoid"]
 scatter_add = PRIMITIVES["scatter_add"]
 sign = PRIMITIVES["sign"]
 zeros_like = PRIMITIVES["zeros_like"]

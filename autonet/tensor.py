@@ -17,8 +17,11 @@ numpy.transpose (torch.transpose swaps two; use `swapaxes`), and `max(axis)` ret
 
 from __future__ import annotations
 
+import copy
+import copyreg
 import numbers
 import operator
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -29,10 +32,14 @@ from autonet.engine import _grad_mode as grad_mode
 from autonet.engine import array_of, next_tick
 from autonet.primitives import PRIMITIVES, Primitive
 
+# Held while a .grad is read and replaced (Tensor.accumulate_grad): one lock for all tensors, since
+# holding it costs ~0.1 us and backward passes that contend for it are rare.
+accumulation_lock = threading.Lock()
+_pickling = threading.local()  # .pending: the ids of the nodes a graph's pickle lists first
 NO_PARAMS: dict[str, Any] = {}  # the params of an op that has none (shared, never mutated)
 ADD, SUB, MUL, DIV, POW, NEG = (PRIMITIVES[k] for k in ("add", "sub", "mul", "div", "pow", "neg"))
 MATMUL, SIGMOID, SIGN, SUM = (PRIMITIVES[k] for k in ("matmul", "sigmoid", "sign", "sum"))
-POW_SCALAR = PRIMITIVES["pow_scalar"]
+POW_SCALAR, COPY = PRIMITIVES["pow_scalar"], PRIMITIVES["copy"]
 RESHAPE, TRANSPOSE, GETITEM = (PRIMITIVES[k] for k in ("reshape", "transpose", "getitem"))
 
 
@@ -42,12 +49,12 @@ def binary_operator(primitive: Primitive) -> tuple[Callable, Callable]:
 
     def direct(self: Tensor, other: Any) -> Tensor:
         # a Tensor operand (the common case) is checked inline: a call costs a tenth of an op
-        return record(
-            primitive, (self, other if type(other) is Tensor else as_operand(other, self))
-        )
+        if type(other) is not Tensor:
+            other = as_operand(other, self, primitive.name)
+        return record(primitive, (self, other))
 
     def reflected(self: Tensor, other: Any) -> Tensor:
-        return record(primitive, (as_operand(other, self), self))
+        return record(primitive, (as_operand(other, self, primitive.name), self))
 
     return direct, reflected
 
@@ -68,7 +75,7 @@ class Tensor:
         "_version",  # the tick of the latest assignment to .data; unset until the first one
         # (engine.check_versions reads it with a default: one store fewer per tensor made)
         "_tick",  # the clock's tick when this tensor was made (engine.next_tick)
-        "grad",
+        "_grad",  # the Tensor behind the `grad` property
         "requires_grad",
         "op",
         "parents",
@@ -95,7 +102,7 @@ class Tensor:
                 ".astype(float)"
             )
         self.requires_grad = bool(requires_grad)
-        self.grad: Tensor | None = None
+        self._grad: Tensor | None = None
         self.op: Primitive | None = None
         self.parents: tuple[Tensor, ...] = ()
         self.params: dict[str, Any] = {}
@@ -123,13 +130,56 @@ class Tensor:
             if name not in ("_tick", "_version") and hasattr(self, name)
         }
 
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        """Pickle without recursion, however deep the graph.
+
+        Pickling a node pickles its parents first, then theirs: a chain of 1,000 ops would
+        exceed Python's recursion limit. So the first node of a graph that pickle meets puts all
+        its ancestors, oldest first, in its state before its own parents: each of them then finds
+        its parents already pickled (pickle's memo keeps each object once, so the graph is still
+        shared, not copied). `_pickling.pending` tells those ancestors that they need no such
+        list of their own; it is replaced by the next graph's, so it never outgrows one graph.
+        """
+        state = self.__getstate__()
+        if self.parents:
+            pending = getattr(_pickling, "pending", None)
+            if pending is not None and id(self) in pending:
+                pending.discard(id(self))
+            else:
+                ancestors = graph_of(self)[:-1]
+                _pickling.pending = {id(t) for t in ancestors}
+                state = {"_ancestors": ancestors, **state}
+        return copyreg.__newobj__, (Tensor,), state
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Rebuild from __getstate__'s dict, as a tensor made now: a fresh tick. Pickle rebuilds a
         node's parents before the node, so a loaded graph's ticks are still in topological order.
         (An in-place change made before pickling, between recording and backward, is forgotten.)"""
         for name, value in state.items():
-            object.__setattr__(self, name, value)
+            if name != "_ancestors":  # only there to be pickled first (__reduce_ex__)
+                object.__setattr__(self, name, value)
         self._tick = next_tick()
+
+    def __copy__(self) -> Tensor:
+        """A shallow copy: a new node with the same data, parents and gradient, and a fresh tick."""
+        clone = object.__new__(Tensor)
+        clone.__setstate__(self.__getstate__())
+        return clone
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Tensor:
+        """A copy of the tensor and of every node of its graph, made oldest first without
+        recursion (as pickling: a graph of any depth copies), sharing nothing with the original
+        except what `memo` already maps (copy.deepcopy's record of what it has copied)."""
+        for node in graph_of(self):
+            if id(node) in memo:
+                continue
+            clone = object.__new__(Tensor)
+            memo[id(node)] = clone
+            state = node.__getstate__()
+            parents = state.pop("parents")
+            clone.__setstate__({name: copy.deepcopy(value, memo) for name, value in state.items()})
+            clone.parents = tuple(memo[id(parent)] for parent in parents)
+        return memo[id(self)]
 
     # -- attributes ---------------------------------------------------------------------------
 
@@ -143,7 +193,11 @@ class Tensor:
     def data(self, value: Any) -> None:
         """Replace or update the value in place; a backward pass through a graph recorded before
         this assignment that needs the old value raises (engine.check_versions)."""
-        self._data = value if type(value) is np.ndarray else to_array(value)
+        if type(value) is not np.ndarray:
+            value = to_array(value)
+        elif value.dtype.kind not in "biuf":
+            raise not_numeric("data", value.dtype, f"assigned array of shape {value.shape}")
+        self._data = value
         self._version = engine.stamp_data_write()
 
     @property
@@ -161,6 +215,30 @@ class Tensor:
     @property
     def size(self) -> int:
         return self._data.size
+
+    grad = property(operator.attrgetter("_grad"), doc="None, or dL/d(this) as a Tensor.")
+
+    @grad.setter
+    def grad(self, value: Any) -> None:
+        """Set or clear the gradient (None), as PyTorch's `.grad = ...`: a Tensor is kept as it is,
+        an ndarray is copied into a new Tensor; either must match this tensor's shape and
+        floating dtype, since later backward passes add to it."""
+        if value is None:
+            self._grad = None
+            return
+        if not isinstance(value, (Tensor, np.ndarray)):
+            raise TypeError(
+                f"grad: assign a Tensor, an ndarray or None, got {type(value).__name__} (tensor "
+                f"shape {self.shape}, dtype {self.dtype})"
+            )
+        array = value._data if isinstance(value, Tensor) else value
+        if array.shape != self.shape or array.dtype != self.dtype:
+            raise ValueError(
+                f"grad: the assigned gradient has shape {array.shape} and dtype {array.dtype}, "
+                f"but the tensor has shape {self.shape} and dtype {self.dtype}; a gradient must "
+                "match both (backward adds to it)"
+            )
+        self._grad = value if isinstance(value, Tensor) else Tensor.wrap(array.copy())
 
     @property
     def is_leaf(self) -> bool:
@@ -240,22 +318,28 @@ class Tensor:
             )
         root_grad: Any = engine.check_root_grad(self, grad, "backward")
         if create_graph:
-            root_grad = Tensor(root_grad)
+            # a Tensor seed stays in the graph: the gradients are then differentiable in it too
+            root_grad = grad if isinstance(grad, Tensor) else Tensor(root_grad)
         engine.backpropagate(self, root_grad, retain_graph or create_graph, create_graph)
 
     def accumulate_grad(self, g: Any) -> None:
-        """Add g (an array, or a Tensor under create_graph) to self.grad."""
-        if isinstance(g, Tensor):
-            self.grad = g if self.grad is None else self.grad + g
-            return
-        if self.grad is None:
-            # a broadcast view (read-only), or the NumPy scalar that arithmetic on 0-d arrays
-            # returns: .grad gets an ndarray of its own
-            if type(g) is not np.ndarray or not g.flags.writeable:
-                g = np.array(g)
-            self.grad = Tensor.wrap(g)
-        else:
-            self.grad = Tensor.wrap(np.asarray(self.grad._data + g))
+        """Add g (an array, or a Tensor under create_graph) to self.grad, atomically.
+
+        .grad always owns its memory: the first gradient is copied (the backward pass hands the
+        same array to both inputs of an add, views of it through reshapes and broadcasts, and the
+        caller's own seed to a leaf root), and each later one makes a new sum. So scaling one
+        .grad in place never changes another, nor the caller's array. Backward passes on several
+        threads may accumulate into the same leaf: the read and the write of .grad happen under
+        one lock, so no thread's gradient is lost (PyTorch serialises accumulation per leaf too).
+        """
+        with accumulation_lock:
+            current = self._grad
+            if isinstance(g, Tensor):  # create_graph: the copy and the sum are recorded
+                self._grad = COPY(g) if current is None else current + g
+            elif current is None:  # np.array copies (and makes a NumPy scalar an ndarray)
+                self._grad = Tensor.wrap(np.array(g))
+            else:
+                self._grad = Tensor.wrap(np.asarray(current._data + g))
 
     def retain_grad(self) -> Tensor:
         """Keep this non-leaf tensor's gradient in .grad after backward (leaves always do)."""
@@ -263,6 +347,11 @@ class Tensor:
             raise RuntimeError("retain_grad: this tensor does not require grad")
         self.retains_grad = True
         return self
+
+    def clone(self) -> Tensor:
+        """A copy of the data with memory of its own, recorded: its gradient flows back to self
+        (as torch.clone; detach() shares the data and leaves the graph)."""
+        return record(COPY, (self,))
 
     def detach(self) -> Tensor:
         """The same data (shared) as a new leaf outside the graph."""
@@ -281,7 +370,7 @@ class Tensor:
         t = object.__new__(cls)
         t._data = array
         t._tick = next_tick()
-        t.grad = None
+        t._grad = None
         t.requires_grad = op is not None
         t.op = op
         t.parents = parents
@@ -302,10 +391,10 @@ class Tensor:
         """self ** other; a Python number exponent is a param of pow_scalar, not an input."""
         if type(other) is int or type(other) is float:
             return record(POW_SCALAR, (self,), {"exponent": other})
-        return record(POW, (self, as_operand(other, self)))
+        return record(POW, (self, as_operand(other, self, "pow")))
 
     def __rpow__(self, other: Any) -> Tensor:
-        return record(POW, (as_operand(other, self), self))
+        return record(POW, (as_operand(other, self, "pow"), self))
 
     def __neg__(self) -> Tensor:
         return record(NEG, (self,))
@@ -379,8 +468,7 @@ class Tensor:
 
     def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         """Sum over axis (all by default); gradient: g broadcast back over the summed axes."""
-        params = {"axis": normalize_axis(axis, self, "sum"), "keepdims": keepdims}
-        return record(SUM, (self,), params)
+        return record(SUM, (self,), {"axis": axis, "keepdims": keepdims})
 
     def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         """sum(x, axis) / (number of elements summed)."""
@@ -393,10 +481,14 @@ class Tensor:
 
     def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         """Largest element over axis (values only); gradient to the maxima, ties share it."""
-        if self.size == 0:
-            raise ValueError(f"max: cannot reduce an empty tensor of shape {self.shape}")
-        params = {"axis": normalize_axis(axis, self, "max"), "keepdims": keepdims}
-        return record(PRIMITIVES["max"], (self,), params)
+        axis = normalize_axis(axis, self, "max")
+        axes = range(self.ndim) if axis is None else axis if isinstance(axis, tuple) else (axis,)
+        if any(self.shape[a] == 0 for a in axes):
+            raise ValueError(
+                f"max: cannot take the maximum over an empty axis (tensor shape {self.shape}, "
+                f"axis {axis}); an empty axis has no maximum"
+            )
+        return record(PRIMITIVES["max"], (self,), {"axis": axis, "keepdims": keepdims})
 
     def reshape(self, *shape: Any) -> Tensor:
         """Same data in a new shape (one entry may be -1), as ndarray.reshape."""
@@ -409,9 +501,9 @@ class Tensor:
 
         Unlike torch.transpose(dim0, dim1), which swaps two axes: for that use swapaxes.
         """
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
-        return record(TRANSPOSE, (self,), {"axes": tuple(axes) if axes else None})
+        if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
+            axes = () if axes[0] is None else tuple(axes[0])
+        return record(TRANSPOSE, (self,), {"axes": axes or None})
 
     def swapaxes(self, axis1: int, axis2: int) -> Tensor:
         """Exchange two axes, as ndarray.swapaxes and torch.transpose(dim0, dim1)."""
@@ -447,7 +539,10 @@ class Tensor:
 
 
 def record(primitive: Primitive, inputs: tuple[Tensor, ...], params: dict = NO_PARAMS) -> Tensor:
-    """Run primitive.forward on the inputs' data; if an input requires grad, record the node."""
+    """Run primitive.forward on the inputs' data; if an input requires grad and the output is
+    floating-point, record the node (as PyTorch, a cast to integers or bool leaves the graph)."""
+    if params and primitive.axis_param is not None:
+        params = with_normalized_axes(primitive, inputs, params)
     try:
         # the common arities spelled out: unpacking a map costs about as much as a small NumPy op
         arity = len(inputs)
@@ -468,10 +563,37 @@ def record(primitive: Primitive, inputs: tuple[Tensor, ...], params: dict = NO_P
         out = np.asarray(out)
     for t in inputs:
         if t.requires_grad:
-            if grad_mode.enabled:  # engine.is_grad_enabled(), without the call
+            # grad_mode.enabled is engine.is_grad_enabled(), without the call
+            if grad_mode.enabled and out.dtype.kind == "f":
                 return Tensor.wrap(out, primitive, inputs, params)
             break
     return Tensor.wrap(out)
+
+
+def with_normalized_axes(primitive: Primitive, inputs: tuple[Tensor, ...], params: dict) -> dict:
+    """params with primitive's axis param checked against its first input and wrapped to
+    non-negative ints: the one place where every axis of every primitive is normalised."""
+    name = primitive.axis_param
+    axis = params.get(name)
+    if axis is None:
+        return params
+    normalized = normalize_axis(axis, inputs[0], primitive.name, primitive.permutation)
+    if normalized == axis and type(normalized) is type(axis):
+        return params
+    return {**params, name: normalized}
+
+
+def graph_of(root: Tensor) -> list[Tensor]:
+    """root and every tensor it was computed from (whether it requires grad or not), each after
+    its parents (oldest tick first), found without recursion."""
+    nodes, seen = [root], {id(root)}
+    for node in nodes:  # visits the nodes appended below, too
+        for parent in node.parents:
+            if id(parent) not in seen:
+                seen.add(id(parent))
+                nodes.append(parent)
+    nodes.sort(key=operator.attrgetter("_tick"))
+    return nodes
 
 
 def to_array(data: Any, dtype: Any = None) -> np.ndarray:
@@ -491,11 +613,15 @@ def to_array(data: Any, dtype: Any = None) -> np.ndarray:
             ) from exc
         if array.dtype.kind in "biuf":
             return array.astype(np.float64, copy=False)
+        if array.dtype.kind == "c":
+            raise not_numeric("tensor", array.dtype, f"{type(data).__name__} data")
         raise TypeError(
             f"tensor: cannot make a tensor from {type(data).__name__} data (NumPy dtype "
             f"{array.dtype}); pass numbers, nested lists of numbers, or a numeric ndarray"
         )
     array = np.array(data, dtype=dtype)
+    if array.dtype.kind == "c":
+        raise not_numeric("tensor", array.dtype, f"array of shape {array.shape}")
     if array.dtype.kind not in "biuf":
         raise TypeError(
             f"tensor: dtype {array.dtype} is not numeric; pass a numeric array or dtype="
@@ -503,7 +629,7 @@ def to_array(data: Any, dtype: Any = None) -> np.ndarray:
     return array
 
 
-def as_operand(x: Any, like: Tensor) -> Tensor:
+def as_operand(x: Any, like: Tensor, op_name: str = "operand") -> Tensor:
     """x as a Tensor operand of an op with `like`: Tensors pass through, arrays are wrapped
     without copying, and Python numbers take like's floating dtype (as in PyTorch, so that
     float32 * 2.0 stays float32)."""
@@ -516,41 +642,84 @@ def as_operand(x: Any, like: Tensor) -> Tensor:
         dtype = like._data.dtype
         return Tensor.wrap(np.array(x, dtype if dtype.kind == "f" else None))
     if isinstance(x, np.ndarray):
+        if x.dtype.kind not in "biuf":
+            details = f"an array of shape {x.shape}, with a tensor of shape {like.shape}"
+            raise not_numeric(op_name, x.dtype, details)
         return Tensor.wrap(x)
-    if isinstance(x, numbers.Number) and not isinstance(x, np.generic):
-        real = isinstance(x, numbers.Real)
-        dtype = like._data.dtype if real and like._data.dtype.kind == "f" else None
+    if isinstance(x, numbers.Real) and not isinstance(x, np.generic):
+        dtype = like._data.dtype if like._data.dtype.kind == "f" else None
         return Tensor.wrap(np.asarray(x, dtype=dtype))
+    if isinstance(x, (complex, np.complexfloating)):
+        raise not_numeric(op_name, np.asarray(x).dtype, f"the number {x!r}")
     return Tensor(x)
 
 
-def normalize_axis(axis: Any, t: Tensor, op_name: str) -> int | tuple[int, ...] | None:
-    """axis as None, an int or a tuple of ints in range for t (negative ones wrapped)."""
+def not_numeric(what: str, dtype: np.dtype, details: str) -> TypeError:
+    """The error for data that autonet cannot differentiate: complex, object, strings, ..."""
+    if dtype.kind == "c":
+        reason = (
+            "complex numbers are not supported (their gradients need a convention autonet does "
+            "not define); pass the real and imaginary parts as two real tensors"
+        )
+    else:
+        reason = "pass a numeric (bool, integer or floating-point) array"
+    return TypeError(f"{what}: dtype {dtype} ({details}) is not real numeric; {reason}")
+
+
+def normalize_axis(
+    axis: Any, t: Tensor, op_name: str, permutation: bool = False
+) -> int | tuple[int, ...] | None:
+    """axis as None, an int or a tuple of ints in range for t, negative ones wrapped (axis -1 of
+    a 3-d tensor is 2), as NumPy reads them. With `permutation`, axis must order all of t's axes
+    (numpy.transpose's `axes`). A 0-d tensor has no axes, so any int axis is out of range (as
+    NumPy; PyTorch accepts 0 and -1)."""
     if axis is None:
         return None
     axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+    ndim = t.ndim
     for a in axes:
-        if not -t.ndim <= a < max(t.ndim, 1):
+        if not isinstance(a, (int, np.integer)) or isinstance(a, bool):
+            raise TypeError(
+                f"{op_name}: axis {a!r} is not an integer (tensor shape {t.shape}); axes are "
+                "ints, negative ones counted from the end"
+            )
+        if not -ndim <= a < ndim:
+            where = (
+                "a 0-d tensor has no axes: use axis=None"
+                if ndim == 0
+                else f"use an axis in [-{ndim}, {ndim - 1}]"
+            )
             raise ValueError(
                 f"{op_name}: axis {a} is out of range for a tensor of shape {t.shape} "
-                f"(ndim {t.ndim}); use an axis in [-{t.ndim}, {t.ndim - 1}]"
+                f"(ndim {ndim}); {where}"
             )
-    wrapped = tuple(a % max(t.ndim, 1) for a in axes)
+    wrapped = tuple(int(a) % ndim for a in axes)
     if len(set(wrapped)) < len(wrapped):
         raise ValueError(
             f"{op_name}: axis {axis} names an axis twice (shape {t.shape}); list each axis once"
+        )
+    if permutation and len(wrapped) != ndim:
+        raise ValueError(
+            f"{op_name}: axes {axis} do not order all {ndim} axes of a tensor of shape "
+            f"{t.shape}; give each axis once (e.g. {tuple(reversed(range(ndim)))})"
         )
     return wrapped if isinstance(axis, (tuple, list)) else wrapped[0]
 
 
 def plain_index(index: Any) -> Any:
-    """An index with Tensors replaced by their arrays (indices are never differentiated)."""
-    if isinstance(index, Tensor):
-        return index.data
+    """The index as the node keeps it for the backward pass: Tensors replaced by their arrays
+    (indices are never differentiated) and every array copied, so that changing the caller's
+    index array between forward and backward cannot move the gradient. A list becomes an integer
+    or boolean array (an empty list selects nothing, as in NumPy)."""
     if isinstance(index, tuple):
-        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        return tuple(map(plain_index, index))
+    if isinstance(index, Tensor):
+        return index._data.copy()
+    if isinstance(index, np.ndarray):
+        return index.copy()
     if isinstance(index, list):
-        return np.asarray(index)
+        array = np.array(index)
+        return array.astype(np.intp) if array.size == 0 else array
     return index
 
 

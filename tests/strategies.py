@@ -120,7 +120,10 @@ def reshape_case(draw):
 @st.composite
 def transpose_case(draw):
     shape = draw(small_shapes(min_dims=1))
-    axes = draw(st.none() | st.permutations(list(range(len(shape)))).map(tuple))
+    # negative axes too: recording wraps them (axis -1 is the last), so the rule never sees one
+    order = st.permutations(list(range(len(shape))))
+    signed = order.flatmap(lambda p: st.tuples(*(st.sampled_from([a, a - len(p)]) for a in p)))
+    axes = draw(st.none() | signed)
     return (draw(arrays(shape)),), {"axes": axes}
 
 
@@ -175,6 +178,7 @@ PRIMITIVE_CASES = {
     "log": unary_case(low=0.2, high=3.0),
     "sqrt": unary_case(low=0.2, high=3.0),
     "sigmoid": unary_case(low=-6.0, high=6.0),
+    "softplus": unary_case(low=-6.0, high=6.0),
     "tanh": unary_case(),
     "relu": unary_case(away_from_zero=0.01),
     "abs": unary_case(away_from_zero=0.01),
@@ -191,4 +195,5 @@ PRIMITIVE_CASES = {
     "concatenate": concatenate_case(),
     "astype": unary_case().map(lambda case: (case[0], {"dtype": np.dtype(np.float64)})),
     "zeros_like": unary_case(),
+    "copy": unary_case(),
 }

@@ -30,7 +30,7 @@ CASES = {
     "pow": (
         [x((2, 3), "a", 0.5, 2), x((2, 3), "b")],
         lambda a, b: a**b,
-        ["G * b * a^(b − 1 + [b == 0])", "G * out * log(a + [a == 0])"],
+        ["G * b * a^(b − 1 + [b == 0] * [a == 0])", "G * out * log(a + [a == 0])"],
     ),
     "pow_scalar": ([x((2, 3), "a", 0.5, 2)], lambda a: a**3, ["3 * G * a^2"]),
     "matmul": ([x((2, 3), "a"), x((3, 4), "b")], lambda a, b: a @ b, ["G · b^T", "a^T · G"]),
@@ -38,6 +38,7 @@ CASES = {
     "log": ([x((2, 3), "a", 0.5, 2)], lambda a: a.log(), ["G / a"]),
     "sqrt": ([x((2, 3), "a", 0.5, 2)], lambda a: a.sqrt(), ["G / (2 * out)"]),
     "sigmoid": ([x((2, 3), "a")], lambda a: a.sigmoid(), ["G * out * (1 − out)"]),
+    "softplus": ([x((2, 3), "a")], lambda a: an.nn.functional.softplus(a), ["G * σ(a)"]),
     "tanh": ([x((2, 3), "a")], lambda a: a.tanh(), ["G * (1 − out * out)"]),
     "relu": ([x((2, 3), "a")], lambda a: a.relu(), ["G * [a > 0]"]),
     "abs": ([x((2, 3), "a")], lambda a: a.abs(), ["G * sign(a)"]),
@@ -93,6 +94,7 @@ CASES = {
         ["astype(G, float32)"],
     ),
     "zeros_like": ([x((2, 3), "a")], lambda a: P["zeros_like"](a), ["0"]),
+    "copy": ([x((2, 3), "a")], lambda a: a.clone(), ["G"]),
 }
 
 

@@ -384,3 +384,30 @@ def test_elementwise_equality_keeps_tensors_hashable_by_identity():
     a, b = an.tensor([1.0, 2.0]), an.tensor([1.0, 3.0])
     np.testing.assert_array_equal((a == b).data, [True, False])
     assert len({a, b}) == 2
+
+
+def test_a_graph_of_100000_ops_pickles_copies_and_backpropagates():
+    """Found by review: pickling ~1,000 ops and deep-copying ~200 raised RecursionError. Both walk
+    the graph without recursion, and keep it shared: a loaded or copied loss still reaches the
+    loaded or copied w, and nothing else."""
+    w = an.tensor([0.5, -0.5], requires_grad=True)
+    y = w
+    for i in range(50_000):
+        y = y * 1.0 if i % 2 else y + 0.0
+    loss = (y * y).sum()
+    for copied_w, copied_loss in (pickle.loads(pickle.dumps((w, loss))), copy.deepcopy((w, loss))):
+        assert copied_w is not w
+        copied_loss.backward()
+        np.testing.assert_array_equal(copied_w.grad.data, [1.0, -1.0])
+    assert w.grad is None
+    loss.backward()
+    np.testing.assert_array_equal(w.grad.data, [1.0, -1.0])
+
+
+def test_a_shallow_copy_shares_the_graph():
+    w = an.tensor([1.0, 2.0], requires_grad=True)
+    y = w * 3.0
+    clone = copy.copy(y)
+    assert clone is not y and clone.parents == y.parents and clone.data is y.data
+    clone.sum().backward()
+    np.testing.assert_array_equal(w.grad.data, [3.0, 3.0])

@@ -132,7 +132,7 @@ CASES = [
         "transpose with a repeated axis",
         "an.tensor(np.ones((2, 3))).transpose(0, 0)",
         ValueError,
-        "transpose: repeated axis in transpose (input shapes (2, 3), dtypes float64, axes=(0, 0))",
+        "transpose: axis (0, 0) names an axis twice (shape (2, 3)); list each axis once",
     ),
     (
         "reshape to a different size",
@@ -211,7 +211,73 @@ CASES = [
         "max of an empty tensor",
         "an.tensor(np.ones(0)).max()",
         ValueError,
-        "max: cannot reduce an empty tensor of shape (0,)",
+        "max: cannot take the maximum over an empty axis (tensor shape (0,), axis None); an empty "
+        "axis has no maximum",
+    ),
+    (
+        "an axis of a 0-d tensor",
+        "an.tensor(1.0).mean(axis=0)",
+        ValueError,
+        (
+            "mean: axis 0 is out of range for a tensor of shape () (ndim 0); a 0-d tensor has no "
+            "axes: use axis=None"
+        ),
+    ),
+    (
+        "transpose axes that miss an axis",
+        "an.tensor(np.ones((2, 3, 4))).transpose(0, 1)",
+        ValueError,
+        (
+            "transpose: axes (0, 1) do not order all 3 axes of a tensor of shape (2, 3, 4); give each"
+            " axis once (e.g. (2, 1, 0))"
+        ),
+    ),
+    (
+        "a complex operand",
+        "an.tensor([1.0, 2.0]) * 1j",
+        TypeError,
+        (
+            "mul: dtype complex128 (the number 1j) is not real numeric; complex numbers are not "
+            "supported (their gradients need a convention autonet does not define); pass the real and"
+            " imaginary parts as two real tensors"
+        ),
+    ),
+    (
+        "an object array assigned to .data",
+        "t = an.tensor([1.0]); t.data = np.array([object()])",
+        TypeError,
+        (
+            "data: dtype object (assigned array of shape (1,)) is not real numeric; pass a numeric "
+            "(bool, integer or floating-point) array"
+        ),
+    ),
+    (
+        "a .grad of the wrong shape",
+        "x = an.tensor(np.ones(3), requires_grad=True); x.grad = np.ones((3, 1))",
+        ValueError,
+        (
+            "grad: the assigned gradient has shape (3, 1) and dtype float64, but the tensor has shape"
+            " (3,) and dtype float64; a gradient must match both (backward adds to it)"
+        ),
+    ),
+    (
+        "a .grad that is not an array",
+        "x = an.tensor(np.ones(3), requires_grad=True); x.grad = [1.0, 1.0, 1.0]",
+        TypeError,
+        ("grad: assign a Tensor, an ndarray or None, got list (tensor shape (3,), dtype float64)"),
+    ),
+    (
+        "a user's VJP that returns a number",
+        (
+            "cube = an.Primitive('cube', lambda x: x**3, lambda g, out, x: 3.0); "
+            "cube(an.tensor([1.0], requires_grad=True)).sum().backward()"
+        ),
+        TypeError,
+        (
+            "backward: the VJP of cube for input 0 returned float 3.0, not an array; a VJP must "
+            "return an array (or Tensor) of its input's shape, or one that broadcasts from it (e.g. g"
+            " * 2.0 rather than 2.0)"
+        ),
     ),
     (
         "a second backward() through a freed graph",

@@ -2,6 +2,7 @@
 differences and its closed form, and it stays finite (values and gradients, no warnings) for
 inputs as large as |x| = 1e4."""
 
+import decimal
 import warnings
 
 import numpy as np
@@ -158,3 +159,23 @@ def test_shape_and_target_errors_are_clear():
         F.cross_entropy(np.zeros((2, 3)), np.array([0, 3]))
     with pytest.raises(ValueError, match=r"logits must have shape \(N, C\)"):
         F.cross_entropy(np.zeros(3), np.array([0]))
+
+
+def softplus_exact(x: float) -> float:
+    """log(1 + exp(x)) in Decimal arithmetic, rounded once to float64. 1 + exp(x) must keep 17
+    digits of exp(x) ~ 10^(x / 2.3) beside the 1: the precision grows with -x."""
+    with decimal.localcontext() as context:
+        context.prec = 40 + int(abs(x) / 2.3)
+        return float((1 + decimal.Decimal(x).exp()).ln())
+
+
+@settings(max_examples=200, deadline=None)
+@given(x=st.floats(-745, 745, allow_nan=False) | st.sampled_from([-40.0, -30.0, 40.0, 0.0]))
+def test_softplus_and_log_sigmoid_have_full_relative_precision(x):
+    """Found by review: softplus(-40) returned 0 (exact 4.25e-18) and softplus(-30) had a relative
+    error of 1e-3 (log(1 + e) rounds 1 + e first); log_sigmoid(40) = -softplus(-40) likewise."""
+    exact, exact_log_sigmoid = softplus_exact(x), -softplus_exact(-x)
+    # numpy.logaddexp is within a few ulps; subnormal results (near -745) have an absolute ulp
+    tolerance = dict(rtol=8 * np.finfo(np.float64).eps, atol=1e-320)
+    np.testing.assert_allclose(F.softplus(x).item(), exact, **tolerance)
+    np.testing.assert_allclose(F.log_sigmoid(x).item(), exact_log_sigmoid, **tolerance)

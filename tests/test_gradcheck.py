@@ -44,6 +44,8 @@ CASES: dict[str, list[tuple]] = {
     "sqrt": [(lambda x: P["sqrt"](x), [((2, 3), POSITIVE)])],
     "sigmoid": [(lambda x: P["sigmoid"](x), [((2, 3), ANY)])],
     "tanh": [(lambda x: P["tanh"](x), [((2, 3), ANY)])],
+    "softplus": [(lambda x: P["softplus"](x), [((2, 3), ANY)])],
+    "copy": [(lambda x: P["copy"](x), [((2, 3), ANY)])],
     "relu": [(lambda x: P["relu"](x), [((2, 3), ANY)])],
     "abs": [(lambda x: P["abs"](x), [((2, 3), ANY)])],
     "sign": [(lambda x: P["sign"](x) * x, [((2, 3), ANY)])],

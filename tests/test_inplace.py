@@ -153,3 +153,21 @@ def test_backward_raises_exactly_when_a_node_recorded_before_the_change_reads_it
             replay = replay * w_new if use else replay.tanh()
         replay.sum().backward()
         np.testing.assert_array_equal(z0.grad.data, z_new.grad.data)
+
+
+@pytest.mark.parametrize(
+    "index_of",
+    [lambda idx: idx, lambda idx: (idx,), lambda idx: an.tensor(idx)],
+    ids=["array", "tuple of arrays", "tensor"],
+)
+def test_an_index_array_changed_after_the_forward_pass_does_not_move_the_gradient(index_of):
+    """Found by review: idx[:] = 1 after w[idx] sent the gradient to w[1]. Indices are copied."""
+    idx = np.array([0, 0, 2])
+    w = an.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    index = index_of(idx)
+    y = (w[index] * np.array([1.0, 2.0, 4.0])).sum()
+    idx[:] = 1
+    if isinstance(index, an.Tensor):
+        index.data[:] = 1
+    y.backward()
+    np.testing.assert_array_equal(w.grad.data, [3.0, 0.0, 4.0])

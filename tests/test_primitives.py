@@ -26,6 +26,7 @@ NUMPY_REFERENCE = {
     "log": np.log,
     "sqrt": np.sqrt,
     "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
+    "softplus": lambda x: np.log(1 + np.exp(x)),
     "tanh": np.tanh,
     "relu": lambda x: np.where(x > 0, x, 0.0),
     "abs": np.abs,
@@ -42,6 +43,7 @@ NUMPY_REFERENCE = {
     "concatenate": lambda *xs, axis: np.concatenate(xs, axis=axis),
     "astype": lambda x, dtype: x.astype(dtype),
     "zeros_like": np.zeros_like,
+    "copy": lambda x: x + 0.0,
 }
 
 
