@@ -1,16 +1,30 @@
-"""Checkpoints: an.save / an.load / load_state_dict round-trip exactly, write atomically, and a
-truncated, mismatched or pickled file raises a clear error and leaves the model as it was."""
+"""Checkpoints: an.save / an.load / load_state_dict round-trip exactly (any array, any str name),
+write atomically and clean up after killed saves; a damaged, crafted, truncated, mismatched or
+pickled file raises a clear ValueError and leaves the model as it was."""
 
+import io
+import json
 import os
 import pickle
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import tracemalloc
+import zipfile
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import autonet as an
 from autonet import nn
+from tests.conftest import run_env
+from tests.test_errors import DOCS, docs_row, run_example
+
+MANIFEST = "autonet-manifest.json"  # the member that lists names, dtypes, shapes and sha256s
 
 
 def snapshot(model):
@@ -93,7 +107,7 @@ def test_pickled_files_are_refused(tmp_path):
         an.load(pickled)
     objects = tmp_path / "objects.npz"
     np.savez(objects, **{"layers.0.weight": np.array([{"x": 1}], dtype=object)})
-    with pytest.raises(ValueError, match="Object arrays cannot be loaded"):
+    with pytest.raises(ValueError, match="holds dtype object; only numeric arrays load"):
         an.load(objects)
     single = tmp_path / "single.npy"
     np.save(single, np.ones(3))
@@ -124,3 +138,349 @@ def test_mismatched_state_lists_every_problem_and_changes_nothing(tmp_path):
     del state["layers.0.bias"]
     with pytest.raises(ValueError, match="missing 'layers.0.bias'.*unexpected 'extra'"):
         nn.MLP([3, 5, 1], rng=2).load_state_dict(state)
+
+
+WRITERS = {
+    "an.save": lambda path, state: an.save(state, path),
+    # files written before the manifest (an.save was np.savez), or by NumPy directly
+    "np.savez": lambda path, state: np.savez(path, **state),
+    "np.savez_compressed": lambda path, state: np.savez_compressed(path, **state),
+}
+
+
+def assert_same_state(loaded, saved):
+    """loaded holds saved's names in order, each array with the same dtype (byte order included),
+    shape and bytes, as a writeable ndarray."""
+    assert list(loaded) == list(saved)
+    for name, value in saved.items():
+        array, expected = loaded[name], np.asarray(value)
+        assert type(array) is np.ndarray and array.flags.writeable
+        assert array.dtype.str == expected.dtype.str and array.shape == expected.shape
+        assert array.tobytes() == expected.tobytes()
+
+
+def rewrite_archive(path, edit=lambda name, data: data, add=None):
+    """Rewrite the zip archive at path, each member's bytes replaced by edit(name, bytes) and the
+    members add ({name: bytes}) appended. zipfile recomputes every CRC-32, so only autonet's own
+    checks can notice."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(out, "w") as target:
+        for name in source.namelist():
+            target.writestr(name, edit(name, source.read(name)))
+        for name, data in (add or {}).items():
+            target.writestr(name, data)
+    path.write_bytes(out.getvalue())
+
+
+def npy(shape, dtype, data):
+    """A .npy file's bytes: a header claiming shape and dtype, followed by data (of any length)."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": np.dtype(dtype).str, "fortran_order": False, "shape": shape}
+    )
+    return header.getvalue() + data
+
+
+def damaged_copies(data):
+    """data with each single bit flipped, then data cut short at every length."""
+    for bit in range(8 * len(data)):
+        damaged = bytearray(data)
+        damaged[bit // 8] ^= 1 << (bit % 8)
+        yield bytes(damaged)
+    for length in range(len(data)):
+        yield data[:length]
+
+
+@pytest.mark.parametrize("writer", ["an.save", "np.savez"])
+def test_every_bit_flip_and_truncation_is_refused_or_loads_exactly_what_was_saved(tmp_path, writer):
+    path = tmp_path / "model.npz"
+    state = {"w": np.array([1.5, -2.0, 3.25], np.float32)}
+    if writer == "np.savez":  # two members, so that a damaged entry could hide one
+        state["layers.0.bias"] = np.array([7, -8], np.int8)
+    WRITERS[writer](path, state)
+    refused = exact = 0
+    # rewritten in place: truncating on open, thousands of times, is slow on some file systems
+    with open(path, "r+b") as file:
+        for damaged in damaged_copies(path.read_bytes()):
+            file.seek(0)
+            file.write(damaged)
+            file.truncate()
+            file.flush()
+            try:
+                loaded = an.load(path)
+            except ValueError as error:
+                assert f"cannot read {str(path)!r} as a checkpoint" in str(error)
+                refused += 1
+            else:
+                assert_same_state(loaded, state)
+                exact += 1
+    # bits that zipfile never reads (the local headers' copies of sizes, CRCs, times) are harmless
+    assert refused > exact > 0
+
+
+@pytest.mark.parametrize("writer", ["an.save", "np.savez"])
+def test_a_header_claiming_2_to_the_40_elements_is_refused_without_allocating(tmp_path, writer):
+    path = tmp_path / "model.npz"
+    WRITERS[writer](path, {"w": np.zeros(1)})
+
+    def claim_2_to_the_40(name, data):
+        if name == MANIFEST:
+            manifest = json.loads(data)
+            manifest["arrays"][0]["shape"] = [2**40]
+            return json.dumps(manifest)
+        return npy((2**40,), np.float64, np.zeros(1).tobytes())
+
+    rewrite_archive(path, claim_2_to_the_40)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"declares shape \(1099511627776,\) of float64"):
+            an.load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20
+
+
+@pytest.mark.parametrize(
+    "writer, add, reason",
+    [
+        ("np.savez", {"notes.txt": b"not an array"}, r"member 'notes.txt' is not an array"),
+        ("an.save", {"notes.txt": b"not an array"}, r"the members are .*'notes.txt'"),
+        ("an.save", {"arr_1.npy": npy((1,), np.float64, bytes(8))}, r"the members are .*arr_1"),
+        ("np.savez_compressed", None, r"member 'w.npy' is compressed \(zip method 8\)"),
+    ],
+)
+def test_a_member_that_an_save_does_not_write_is_refused(tmp_path, writer, add, reason):
+    path = tmp_path / "model.npz"
+    WRITERS[writer](path, {"w": np.ones(2)})
+    if add:
+        rewrite_archive(path, add=add)
+    with pytest.raises(ValueError, match=reason):
+        an.load(path)
+
+
+@pytest.mark.parametrize("length", ["comment", "extra field"])
+def test_a_damaged_length_that_hides_the_next_entry_from_zipfile_is_refused(tmp_path, length):
+    # The second entry of the central directory (46 bytes, then its name) is 518 bytes long, so
+    # that read as extra fields it is one field of 513 bytes (its signature PK.. gives the length)
+    # and 1 byte left over, which zipfile accepts; any bytes make a comment.
+    path = tmp_path / "model.npz"
+    np.savez(path, a=np.ones(2), **{"b" * 468: np.zeros(2)})
+    data = bytearray(path.read_bytes())
+    first = data.index(b"PK\x01\x02")
+    second = data.index(b"PK\x01\x02", first + 1)
+    field = first + {"comment": 32, "extra field": 30}[length]
+    (old,) = struct.unpack_from("<H", data, field)
+    struct.pack_into("<H", data, field, old + data.index(b"PK\x05\x06") - second)
+    path.write_bytes(data)
+    assert zipfile.ZipFile(path).namelist() == ["a.npy"]  # the second array is out of sight
+    with pytest.raises(ValueError, match="'a.npy' has a comment or an unknown extra field"):
+        an.load(path)
+
+
+def edit_first_array(change):
+    """An edit for rewrite_archive that applies change to the bytes of the first array's member."""
+    return lambda name, data: change(data) if name == "arr_0.npy" else data
+
+
+@pytest.mark.parametrize(
+    "edit, reason",
+    [
+        # the last element's bytes: a valid file, but not the one that was saved
+        (edit_first_array(lambda data: data[:-1] + b"\x01"), "differs from the manifest's"),
+        # the header now says (3, 2), which the same bytes fit
+        (
+            edit_first_array(lambda data: data.replace(b"(2, 3)", b"(3, 2)")),
+            r"header dtype <f8, shape \(3, 2\).*the manifest says <f8, \(2, 3\)",
+        ),
+        (lambda name, data: b"{}" if name == MANIFEST else data, "is not an autonet manifest"),
+        (lambda name, data: b"[" * 10**5 if name == MANIFEST else data, "RecursionError"),
+    ],
+    ids=["data", "header", "manifest", "nested manifest"],
+)
+def test_a_member_rewritten_with_a_valid_crc_is_refused_by_the_manifest(tmp_path, edit, reason):
+    path = tmp_path / "model.npz"
+    an.save({"w": np.arange(6.0).reshape(2, 3)}, path)
+    rewrite_archive(path, edit)
+    with pytest.raises(ValueError, match=reason):
+        an.load(path)
+
+
+SPECIAL_NAMES = ["allow_pickle", "file", "a", "a.npy", "x\x00y", "\x00", "arr_0", MANIFEST, "é/ü"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(names=st.lists(st.sampled_from(SPECIAL_NAMES + [""]) | st.text(), max_size=6, unique=True))
+@example(names=["allow_pickle", "file", "a", "a.npy", "x\x00y", "\U0001f600", "\ud800"])
+def test_any_str_name_round_trips_and_the_empty_name_is_refused_before_writing(
+    tmp_path_factory, names
+):
+    folder = tmp_path_factory.mktemp("ck")
+    path = folder / "model.npz"
+    path.write_bytes(b"the previous checkpoint")
+    state = {name: np.full(index, index, np.int16) for index, name in enumerate(names)}
+    if "" in names:
+        with pytest.raises(ValueError, match="the empty name ''"):
+            an.save(state, path)
+        assert path.read_bytes() == b"the previous checkpoint"
+    else:
+        an.save(state, path)
+        assert_same_state(an.load(path), state)
+    assert [p.name for p in folder.iterdir()] == ["model.npz"]
+
+
+BIG = np.arange(24, dtype=np.float64).reshape(2, 3, 4)
+
+
+@pytest.mark.parametrize(
+    "array",
+    [np.linspace(-3, 3, 7).astype(dtype) for dtype in ["f2", "f4", "f8", "c8", "c16"]]
+    + [np.arange(-3, 4).astype(dtype) for dtype in ["i1", "i2", "i4", "i8", "u1", "u8", "?"]]
+    + [
+        np.array(2.5),  # 0-d
+        np.zeros((0,)),
+        np.zeros((2, 0, 3), np.int32),
+        BIG[:, ::2, 1:],  # not contiguous
+        BIG.T,  # Fortran order
+        BIG.astype(">f8"),  # big-endian
+        np.array([np.nan, -0.0, np.inf], ">f4"),
+        np.array([1 + 2j, -np.inf], ">c16"),
+        np.array([0x7FF8000000000001], np.uint64).view(np.float64),  # a NaN with a payload
+    ],
+    ids=lambda array: (
+        f"{array.dtype.str}{array.shape}"
+        + ("" if array.flags.c_contiguous else "-F" if array.flags.f_contiguous else "-strided")
+    ),
+)
+def test_every_numeric_array_round_trips_bit_for_bit(tmp_path, array):
+    path = tmp_path / "model.npz"
+    state = {"x": array}
+    if array.dtype.kind != "c":  # a Tensor's .data is saved; Tensors cannot hold complex numbers
+        state["t"] = an.tensor(array)
+    an.save(state, path)
+    assert_same_state(an.load(path), {name: array for name in state})
+
+
+HANG_IN_FSYNC = """
+import os, sys, time
+import numpy as np
+import autonet as an
+
+def hang(descriptor):  # the temporary is written; stop here until killed
+    print("syncing", flush=True)
+    time.sleep(60)
+
+os.fsync = hang
+an.save({"w": np.zeros(1_000_000)}, sys.argv[1])
+"""
+
+
+POSIX_ONLY = pytest.mark.skipif(
+    os.name != "posix", reason="stale temporaries are found by probing pids, on POSIX only"
+)
+
+
+@POSIX_ONLY
+def test_the_next_save_removes_a_killed_saves_temporary_and_keeps_live_ones(tmp_path):
+    path = tmp_path / "model.npz"
+    an.save({"w": np.zeros(3)}, path)
+    first = path.read_bytes()
+    killed = subprocess.Popen(
+        [sys.executable, "-c", HANG_IN_FSYNC, str(path)], stdout=subprocess.PIPE, env=run_env()
+    )
+    try:
+        assert killed.stdout.readline() == b"syncing\n"
+    finally:
+        killed.kill()  # SIGKILL: no handler runs, the temporary stays
+        killed.wait()
+        killed.stdout.close()
+    assert path.read_bytes() == first
+    assert len(list(tmp_path.iterdir())) == 2  # the checkpoint and the killed save's temporary
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    host = socket.gethostname()
+    kept = [
+        f".model.npz.{host}.{live.pid}.{live.pid}.autonet-tmp",  # a save in progress here
+        f".model.npz.{host}x.{killed.pid}.1.autonet-tmp",  # one on another host sharing the folder
+        f".other.npz.{host}.{killed.pid}.1.autonet-tmp",  # another target's
+    ]
+    for name in kept:
+        (tmp_path / name).write_bytes(b"partial")
+    try:
+        an.save({"w": np.ones(3)}, path)
+    finally:
+        live.kill()
+        live.wait()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept + ["model.npz"])
+    assert_same_state(an.load(path), {"w": np.ones(3)})
+
+
+@POSIX_ONLY
+def test_a_link_left_under_the_savers_own_temporary_name_is_replaced_not_followed(tmp_path):
+    # a killed process with this pid and thread id, or someone else, left it
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"keep me")
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    own = f".model.npz.{socket.gethostname()}.{os.getpid()}.{threading.get_native_id()}"
+    (folder / f"{own}.autonet-tmp").symlink_to(victim)
+    an.save({"w": np.ones(3)}, folder / "model.npz")
+    assert victim.read_bytes() == b"keep me"
+    assert [p.name for p in folder.iterdir()] == ["model.npz"]
+    assert_same_state(an.load(folder / "model.npz"), {"w": np.ones(3)})
+
+
+# (bad input, code, exception type, exact message), rows of docs/errors.md; run in an empty folder
+SAVE_CASES = [
+    (
+        "an.save of a model instead of its state_dict()",
+        "an.save(an.nn.Linear(2, 3), 'model.npz')",
+        TypeError,
+        "save: expected a mapping {name: array}, got Linear; to save a model's parameters, pass "
+        "model.state_dict()",
+    ),
+    (
+        "an.save with a name that is not a str",
+        "an.save({0: np.ones(3)}, 'model.npz')",
+        TypeError,
+        "save: names must be strings, got 0 (int); nothing was written",
+    ),
+    (
+        "an.save with the empty name",
+        "an.save({'': np.ones(3)}, 'model.npz')",
+        ValueError,
+        "save: an array has the empty name ''; give every array a non-empty name, as state_dict() "
+        "does ('layers.0.weight'); nothing was written",
+    ),
+]
+LOAD_CASES = [
+    (
+        "an.load of a damaged checkpoint (truncated, a flipped bit, edited)",
+        "an.save({'w': np.ones(3)}, 'model.npz')\n"
+        "with open('model.npz', 'r+b') as file: file.truncate(200)\n"
+        "an.load('model.npz')",
+        ValueError,
+        "load: cannot read 'model.npz' as a checkpoint (BadZipFile: File is not a zip file); it "
+        "must be a complete file written by an.save (no pickled objects)",
+    ),
+    (
+        "an.load of an np.savez_compressed file",
+        "np.savez_compressed('model.npz', w=np.ones(3))\nan.load('model.npz')",
+        ValueError,
+        "load: cannot read 'model.npz' as a checkpoint (member 'w.npy' is compressed (zip method "
+        "8); an.save stores members uncompressed: read it with np.load and save it again with "
+        "an.save); it must be a complete file written by an.save (no pickled objects)",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", SAVE_CASES + LOAD_CASES, ids=lambda case: case[0])
+def test_checkpoint_errors_are_the_documented_ones(tmp_path, monkeypatch, case):
+    _, code, error, message = case
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(Exception) as info:
+        run_example(code)
+    assert type(info.value) is error
+    assert str(info.value) == message
+    if case in SAVE_CASES:
+        assert list(tmp_path.iterdir()) == []  # refused before writing anything
+    assert docs_row(*case) in DOCS.read_text().splitlines(), f"docs/errors.md: {case[0]!r}"

@@ -228,8 +228,8 @@ CASES = [
         "an.tensor(np.ones((2, 3, 4))).transpose(0, 1)",
         ValueError,
         (
-            "transpose: axes (0, 1) do not order all 3 axes of a tensor of shape (2, 3, 4); give each"
-            " axis once (e.g. (2, 1, 0))"
+            "transpose: axes (0, 1) do not order all 3 axes of a tensor of shape (2, 3, 4); give "
+            "each axis once (e.g. (2, 1, 0))"
         ),
     ),
     (
@@ -238,8 +238,8 @@ CASES = [
         TypeError,
         (
             "mul: dtype complex128 (the number 1j) is not real numeric; complex numbers are not "
-            "supported (their gradients need a convention autonet does not define); pass the real and"
-            " imaginary parts as two real tensors"
+            "supported (their gradients need a convention autonet does not define); pass the real "
+            "and imaginary parts as two real tensors"
         ),
     ),
     (
@@ -256,15 +256,15 @@ CASES = [
         "x = an.tensor(np.ones(3), requires_grad=True); x.grad = np.ones((3, 1))",
         ValueError,
         (
-            "grad: the assigned gradient has shape (3, 1) and dtype float64, but the tensor has shape"
-            " (3,) and dtype float64; a gradient must match both (backward adds to it)"
+            "grad: the assigned gradient has shape (3, 1) and dtype float64, but the tensor has "
+            "shape (3,) and dtype float64; a gradient must match both (backward adds to it)"
         ),
     ),
     (
         "a .grad that is not an array",
         "x = an.tensor(np.ones(3), requires_grad=True); x.grad = [1.0, 1.0, 1.0]",
         TypeError,
-        ("grad: assign a Tensor, an ndarray or None, got list (tensor shape (3,), dtype float64)"),
+        "grad: assign a Tensor, an ndarray or None, got list (tensor shape (3,), dtype float64)",
     ),
     (
         "a user's VJP that returns a number",
@@ -275,8 +275,8 @@ CASES = [
         TypeError,
         (
             "backward: the VJP of cube for input 0 returned float 3.0, not an array; a VJP must "
-            "return an array (or Tensor) of its input's shape, or one that broadcasts from it (e.g. g"
-            " * 2.0 rather than 2.0)"
+            "return an array (or Tensor) of its input's shape, or one that broadcasts from it "
+            "(e.g. g * 2.0 rather than 2.0)"
         ),
     ),
     (
