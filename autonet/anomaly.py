@@ -13,8 +13,11 @@ leaving the last active mode swaps it back. `record_checked` notes the first fra
 whose VJPs check their gradients; the backward pass runs them like any other op.
 
 Anomaly mode is per thread, as no_grad: while another thread is in it, ops on this thread pass
-through `record_checked` unchecked. Differences from torch.autograd.detect_anomaly: forward values
-are checked too, not only gradients, and the error is a FloatingPointError (PyTorch: RuntimeError).
+through `record_checked` unchecked. A step of an.replay called on a thread in anomaly mode runs
+eagerly, loss_fn then backward() (its generated code records no op, so nothing would be checked):
+it raises where eager mode raises, with the same message.
+Differences from torch.autograd.detect_anomaly: forward values are checked too, not only
+gradients, and the error is a FloatingPointError (PyTorch: RuntimeError).
 Not checked: the sum of two finite gradients of a reused tensor that overflows to inf.
 """
 
@@ -33,15 +36,23 @@ from autonet.primitives import Primitive
 from autonet.tensor import NO_PARAMS, Tensor
 from autonet.tensor import record as plain_record
 
-_state = threading.local()  # .enabled: anomaly mode on this thread
+
+class AnomalyMode(threading.local):
+    """Whether anomaly mode is on, per thread. `enabled` defaults to False as a class attribute,
+    so reading it is one attribute lookup."""
+
+    enabled = False
+
+
+_anomaly_mode = AnomalyMode()
 _swap_lock = threading.Lock()
-_active = 0  # how many `with detect_anomaly()` blocks are open, over all threads
+_active = 0  # how many `with detect_anomaly()` blocks are open, over all threads (replay reads it)
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def is_anomaly_enabled() -> bool:
     """Whether anomaly detection is on for this thread (as torch.is_anomaly_enabled)."""
-    return getattr(_state, "enabled", False)
+    return _anomaly_mode.enabled
 
 
 class detect_anomaly:
@@ -52,7 +63,7 @@ class detect_anomaly:
     def __enter__(self) -> detect_anomaly:
         global _active
         self.previous = is_anomaly_enabled()
-        _state.enabled = True
+        _anomaly_mode.enabled = True
         with _swap_lock:
             if _active == 0:
                 swap_record(plain_record, record_checked)
@@ -61,7 +72,7 @@ class detect_anomaly:
 
     def __exit__(self, *exc_info: object) -> None:
         global _active
-        _state.enabled = self.previous
+        _anomaly_mode.enabled = self.previous
         with _swap_lock:
             _active -= 1
             if _active == 0:
@@ -150,7 +161,7 @@ def record_checked(
     primitive: Primitive, inputs: tuple[Tensor, ...], params: dict = NO_PARAMS
 ) -> Tensor:
     """tensor.record, checked when this thread is in anomaly mode (see the module docstring)."""
-    if not getattr(_state, "enabled", False):
+    if not _anomaly_mode.enabled:
         return plain_record(primitive, inputs, params)
     site = Site()
     with np.errstate(all="ignore"):  # NumPy's warnings become the error below

@@ -42,15 +42,31 @@ results are eager's, bit for bit.
 - The code starts by checking that the arguments and the parameters are of the kinds, shapes
   and dtypes recorded (and constant arguments of the values recorded), else it returns None; a
   step called like the previous call reuses its recording without computing a key.
-New argument shapes or dtypes record again; every recording is kept, keyed by them.
+- It also checks the tensors the step read besides its arguments (guard_captured()): its
+  parameters, the constants it used and the nodes of a graph made before it ran. Each is looked
+  up wherever the step may have found it (captured(): a closure cell, a global its code names,
+  a default, a bound method's self, and from there attributes of objects such as modules, items
+  of lists and dicts), and the code checks that the same tensor is still there, that its
+  requires_grad is unchanged and, for a constant, that its .data was not assigned since (the
+  stamp backward() checks too). So `m.w = an.tensor(...)`, `u.requires_grad = True` or
+  `c.data = new_array` between calls record again, as eager mode would read them. Each check is
+  an `is` or an attribute read: about 20 ns.
+New argument shapes or dtypes record again; the recordings are kept keyed by them (the newest
+MAX_RECORDINGS), one per key: a recording refused for another reason (a parameter reshaped, a
+captured tensor replaced) is replaced by a new one.
 
 A recording fixes what any trace fixes (as torch.jit.trace and jax.jit):
 - the sequence of primitives: Python control flow is not re-run, so a step whose operations
   depend on values (`if loss.item() > 1: ...`) replays the branch taken when it was recorded;
 - constants: a tensor that is neither an argument nor requires grad (a number in the step, a
-  tensor it closes over) keeps the array it held when recorded. Pass data that changes as an
-  argument. What autonet does not record is a constant too, even when computed from an
-  argument: results of operations under no_grad, of comparisons, detach(), .item() and .data.
+  tensor it closes over) is used with the array it held when recorded. Assigning its .data
+  records again (above); writing into that array (`c.data[...] = 0`) may not be seen. Not
+  checked at all: a tensor that met only other constants in the step (`u * 2` with u a
+  constant: the recording holds the result, not u); and not checked for being replaced: a
+  tensor found by the code of a class's methods (a global read in a module's forward), though
+  its requires_grad and .data are. Pass data that changes as an argument. What autonet does not
+  record is a constant too, even when computed from an argument: results of operations under
+  no_grad, of comparisons, detach(), .item() and .data.
   A random draw in the step is a constant too: dropout in training mode refuses to be recorded
   (it asks `is_recording()`) rather than apply one mask at every call.
   Non-float array arguments (labels, indices) are part of the key: new values record again.
@@ -62,20 +78,33 @@ Differences from eager: the returned loss is a leaf without a graph (its gradien
 in the parameters), and retain_grad() on tensors inside the step has no effect. A tensor passed
 as two arguments (or passed and closed over) accumulates its two gradients into .grad one after
 the other, where backward() adds them first: the same value, rounded differently in the last bit.
+
+Under an.detect_anomaly() (on the calling thread) a step runs eagerly, loss_fn(*args) then
+backward(), instead of its recording: the generated code records no op, so anomaly mode could
+check nothing, while eager mode raises FloatingPointError at the op or the VJP that made a NaN or
+an infinity, naming the line of the step that created it. Nothing is recorded then.
+
+Threads may call one step at once. The recordings are shared: the dict of them changes under a
+lock, and a step records outside it (two threads may record one key at once; the later one is
+kept). The code's arrays, the buffers it writes into with out= included, are locals of each call,
+and gradients accumulate through Tensor.accumulate_grad, as backward() accumulates them.
 """
 
 from __future__ import annotations
 
+import functools
 import operator
 import re
 import threading
+import types
 import warnings
-from collections.abc import Callable, Hashable
+from collections import deque
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from autonet import engine
+from autonet import anomaly, engine
 from autonet.engine import topological_order
 from autonet.primitives import ArrayStandIn, Primitive
 from autonet.tensor import Tensor
@@ -100,15 +129,36 @@ class Recording:
     """One recorded step: the generated function, its source and how many arguments it takes.
 
     function(*args) returns the loss array, or None if an argument or a parameter is not of the
-    kind, shape and dtype (or, for a constant argument, the value) it was recorded with.
+    kind, shape and dtype (or, for a constant argument, the value) it was recorded with, or if a
+    tensor the step read is not the one, or not as, recorded (guard_captured()). `checks` are
+    the latter checks, each (a condition true when it fails, what that means), for messages.
     """
 
-    __slots__ = ("function", "source", "arity")
+    __slots__ = ("function", "source", "arity", "checks")
 
-    def __init__(self, function: Callable[..., Any], source: str, arity: int) -> None:
+    def __init__(
+        self,
+        function: Callable[..., Any],
+        source: str,
+        arity: int,
+        checks: list[tuple[str, str]],
+    ) -> None:
         self.function = function
         self.source = source
         self.arity = arity
+        self.checks = checks
+
+    def what_changed(self) -> str:
+        """Why the recording refuses arguments of its own signature now, in words: the first of
+        its checks of the captured tensors that fails, else a change its signature check sees."""
+        for condition, meaning in self.checks:
+            try:
+                failed = eval(condition, self.function.__globals__)  # noqa: S307
+            except (LookupError, ValueError):  # removed, as the code's own check finds
+                failed = True
+            if failed:
+                return meaning
+        return "a parameter's shape, dtype or layout changed"
 
 
 # Recordings kept per replayed step (the oldest dropped beyond it): enough for a few shapes (a last
@@ -132,17 +182,24 @@ class Replay:
         self.loss_fn = loss_fn
         self.recordings: dict[tuple[Hashable, ...], Recording] = {}
         self.latest: Recording | None = None  # the recording used by the previous call
+        self.recorded = 0  # how many recordings were made
         self.warned = False  # about recording more than MAX_RECORDINGS times
+        self.lock = threading.Lock()  # held while the recordings and the counts change
         self.__name__ = getattr(loss_fn, "__name__", "step")
         self.__doc__ = loss_fn.__doc__
 
     def __call__(self, *args: Any) -> Tensor:
-        """loss_fn(*args), with its gradients accumulated into the parameters' .grad."""
+        """loss_fn(*args), with its gradients accumulated into the parameters' .grad. Under
+        an.detect_anomaly() it runs eagerly instead, checked as eager mode is (run_eagerly)."""
         if not engine._grad_mode.enabled:  # engine.is_grad_enabled(), without the call
             raise RuntimeError(
                 f"replay({self.__name__}): called under no_grad, where nothing can be "
                 "differentiated; call the step outside no_grad (or call loss_fn directly)"
             )
+        # anomaly.is_anomaly_enabled(), without the call, and while no thread is in anomaly mode
+        # without reading this thread's state either (a thread-local lookup costs 60 ns or more)
+        if anomaly._active and anomaly._anomaly_mode.enabled:
+            return self.run_eagerly(args)
         # A loop calls the step with arguments like the previous call's: the recording used
         # then checks them itself, which costs less than computing their signature.
         recording, loss = self.latest, None
@@ -154,57 +211,84 @@ class Replay:
 
     def look_up(self, args: tuple[Any, ...]) -> Any:
         """The loss array from the recording for args' signature, recorded first if there is
-        none, or if it refuses the arguments (a parameter changed shape or dtype since)."""
+        none, or if it refuses the arguments (a parameter changed shape or dtype since, or a
+        tensor the step read was replaced or changed)."""
         key = tuple(map(signature, args))
         recording = self.recordings.get(key)
         loss = None if recording is None else recording.function(*args)
         if loss is None:
+            why = "the arguments have a new signature"
+            if recording is not None:
+                why = recording.what_changed()
             recording = record_step(self.loss_fn, args, self.__name__)
-            self.keep(key, recording)
+            self.keep(key, recording, why)
             loss = recording.function(*args)
             if loss is None:
                 raise RuntimeError(
                     f"replay({self.__name__}): the step's arguments do not equal themselves "
-                    "(a NaN among Python numbers?), so no recording can be checked against them; "
-                    "pass such a value as an array"
+                    "(a NaN among Python numbers?), or a tensor it read was replaced while it "
+                    "was recorded (by another thread?), so the new recording refuses them; pass "
+                    "such a number as an array, or replace tensors between calls"
                 )
         self.latest = recording
         return loss
 
-    def keep(self, key: tuple[Hashable, ...], recording: Recording) -> None:
-        """Keep a new recording, dropping the oldest beyond MAX_RECORDINGS (with a warning the
-        first time: a step that records at nearly every call is slower than eager mode)."""
-        self.recordings.pop(key, None)  # re-recorded (a parameter changed): now the newest
-        self.recordings[key] = recording
-        if len(self.recordings) > MAX_RECORDINGS:
-            del self.recordings[next(iter(self.recordings))]
-            if not self.warned:
-                self.warned = True
-                warnings.warn(
-                    f"replay({self.__name__}): more than {MAX_RECORDINGS} recordings, one per "
-                    "signature of the arguments (shapes and dtypes, and the values of integer "
-                    "arrays such as labels or indices, and of Python numbers); if such values "
-                    "change at every call, every call records again, which is slower than eager "
-                    "mode: call loss_fn and backward() instead. The oldest recordings are dropped.",
-                    RuntimeWarning,
-                    stacklevel=4,
-                )
+    def keep(self, key: tuple[Hashable, ...], recording: Recording, why: str) -> None:
+        """Keep a new recording (made because `why`) as the newest, dropping the oldest beyond
+        MAX_RECORDINGS; warn the first time the step records more than MAX_RECORDINGS times, as
+        a step that records at most calls is slower than eager mode."""
+        with self.lock:  # other threads may keep theirs at the same time
+            self.recordings.pop(key, None)  # recorded again (a parameter changed): the newest
+            self.recordings[key] = recording
+            if len(self.recordings) > MAX_RECORDINGS:
+                del self.recordings[next(iter(self.recordings))]
+            self.recorded += 1
+            recorded, warn = self.recorded, self.recorded > MAX_RECORDINGS and not self.warned
+            self.warned = self.warned or warn
+        if warn:
+            warnings.warn(
+                f"replay({self.__name__}): recorded {recorded} times, the latest because {why}. "
+                "A step records again for each signature of its arguments (shapes and dtypes, "
+                "and the values of integer arrays such as labels or indices, and of Python "
+                "numbers), and when a tensor it read other than an argument is replaced, changes "
+                "requires_grad or has .data assigned. If that happens at most calls, replay is "
+                "slower than eager mode: pass what changes as an argument, or call loss_fn and "
+                f"backward() instead. The newest {MAX_RECORDINGS} recordings are kept.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+
+    def run_eagerly(self, args: tuple[Any, ...]) -> Tensor:
+        """`loss = loss_fn(*args); loss.backward()`, as eager mode runs it, which anomaly mode
+        checks op by op (the recordings are neither used nor made). Array arguments are wrapped
+        as Tensors, as for a recording; the loss is returned as a leaf, as a replayed call
+        returns it."""
+        inputs = [Tensor.wrap(a) if isinstance(a, np.ndarray) else a for a in args]
+        loss = check_loss(self.loss_fn(*inputs), self.__name__)
+        if not loss.requires_grad:
+            raise nothing_to_differentiate(self.__name__)
+        loss.backward()
+        return Tensor.wrap(loss.data)
 
     @property
     def source(self) -> str:
         """The generated code of the most recent recording."""
-        if not self.recordings:
+        with self.lock:
+            recordings = list(self.recordings.values())
+        if not recordings:
             raise RuntimeError(f"replay({self.__name__}): nothing recorded yet; call it once")
-        return list(self.recordings.values())[-1].source
+        return recordings[-1].source
 
 
 def replay(loss_fn: Callable[..., Tensor]) -> Replay:
     """Record loss_fn(*args) and its backward pass once per argument signature; replay it after.
 
     The returned callable does what `loss = loss_fn(*args); loss.backward(); return loss` does,
-    with the same results bit for bit, by re-running the recorded NumPy calls. See the module
-    docstring for what a recording fixes (control flow, constants) and what it reads afresh
-    (arguments, parameters).
+    with the same results bit for bit, by re-running the recorded NumPy calls. It records again
+    when a tensor the step read besides its arguments is replaced, changes requires_grad or (a
+    constant) has .data assigned; under an.detect_anomaly() it runs eagerly, so that a NaN or an
+    infinity raises as in eager mode. See the module docstring for what a recording fixes
+    (control flow, constants), what it reads afresh (arguments, parameters) and what it checks.
     """
     return Replay(loss_fn)
 
@@ -888,13 +972,11 @@ def record_step(loss_fn: Callable[..., Tensor], args: tuple[Any, ...], name: str
             a = Tensor.wrap(a.data.copy())
         inputs.append(a)
     _recording.active = True
+    start = engine.next_tick()  # the tensors made from now on are the step's own
     try:
-        loss = loss_fn(*inputs)
+        loss = check_loss(loss_fn(*inputs), name)
     finally:
         _recording.active = False
-    if not isinstance(loss, Tensor) or loss.data.size != 1:
-        shape = getattr(loss, "shape", type(loss).__name__)
-        raise TypeError(f"replay({name}): the step must return a one-element Tensor, got {shape}")
 
     order = topological_order(loss)
     code = CodeWriter()
@@ -936,6 +1018,7 @@ def record_step(loss_fn: Callable[..., Tensor], args: tuple[Any, ...], name: str
     shadows: dict[Tensor, Tensor] = {}  # recorded node -> its copy
     traced: dict[Tensor, Traced] = {}  # copy (or constant tensor) -> its value in the code
     owners: dict[int, str] = {}  # id of a copied leaf that needs a gradient -> who receives it
+    parameters: dict[Tensor, str] = {}  # each parameter -> its name in the code (P0, ...)
     first_use: dict[Tensor, int] = {}  # so that parameters are numbered in order of use
     for node in order:
         for parent in node.parents:
@@ -949,7 +1032,7 @@ def record_step(loss_fn: Callable[..., Tensor], args: tuple[Any, ...], name: str
         i = stand_ins.get(node)
         if i is None:  # a leaf that requires grad and is no argument: a parameter
             local = code.fresh("p")
-            owner = code.global_name(local.upper(), node)
+            owner = parameters[node] = code.global_name(local.upper(), node)
             named = f"  # {node.name}" if node.name else ""
             code.emit(local, f"{local} = {owner}.data{named}", [])
             values[local] = node.data
@@ -977,6 +1060,13 @@ def record_step(loss_fn: Callable[..., Tensor], args: tuple[Any, ...], name: str
             for_buffers=for_buffers,
         )
 
+    roots = [(loss_fn, "")] + [
+        (a, f"args[{i}]")
+        for i, a in enumerate(args)
+        # an argument checked by identity (its type compares so): the same object at each call
+        if type(a).__eq__ is object.__eq__ and may_hold_tensors(a)
+    ]
+    captured_checks = guard_captured(code, roots, order, parameters, inputs, start)
     guard("SIGNATURE", checks, "other shapes, dtypes or values")
     if layouts:  # kept only if a line writes into a buffer
         guard("STRIDES", layouts, "other layouts than out= below assumes", for_buffers=True)
@@ -1008,10 +1098,7 @@ def record_step(loss_fn: Callable[..., Tensor], args: tuple[Any, ...], name: str
 
     # Backward: the engine's pass on the copy, on Traced values.
     if not shadows[loss].requires_grad:
-        raise RuntimeError(
-            f"replay({name}): the loss does not depend on any tensor that requires grad, so "
-            "there is nothing to differentiate; set requires_grad=True on the parameters"
-        )
+        raise nothing_to_differentiate(name)
     code.prefix = "g"
     seed = engine.check_root_grad(loss, None, f"replay({name})")
     found = engine.backpropagate(
@@ -1024,14 +1111,9 @@ def record_step(loss_fn: Callable[..., Tensor], args: tuple[Any, ...], name: str
     )
     code.begin("")
     for key, g in found.items():
+        # (accumulate_grad copies: a constant gradient, the same array at every call, is fine)
         reads: list[str] = []
         g_text = code.text(g, reads)
-        arrays = [c for c in code.namespace.values() if isinstance(c, np.ndarray)]
-        if any(np.may_share_memory(g.value, c) for c in arrays):
-            # a constant (or a view of one) is the same array at every call: copy it
-            g_text = code.fresh("g")
-            code.emit(g_text, f"{g_text} = {code.text(g, [])}.copy()  # .grad gets its own", reads)
-            reads = [g_text]
         owner = owners[key]
         reads += [owner] if owner in argument_names else []
         code.emit(None, f"{owner}.accumulate_grad({g_text})", reads)
@@ -1040,7 +1122,249 @@ def record_step(loss_fn: Callable[..., Tensor], args: tuple[Any, ...], name: str
 
     function_name_ = f"replayed_{name}" if name.isidentifier() else "replayed_step"
     function, source = code.function(function_name_, argument_names)
-    return Recording(function, source, len(args))
+    return Recording(function, source, len(args), captured_checks)
+
+
+def check_loss(loss: Any, name: str) -> Tensor:
+    """loss, if it is what a step must return: a one-element Tensor."""
+    if not isinstance(loss, Tensor) or loss.data.size != 1:
+        shape = getattr(loss, "shape", type(loss).__name__)
+        raise TypeError(f"replay({name}): the step must return a one-element Tensor, got {shape}")
+    return loss
+
+
+def nothing_to_differentiate(name: str) -> RuntimeError:
+    return RuntimeError(
+        f"replay({name}): the loss does not depend on any tensor that requires grad, so "
+        "there is nothing to differentiate; set requires_grad=True on the parameters"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# What the step read besides its arguments
+
+
+def guard_captured(
+    code: CodeWriter,
+    roots: list[tuple[Any, str]],
+    order: list[Tensor],
+    parameters: dict[Tensor, str],
+    inputs: list[Any],
+    start: int,
+) -> list[tuple[str, str]]:
+    """Write the check that the tensors the step read, other than its arguments, are the ones
+    recorded and as recorded: it returns None otherwise, and the step records again. Returns
+    its conditions, each (code true when it fails, what that means).
+
+    The tensors: the parameters (leaves that require grad), the constants among the inputs of
+    the recorded operations, and the nodes of a graph made before the step ran (a tensor of the
+    user's graph it closes over), but not what the step made itself (`start` is the clock's
+    tick when it began: the numbers in it, a tensor it creates) unless it keeps it somewhere
+    the walk finds (a tensor a module makes on its first call). Every way the walk from the
+    roots (captured()) found to such a tensor, and to each object on the way, is checked to
+    hold the same object still, since the step may have read it through any of them: an `is`
+    per step, from a holder the code keeps (a closure cell, a dict, a list). Then a parameter
+    must still require grad; a constant must not, and its .data must not have been assigned
+    since (tensor._version, the stamp backward() checks, moves at each assignment).
+
+    A tensor the walk does not find keeps the checks of its requires_grad and .data: the code
+    keeps the tensor itself (a parameter's array is read from it at each call)."""
+    arguments = {id(x) for x in inputs}
+    kinds: dict[Tensor, str] = {}  # each tensor the step read -> parameter, constant or node
+    for node in order:
+        if id(node) in arguments:
+            continue
+        if node.op is None:
+            kinds[node] = "parameter"
+        elif node._tick < start:
+            kinds[node] = "node"
+        for parent in node.parents:
+            if not parent.requires_grad and id(parent) not in arguments:
+                kinds.setdefault(parent, "constant")
+    ways = captured(roots)
+    into: dict[int, list[int]] = {}  # id of an object -> the ways (indices) that lead to it
+    for i, (x, _) in enumerate(ways):
+        into.setdefault(id(x), []).append(i)
+    read = [
+        t for t, kind in kinds.items() if id(t) in into or t._tick < start or kind == "parameter"
+    ]
+    # Every way to a tensor read is checked, and every way to what holds it: the step may
+    # have read the tensor through any of them.
+    needed: set[int] = set()
+    stack = [id(t) for t in read]
+    seen = set(stack)
+    while stack:
+        for i in into.get(stack.pop(), ()):
+            needed.add(i)
+            parent = ways[i][1].parent
+            if id(parent) not in seen:
+                seen.add(id(parent))
+                stack.append(id(parent))
+
+    names = {id(t): name for t, name in parameters.items()}
+
+    def name_of(x: Any) -> str:
+        """x's name in the code: a parameter's P0, K0 for other tensors, H0 for the rest."""
+        name = names.get(id(x))
+        if name is None:
+            prefix = "K" if isinstance(x, Tensor) else "H"
+            name = names[id(x)] = code.global_name(code.fresh(prefix), x)
+        return name
+
+    conditions: dict[str, tuple[str, str]] = {}  # code true when it fails -> (meaning, path)
+    for i in sorted(needed):  # in the order the walk found them: the holders first
+        x, place = ways[i]
+        if place.holder is not None:  # (a tuple's item, a bound method's self cannot change)
+            test = f"{read_code(place, name_of)} is not {name_of(x)}"
+            conditions[test] = (f"{place.path} is another object now, or was removed", place.path)
+    for t in read:
+        path = ways[into[id(t)][0]][1].path if id(t) in into else t.name or f"a {t.shape} tensor"
+        if kinds[t] == "parameter":
+            meaning = f"{path} no longer requires grad"
+            conditions[f"not {name_of(t)}.requires_grad"] = (meaning, path)
+        elif kinds[t] == "constant":
+            conditions[f"{name_of(t)}.requires_grad"] = (f"{path} requires grad now", path)
+            test = f"getattr({name_of(t)}, '_version', 0) != {getattr(t, '_version', 0)}"
+            conditions[test] = (f"{path}.data was assigned", path)
+    if conditions:
+        tests = "\n        or ".join(f"{test}  # {path}" for test, (_, path) in conditions.items())
+        code.emit(
+            None,
+            "try:  # the tensors read besides the arguments: the same, as recorded\n"
+            f"    if (\n        {tests}\n    ):\n"
+            "        return None  # record again\n"
+            "except (LookupError, ValueError):  # removed: a key, an item, a closure cell's value\n"
+            "    return None",
+            [],
+        )
+    return [(test, meaning) for test, (meaning, _) in conditions.items()]
+
+
+class Place(NamedTuple):
+    """Where the walk of captured() found an object: in `holder`, read as holder.cell_contents
+    (access "cell": a closure cell), holder[key] ("item": a dict's entry, a list's item) or
+    holder.key ("attribute": a function's defaults), or from something that cannot change
+    ("fixed": a tuple's item, a bound method's self; holder None). parent is the object the
+    walk found it in; path names it for people (m.w, layers[0], params['w'], args[1].w)."""
+
+    parent: Any
+    holder: Any
+    access: str
+    key: Any
+    path: str
+
+
+# The walk of captured() collects at most this many ways, and does not enter a container of more
+# items: a step's tensors are found long before, and a long list (a data set, a log of losses)
+# is not worth the time.
+WALK_LIMIT = 10_000
+
+
+def captured(roots: list[tuple[Any, str]]) -> list[tuple[Any, Place]]:
+    """Every way to an object reachable from the roots, breadth first, as (the object, the place
+    it is read from): what the step can read besides its arguments. Containers, functions and
+    objects' attributes are followed (held()); Tensors are collected but not entered; modules,
+    classes, arrays and numbers are left out. An object reached again is not entered again."""
+    ways: list[tuple[Any, Place]] = []
+    entered = {id(root) for root, _ in roots}
+    queue = deque(roots)
+    while queue and len(ways) < WALK_LIMIT:
+        x, path = queue.popleft()
+        for child, place in held(x, path):
+            ways.append((child, place))
+            if (
+                id(child) not in entered
+                and not isinstance(child, Tensor)
+                # the number of its attributes (an object's, a function's) or of its items
+                and len(getattr(child, "__dict__", child)) <= WALK_LIMIT
+            ):
+                entered.add(id(child))
+                queue.append((child, place.path))
+    return ways
+
+
+def held(x: Any, path: str) -> Iterator[tuple[Any, Place]]:
+    """What x holds that may hold a tensor or be one (may_hold_tensors()), each with the place it
+    is read from (see Place): a function's closure cells, the globals its code names and its
+    defaults; a bound method's self and function, a partial's; a tuple's, a list's and a dict's
+    items; other objects' attributes."""
+    kind = type(x)
+    if kind is types.FunctionType:
+        for name, cell in zip(x.__code__.co_freevars, x.__closure__ or (), strict=True):
+            try:
+                contents = cell.cell_contents
+            except ValueError:  # a cell not assigned yet
+                continue
+            if may_hold_tensors(contents):
+                yield contents, Place(x, cell, "cell", None, name)
+        namespace = x.__globals__
+        for name in names_used(x.__code__):
+            if may_hold_tensors(namespace.get(name)):
+                yield namespace[name], Place(x, namespace, "item", name, name)
+        for attribute in ("__defaults__", "__kwdefaults__"):
+            if getattr(x, attribute):
+                path_ = f"{x.__name__}.{attribute}"
+                yield getattr(x, attribute), Place(x, x, "attribute", attribute, path_)
+    elif kind is types.MethodType or kind is functools.partial:  # what they hold cannot change
+        if kind is types.MethodType:
+            fixed = [(x.__self__, "self"), (x.__func__, path)]
+        else:
+            fixed = [(getattr(x, a), f"{path}.{a}") for a in ("func", "args", "keywords")]
+        for child, path_ in fixed:
+            if may_hold_tensors(child):
+                yield child, Place(x, None, "fixed", None, path_)
+    elif isinstance(x, (tuple, list)):  # a named tuple too
+        holder, access = (None, "fixed") if isinstance(x, tuple) else (x, "item")
+        for i, item in enumerate(x):
+            if may_hold_tensors(item):
+                yield item, Place(x, holder, access, i, f"{path}[{i}]")
+    else:  # a dict, or an object with attributes: read from its __dict__
+        attributes = x if isinstance(x, dict) else x.__dict__
+        for key, value in list(attributes.items()):
+            if may_hold_tensors(value):
+                text = f"{path}[{key!r}]" if attributes is x else f"{path}.{key}" if path else key
+                yield value, Place(x, attributes, "item", key, text)
+
+
+def names_used(code: types.CodeType) -> Iterator[str]:
+    """The global (and attribute) names code and the functions defined in it use."""
+    stack = [code]
+    while stack:
+        code = stack.pop()
+        yield from code.co_names
+        stack += (c for c in code.co_consts if isinstance(c, types.CodeType))
+
+
+def may_hold_tensors(x: Any) -> bool:
+    """Whether captured() collects x (a Tensor) or walks into it: a tuple, list or dict, a
+    function, bound method or partial, or an object with attributes (a __dict__); not a module,
+    a class, a thread's local data, nor an array or a number (which have no __dict__)."""
+    kind = type(x)
+    if kind in WALKED:
+        return True
+    if kind in NOT_WALKED or isinstance(x, (type, types.ModuleType, threading.local)):
+        return False
+    return isinstance(x, (Tensor, tuple, list, dict)) or type(getattr(x, "__dict__", None)) is dict
+
+
+# The types of what may_hold_tensors() answers at once (a list of numbers is looked at quickly).
+WALKED = frozenset(
+    {Tensor, tuple, list, dict, types.FunctionType, types.MethodType, functools.partial}
+)
+NOT_WALKED = frozenset(
+    {type(None), bool, int, float, complex, str, bytes, np.ndarray, np.float64, np.float32}
+)
+
+
+def read_code(place: Place, name_of: Callable[[Any], str]) -> str:
+    """The code that reads the object at `place` from its holder."""
+    holder = name_of(place.holder)
+    if place.access == "cell":
+        return f"{holder}.cell_contents"
+    if place.access == "attribute":
+        return f"{holder}.{place.key}"
+    key = place.key
+    return f"{holder}[{key!r}]" if type(key) in (str, int) else f"{holder}[{name_of(key)}]"
 
 
 def tuple_text(items: Any) -> str:

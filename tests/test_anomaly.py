@@ -13,6 +13,7 @@ import autonet as an
 from autonet import anomaly
 from autonet.seed import seed_gradients
 from tests.fuzz import AutonetBackend, NumpyBackend, graphs, run
+from tests.test_errors import DOCS, docs_row, run_example
 
 
 def test_forward_nan_or_inf_raises_naming_op_shapes_and_user_line():
@@ -170,3 +171,77 @@ def test_finite_random_graphs_run_identically_under_anomaly_mode(graph):
         watched = loss_and_gradients()
     for p, w in zip(plain, watched, strict=True):
         np.testing.assert_array_equal(p, w)
+
+
+# A replayed step runs its generated NumPy code, which records no op: under anomaly mode it runs
+# eagerly instead (loss_fn, then backward()), so it raises where eager mode raises, naming the
+# step's own line.
+
+
+def test_a_replayed_step_raises_on_a_nan_in_its_forward_pass():
+    w = an.tensor([1.0, 1.0], requires_grad=True)
+    step = an.replay(lambda x: an.log(x * w).sum())  # log of a negative number: nan
+    step(np.array([1.0, 2.0]))  # recorded
+    with an.detect_anomaly(), pytest.raises(FloatingPointError) as info:
+        step(np.array([1.0, -2.0]))
+    message = str(info.value)
+    assert message.startswith("detect_anomaly: log produced nan values, from finite inputs")
+    assert "step = an.replay(lambda x: an.log(x * w).sum())" in message
+
+
+def test_a_replayed_step_raises_on_an_infinite_gradient():
+    w = an.tensor([1.0, 1.0], requires_grad=True)
+    step = an.replay(lambda x: an.sqrt(x * w).sum())  # sqrt at 0: a finite value, an inf slope
+    step(np.array([1.0, 4.0]))  # recorded
+    w.grad = None
+    with an.detect_anomaly(), pytest.raises(FloatingPointError) as info:
+        step(np.array([0.0, 4.0]))
+    message = str(info.value)
+    assert message.startswith("detect_anomaly: the gradient of sqrt for input 0 has inf values")
+    assert "step = an.replay(lambda x: an.sqrt(x * w).sum())" in message
+
+
+def test_a_replayed_step_under_anomaly_mode_computes_what_its_recording_does():
+    rng = np.random.default_rng(3)
+    S, Y = rng.normal(size=(4, 3)), rng.random((4, 1))
+    syn0 = an.tensor(rng.uniform(-1, 1, (3, 4)), requires_grad=True)
+    syn1 = an.tensor(rng.uniform(-1, 1, (4, 1)), requires_grad=True)
+
+    def loss_fn(S, Y):
+        return 0.5 * ((an.sigmoid(an.sigmoid(S @ syn0) @ syn1) - Y) ** 2).sum()
+
+    step = an.replay(loss_fn)
+    results = []
+    for checked in (True, False, True):  # first call eager: it records nothing
+        syn0.grad = syn1.grad = None
+        if checked:
+            with an.detect_anomaly():
+                loss = step(S, Y)
+        else:
+            loss = step(S, Y)
+        assert not loss.requires_grad and loss.op is None  # a leaf either way
+        results.append([loss.data, syn0.grad.data, syn1.grad.data])
+        assert step.recorded == (0 if len(results) == 1 else 1)
+    for result in results[1:]:
+        for replayed, eager in zip(result, results[0], strict=True):
+            np.testing.assert_array_equal(replayed, eager)
+
+
+REPLAYED_NAN = (
+    "a NaN in a replayed step, under anomaly mode",
+    "w = an.tensor([1.0, 1.0], requires_grad=True); step = an.replay(lambda x: an.log(x * w).sum())"
+    "\nstep(np.ones(2))\nwith an.detect_anomaly(): step(np.array([1.0, -1.0]))",
+    FloatingPointError,
+    "detect_anomaly: log produced nan values, from finite inputs (e.g. log or division at 0, sqrt "
+    "of a negative number, exp overflow); input shapes [(2,)], dtypes ['float64']; created at\n"
+    '    File "<example>", line 1, in <lambda>: w = an.tensor([1.0, 1.0], requires_grad=True); '
+    "step = an.replay(lambda x: an.log(x * w).sum())",
+)
+
+
+def test_the_docs_row_of_a_nan_in_a_replayed_step_is_its_error_word_for_word():
+    _, code, error, message = REPLAYED_NAN
+    with pytest.raises(error) as info:
+        run_example(code)
+    assert str(info.value) == message
+    assert docs_row(*REPLAYED_NAN) in DOCS.read_text().splitlines()

@@ -263,9 +263,10 @@ def test_tensors_neither_argument_nor_parameter_are_constants_of_the_recording()
     step = an.replay(lambda x: ((w + shift) * x).sum())
     x = np.array([1.0, 1.0])
     assert step(x).item() == 33.0
-    shift.data = np.array([0.0, 0.0])  # replaced after recording: the recording keeps the old
-    assert step(x).item() == 33.0
     assert step(np.array([2.0, 0.0])).item() == 22.0  # arguments are read at every call
+    assert step.recorded == 1  # the constant is part of the recording
+    shift.data = np.array([0.0, 0.0])  # assigned after recording: recorded again, as eager reads
+    assert step(x).item() == 3.0 and step.recorded == 2
 
 
 # Steps whose gradients depend on comparisons of the arguments' values (relu's x > 0, abs's
