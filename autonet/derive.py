@@ -272,13 +272,12 @@ def operand(x: Any, like: Expr) -> Expr:
 ADD, SUB, MUL, DIV, NEG, POW = (PRIMITIVES[k] for k in ("add", "sub", "mul", "div", "neg", "pow"))
 MATMUL, SUM, TRANSPOSE, RESHAPE = (PRIMITIVES[k] for k in ("matmul", "sum", "transpose", "reshape"))
 BROADCAST_TO, ASTYPE, ZEROS_LIKE = (PRIMITIVES[k] for k in ("broadcast_to", "astype", "zeros_like"))
-ELEMENTWISE: set[Any] = {ADD, SUB, MUL, DIV, POW, PRIMITIVES["maximum"], *COMPARISONS}
 
 
 def apply(op: Primitive | str, args: tuple[Expr, ...], params: dict | None = None) -> Expr:
     """op applied to args, simplified: the one way every Expr operation is built."""
     params = params or {}
-    if op in ELEMENTWISE:
+    if op in COMPARISONS or isinstance(op, Primitive) and op.elementwise and len(args) == 2:
         shape = np.broadcast_shapes(args[0].shape, args[1].shape)
         a = implicit_broadcast(args[0], args[1].shape, shape)
         args = (a, implicit_broadcast(args[1], a.shape, shape))
@@ -450,23 +449,8 @@ def wrap(part: tuple[str, int], level: int, latex: bool) -> str:
     return rf"\left({text}\right)" if latex else f"({text})"
 
 
-INFIX = {  # name: (precedence, text, LaTeX, whether a right operand of equal precedence needs ())
-    "add": (P_SUM, " + ", " + ", False),
-    "sub": (P_SUM, " − ", " - ", True),
-    "mul": (P_PRODUCT, " * ", " * ", False),
-    "div": (P_PRODUCT, " / ", " / ", True),  # LaTeX writes \frac instead
-    "matmul": (P_MATMUL, " · ", r" \cdot ", False),
-}
-FUNCTIONS = {  # name: (text, LaTeX) of a function applied to its arguments
-    "exp": ("exp", r"\exp"),
-    "log": ("log", r"\log"),
-    "sqrt": ("sqrt", None),
-    "sigmoid": ("σ", r"\sigma"),
-    "tanh": ("tanh", r"\tanh"),
-    "relu": ("relu", r"\mathrm{relu}"),
-    "sign": ("sign", r"\mathrm{sign}"),
-    "maximum": ("max", r"\max"),
-}
+# The precedence of each binding of an infix operator (a primitive's notation.infix).
+INFIX_PRECEDENCE = {"sum": P_SUM, "product": P_PRODUCT, "matmul": P_MATMUL}
 
 
 def form(e: Expr, args: list[tuple[str, int]], latex: bool) -> tuple[str, int]:
@@ -481,10 +465,11 @@ def form(e: Expr, args: list[tuple[str, int]], latex: bool) -> tuple[str, int]:
     name = e.op.name if PRIMITIVES.get(e.op.name) is e.op else None
     if name == "div" and latex:
         return rf"\frac{{{args[0][0]}}}{{{args[1][0]}}}", P_ATOM
-    if name in INFIX:
-        level, text, tex, strict = INFIX[name]
-        left, right = wrap(args[0], level, latex), wrap(args[1], level + strict, latex)
-        return left + (tex if latex else text) + right, level
+    notation = e.op.notation
+    if notation.infix is not None:
+        level = INFIX_PRECEDENCE[notation.infix]
+        left, right = wrap(args[0], level, latex), wrap(args[1], level + notation.strict, latex)
+        return left + ((notation.latex or notation.text) if latex else notation.text) + right, level
     if name == "neg":
         return ("-" if latex else "−") + wrap(args[0], P_PRODUCT, latex), P_PRODUCT
     if name in ("pow", "pow_scalar"):
@@ -508,9 +493,7 @@ def form(e: Expr, args: list[tuple[str, int]], latex: bool) -> tuple[str, int]:
         ), P_ATOM
     if name in ("sum", "max"):
         return format_reduction(name, args[0][0], e.params, latex), P_ATOM
-    label = FUNCTIONS.get(name or "", (None, None))[1 if latex else 0]
-    if label is None:
-        label = rf"\mathrm{{{escape(e.op.name)}}}" if latex else e.op.name
+    label = notation.text if not latex else notation.latex or rf"\mathrm{{{escape(notation.text)}}}"
     items = [text for text, _ in args] + [
         format_param(k, v, latex, bare=(name, k) in BARE_PARAMS)
         for k, v in e.params.items()

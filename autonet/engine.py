@@ -230,6 +230,8 @@ def backpropagate(
                 continue
             if op.variadic:
                 grad = vjps[0](i, *args, **params)
+            elif vjps[i] is None:  # an input without a gradient (an index, a condition)
+                continue
             elif params:
                 grad = vjps[i](*args, **params)
             else:  # most ops: a call without ** is cheaper

@@ -13,7 +13,7 @@ really computes in), smallest near h = u^(1/3): eps defaults to 1e-6 for float64
 
 Three things keep a correct gradient from failing:
 - Kinks. The recorded graph is walked (`topological_order`) at x and at x +- h; for every primitive
-  listed in `primitives.KINKS` (relu, abs, sign at 0; maximum and max at ties) the side of the kink
+  with a `kink` in the table (relu, abs, sign at 0; maximum and max at ties) the side of the kink
   each element is on is compared. An element whose +-h window changes a side (or the recorded
   primitives) is skipped, and the skips are counted in the result and in any error.
 - Step size. An entry that disagrees is re-estimated on a ladder of steps h/10 ... 1000 h: the
@@ -38,7 +38,6 @@ import numpy as np
 
 from autonet.engine import gradients, is_grad_enabled, topological_order
 from autonet.ops import concatenate
-from autonet.primitives import keepdims_shape
 from autonet.tensor import Tensor
 
 # An evaluation returns the output and the tensors whose graphs hold the kinks that matter
@@ -62,30 +61,6 @@ class GradcheckWarning(UserWarning):
     """A check ran at reduced strength: float32 inputs, or every entry skipped at a kink."""
 
 
-def side_of_zero(node: Tensor) -> np.ndarray:
-    return np.sign(node.parents[0].data)
-
-
-def side_of_tie(node: Tensor) -> np.ndarray:
-    a, b = node.parents
-    return np.sign(a.data - b.data)
-
-
-def maxima(node: Tensor) -> np.ndarray:
-    x = node.parents[0].data
-    return x == node.data.reshape(keepdims_shape(x.shape, node.params.get("axis")))
-
-
-# For each primitive of primitives.KINKS, which side of its kink each element lies on (the tests
-# check that every kinked primitive has one). Two points with the same sides lie on one smooth
-# piece; a difference between points on different sides measures a jump or a corner.
-KINK_SIDES: dict[str, Callable[[Tensor], np.ndarray]] = {
-    "relu": side_of_zero,
-    "abs": side_of_zero,
-    "sign": side_of_zero,
-    "maximum": side_of_tie,
-    "max": maxima,
-}
 Signature = list[tuple[str, Any]]
 
 
@@ -100,8 +75,8 @@ def graph_signature(roots: Sequence[Tensor]) -> Signature:
             if id(node) in seen or node.op is None:
                 continue
             seen.add(id(node))
-            side = KINK_SIDES.get(node.op.name)
-            signature.append((node.op.name, None if side is None else side(node)))
+            kink = node.op.kink
+            signature.append((node.op.name, None if kink is None else kink.side(node)))
     return signature
 
 

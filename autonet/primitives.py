@@ -25,24 +25,64 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 
+class Kink(NamedTuple):
+    """Where a primitive is not differentiable, and what its rule gives there.
+
+    convention   the rule's value at the kink, in words ("x == 0: grad 0")
+    side         node -> for each element, which side of the kink it lies on (gradcheck: two
+                 points with the same sides lie on one smooth piece, so a finite difference
+                 between them means something)
+    """
+
+    convention: str
+    side: Callable[[Any], np.ndarray]
+
+
+class Notation(NamedTuple):
+    r"""How `derive` writes the primitive: a function applied to its arguments, f(x), or with
+    `infix` an operator between two operands, a + b.
+
+    text     the name or the operator, as printed ("σ", " + ")
+    latex    the same in LaTeX (r"\sigma"); None for \mathrm{text}
+    infix    for an operator, how tightly it binds: "sum", "product" or "matmul"
+    strict   an operator whose right operand of the same binding needs parentheses (a − (b − c))
+    """
+
+    text: str
+    latex: str | None = None
+    infix: str | None = None
+    strict: bool = False
+
+
 class Primitive:
-    """One differentiable operation: a NumPy forward and one vector-Jacobian product per input.
+    """One differentiable operation: a NumPy forward and one vector-Jacobian product per input,
+    with every fact the tools need about it.
 
     forward(*inputs, **params) -> out          inputs are ndarrays; params are static (axis=...)
     vjps[i](g, out, *inputs, **params) -> grad_i
 
-    A variadic primitive (concatenate) has a single rule taking the input's position first:
-    vjps[0](i, g, out, *inputs, **params).
+    A VJP of None marks an input without a gradient (an index, a condition): the engine never
+    asks for one. A variadic primitive (concatenate) has a single rule taking the input's position
+    first: vjps[0](i, g, out, *inputs, **params).
 
-    `axis_param` names the param that holds axes of the first input, if any: None, an int or a
-    tuple of ints as NumPy takes them, or, with `permutation=True`, an order of all the axes (as
-    numpy.transpose's). Recording checks it and wraps negative axes once, before the forward and
-    the rules see it (tensor.normalize_axis), so no rule meets a negative axis.
+    The facts, each a keyword (the engine, gradcheck, derive, replay and the drawing read them
+    here, never from a list of names of their own; tests/test_table.py checks each is declared):
+
+        elementwise   out[i] depends on the inputs' elements at i only, after broadcasting
+        commutative   two inputs whose order does not change out (a + b = b + a)
+        axis_param    the param holding axes of the first input: None, an int or a tuple of ints
+                      as NumPy takes them, or with `permutation=True` an order of all the axes
+                      (numpy.transpose's). Recording checks it and wraps negative axes once
+                      (tensor.normalize_axis), so no rule meets a negative axis.
+        kink          where the primitive is not differentiable (a Kink), None if nowhere
+        notation      how derive writes it (a Notation); by default a function named `name`
+        explain       (inputs, params, exc) -> the error to raise when NumPy refuses the inputs,
+                      naming shapes and the fix; by default NumPy's message with shapes and dtypes
 
     Calling a primitive applies it: to ndarrays it returns the forward value; if any argument is a
     Tensor (or another kind that defines ``apply_primitive``, such as derive's symbols) that kind
@@ -52,16 +92,33 @@ class Primitive:
         y = cube(an.tensor([1.0, 2.0], requires_grad=True))
     """
 
-    __slots__ = ("name", "forward", "vjps", "variadic", "axis_param", "permutation")
+    __slots__ = (
+        "name",
+        "forward",
+        "vjps",
+        "variadic",
+        "elementwise",
+        "commutative",
+        "axis_param",
+        "permutation",
+        "kink",
+        "notation",
+        "explain",
+    )
 
     def __init__(
         self,
         name: str,
         forward: Callable[..., Any],
-        *vjps: Callable[..., Any],
+        *vjps: Callable[..., Any] | None,
         variadic: bool = False,
+        elementwise: bool = False,
+        commutative: bool = False,
         axis_param: str | None = None,
         permutation: bool = False,
+        kink: Kink | None = None,
+        notation: Notation | None = None,
+        explain: Callable[..., Exception] | None = None,
     ) -> None:
         if not vjps:
             raise TypeError(f"Primitive {name!r} needs one VJP per input (got none)")
@@ -69,8 +126,13 @@ class Primitive:
         self.forward = forward
         self.vjps = vjps
         self.variadic = variadic
+        self.elementwise = elementwise
+        self.commutative = commutative
         self.axis_param = axis_param
         self.permutation = permutation
+        self.kink = kink
+        self.notation = notation if notation is not None else Notation(name)
+        self.explain = explain
 
     def __call__(self, *args: Any, **params: Any) -> Any:
         for arg in args:
@@ -315,21 +377,111 @@ def transpose_vjp(g: Any, out: Any, x: Any, axes: tuple[int, ...] | None = None)
 
 
 # ---------------------------------------------------------------------------------------------
+# Kinks: which side of a primitive's kink each element of a recorded node lies on (node.parents are
+# its inputs, as Tensors).
+
+
+def side_of_zero(node: Any) -> np.ndarray:
+    """-1, 0 or 1: x < 0, x == 0 (the kink), x > 0."""
+    return np.sign(node.parents[0].data)
+
+
+def side_of_tie(node: Any) -> np.ndarray:
+    """-1, 0 or 1: a < b, a == b (the kink), a > b."""
+    a, b = node.parents
+    return np.sign(a.data - b.data)
+
+
+def maxima(node: Any) -> np.ndarray:
+    """True at the elements equal to their maximum (where ties would be)."""
+    x = node.parents[0].data
+    return x == node.data.reshape(keepdims_shape(x.shape, node.params.get("axis")))
+
+
+# ---------------------------------------------------------------------------------------------
+# What to say when NumPy refuses a primitive's inputs: inputs are Tensors (shape, ndim, size).
+
+
+def explain_matmul(inputs: Any, params: dict, exc: Exception) -> Exception:
+    a, b = inputs
+    shapes = f"{a.shape} and {b.shape}"
+    if a.ndim == 0 or b.ndim == 0:
+        return ValueError(
+            f"matmul: shapes {shapes}: matmul needs operands of at least 1 dimension; "
+            "multiply by a scalar with * instead"
+        )
+    inner_a, inner_b = a.shape[-1], b.shape[-2] if b.ndim > 1 else b.shape[0]
+    if inner_a != inner_b:
+        return ValueError(
+            f"matmul: shapes {shapes} are not aligned ({inner_a} != {inner_b}): the last "
+            "axis of the first operand must match the second-to-last axis of the second "
+            "(transpose one of them?)"
+        )
+    return ValueError(
+        f"matmul: shapes {shapes}: the batch axes (all but the last two), "
+        f"{a.shape[:-2]} and {b.shape[:-2]}, cannot be broadcast together; make each pair of "
+        "batch lengths equal, or 1"
+    )
+
+
+def explain_reshape(inputs: Any, params: dict, exc: Exception) -> Exception:
+    x = inputs[0]
+    return ValueError(
+        f"reshape: cannot reshape a tensor of shape {x.shape} ({x.size} elements) into shape "
+        f"{params['shape']}; the sizes must match (one length may be -1)"
+    )
+
+
+def explain_getitem(inputs: Any, params: dict, exc: Exception) -> Exception:
+    return IndexError(f"getitem: {exc} (tensor shape {inputs[0].shape}, index {params['index']!r})")
+
+
+# ---------------------------------------------------------------------------------------------
 # The table. g = dL/d(out); one VJP per input, in input order.
 
 PRIMITIVES: dict[str, Primitive] = {
     p.name: p
     for p in [
         # out = a + b                grad_a = g,  grad_b = g
-        Primitive("add", np.add, lambda g, out, a, b: g, lambda g, out, a, b: g),
+        Primitive(
+            "add",
+            np.add,
+            lambda g, out, a, b: g,
+            lambda g, out, a, b: g,
+            elementwise=True,
+            commutative=True,
+            notation=Notation(" + ", " + ", infix="sum"),
+        ),
         # out = a - b                grad_a = g,  grad_b = -g
-        Primitive("sub", np.subtract, lambda g, out, a, b: g, lambda g, out, a, b: -g),
+        Primitive(
+            "sub",
+            np.subtract,
+            lambda g, out, a, b: g,
+            lambda g, out, a, b: -g,
+            elementwise=True,
+            notation=Notation(" − ", " - ", infix="sum", strict=True),
+        ),
         # out = a * b                grad_a = g * b,  grad_b = g * a
-        Primitive("mul", np.multiply, lambda g, out, a, b: g * b, lambda g, out, a, b: g * a),
+        Primitive(
+            "mul",
+            np.multiply,
+            lambda g, out, a, b: g * b,
+            lambda g, out, a, b: g * a,
+            elementwise=True,
+            commutative=True,
+            notation=Notation(" * ", " * ", infix="product"),
+        ),
         # out = a / b                grad_a = g / b,  grad_b = -g * a / b^2 = -g * out / b
-        Primitive("div", np.divide, lambda g, out, a, b: g / b, lambda g, out, a, b: -g * out / b),
+        Primitive(
+            "div",
+            np.divide,
+            lambda g, out, a, b: g / b,
+            lambda g, out, a, b: -g * out / b,
+            elementwise=True,
+            notation=Notation(" / ", " / ", infix="product", strict=True),
+        ),
         # out = -x                   grad_x = -g
-        Primitive("neg", np.negative, lambda g, out, x: -g),
+        Primitive("neg", np.negative, lambda g, out, x: -g, elementwise=True),
         # out = a ** b               grad_a = g * b * a^(b-1),  grad_b = g * out * log(a)
         # At a = 0 these give 0 * inf = nan where the derivative has a limit; take it, as PyTorch:
         # for a = b = 0, a^0 = 1 and grad_a = 0 (there the exponent b-1 is raised to 0, so the
@@ -341,59 +493,136 @@ PRIMITIVES: dict[str, Primitive] = {
             np.power,
             lambda g, out, a, b: g * b * a ** (b - 1 + (b == 0) * (a == 0)),
             lambda g, out, a, b: g * out * log(a + (a == 0)),
+            elementwise=True,
         ),
         # out = x ** p, p a number   grad_x = g * p * x^(p-1)   (p a param, not an input: see vjp)
-        Primitive("pow_scalar", lambda x, exponent: x**exponent, pow_scalar_vjp),
+        Primitive(
+            "pow_scalar",
+            lambda x, exponent: x**exponent,
+            pow_scalar_vjp,
+            elementwise=True,
+        ),
         # out = a @ b                grad_a = g @ b^T,  grad_b = a^T @ g   (1-D, batched: see vjps)
-        Primitive("matmul", np.matmul, matmul_vjp_a, matmul_vjp_b),
+        Primitive(
+            "matmul",
+            np.matmul,
+            matmul_vjp_a,
+            matmul_vjp_b,
+            notation=Notation(" · ", r" \cdot ", infix="matmul"),
+            explain=explain_matmul,
+        ),
         # out = exp(x)               grad_x = g * out                        (reuses out)
-        Primitive("exp", np.exp, lambda g, out, x: g * out),
+        Primitive(
+            "exp",
+            np.exp,
+            lambda g, out, x: g * out,
+            elementwise=True,
+            notation=Notation("exp", r"\exp"),
+        ),
         # out = log(x)               grad_x = g / x
-        Primitive("log", np.log, lambda g, out, x: g / x),
+        Primitive(
+            "log",
+            np.log,
+            lambda g, out, x: g / x,
+            elementwise=True,
+            notation=Notation("log", r"\log"),
+        ),
         # out = sqrt(x)              grad_x = g / (2 * out)                  (reuses out)
-        Primitive("sqrt", np.sqrt, lambda g, out, x: g / (2 * out)),
+        Primitive("sqrt", np.sqrt, lambda g, out, x: g / (2 * out), elementwise=True),
         # out = sigmoid(x)           grad_x = g * out * (1 - out)            (reuses out)
-        Primitive("sigmoid", stable_sigmoid, lambda g, out, x: g * out * (1 - out)),
+        Primitive(
+            "sigmoid",
+            stable_sigmoid,
+            lambda g, out, x: g * out * (1 - out),
+            elementwise=True,
+            notation=Notation("σ", r"\sigma"),
+        ),
         # out = softplus(x) = log(1 + exp(x))      grad_x = g * sigmoid(x)
         # One primitive, not maximum(x, 0) + log(1 + exp(-|x|)): that composite is smooth but its
         # parts have kinks at 0, where their second derivatives (0 by convention) would give
         # softplus''(0) = 0 instead of sigmoid'(0) = 1/4. numpy.logaddexp(0, x) computes
         # max(x, 0) + log1p(exp(-|x|)): no overflow, full relative precision for x << 0 too.
-        Primitive("softplus", softplus_forward, lambda g, out, x: g * sigmoid(x)),
+        Primitive("softplus", softplus_forward, lambda g, out, x: g * sigmoid(x), elementwise=True),
         # out = tanh(x)              grad_x = g * (1 - out^2)                (reuses out)
-        Primitive("tanh", np.tanh, lambda g, out, x: g * (1 - out * out)),
+        Primitive(
+            "tanh",
+            np.tanh,
+            lambda g, out, x: g * (1 - out * out),
+            elementwise=True,
+            notation=Notation("tanh", r"\tanh"),
+        ),
         # out = max(x, 0)            grad_x = g * [x > 0]       (0 at the kink x = 0, as PyTorch)
-        Primitive("relu", relu_forward, lambda g, out, x: g * (x > 0)),
+        Primitive(
+            "relu",
+            relu_forward,
+            lambda g, out, x: g * (x > 0),
+            elementwise=True,
+            kink=Kink("x == 0: grad 0", side_of_zero),
+        ),
         # out = |x|                  grad_x = g * sign(x)       (0 at the kink x = 0, as PyTorch)
-        Primitive("abs", np.abs, lambda g, out, x: g * sign(x)),
+        Primitive(
+            "abs",
+            np.abs,
+            lambda g, out, x: g * sign(x),
+            elementwise=True,
+            kink=Kink("x == 0: grad 0", side_of_zero),
+        ),
         # out = sign(x)              grad_x = 0  (0 almost everywhere; 0 at x = 0 by convention)
-        Primitive("sign", sign_with, lambda g, out, x, at_zero=0.0: zeros_like(x)),
+        Primitive(
+            "sign",
+            sign_with,
+            lambda g, out, x, at_zero=0.0: zeros_like(x),
+            elementwise=True,
+            kink=Kink("x == 0: grad 0 (and 0 everywhere else)", side_of_zero),
+        ),
         # out = maximum(a, b)        grad_a = g * [a > b],  grad_b = g * [b > a]  (ties share g/2)
         Primitive(
             "maximum",
             np.maximum,
             maximum_vjp_a,
             lambda g, out, a, b: maximum_vjp_a(g, out, b, a),
+            elementwise=True,
+            commutative=True,
+            kink=Kink("a == b: each input gets g/2", side_of_tie),
+            notation=Notation("max", r"\max"),
         ),
         # out = sum(x, axis)         grad_x = g broadcast over the summed axes
         # (the forward is the reduction numpy.sum calls, the same pairwise sum bit for bit, without
         # numpy.sum's Python-level dispatch, which costs more than a small sum)
         Primitive("sum", np.add.reduce, sum_vjp, axis_param="axis"),
         # out = max(x, axis)         grad_x = g at the maxima (ties share), 0 elsewhere
-        Primitive("max", np.max, max_vjp, axis_param="axis"),
+        Primitive(
+            "max",
+            np.max,
+            max_vjp,
+            axis_param="axis",
+            kink=Kink("ties: the maxima share g equally", maxima),
+        ),
         # out = log_softmax(x, axis)  grad_x = g - exp(out) * sum(g, axis)     (reuses out)
         Primitive("log_softmax", log_softmax_forward, log_softmax_vjp, axis_param="axis"),
         # out = broadcast_to(x, shape)   grad_x = g summed back to x's shape   (by the engine)
         Primitive("broadcast_to", broadcast_to_forward, lambda g, out, x, shape: g),
         # out = reshape(x, shape)    grad_x = reshape(g, x.shape)
-        Primitive("reshape", np.reshape, lambda g, out, x, shape: g.reshape(x.shape)),
+        Primitive(
+            "reshape",
+            np.reshape,
+            lambda g, out, x, shape: g.reshape(x.shape),
+            explain=explain_reshape,
+        ),
         # out = transpose(x, axes)   grad_x = transpose(g, argsort(axes))
-        Primitive("transpose", np.transpose, transpose_vjp, axis_param="axes", permutation=True),
+        Primitive(
+            "transpose",
+            np.transpose,
+            transpose_vjp,
+            axis_param="axes",
+            permutation=True,
+        ),
         # out = x[index]             grad_x = zeros like x, with g added at index (repeats add up)
         Primitive(
             "getitem",
             lambda x, index: x[index],
             lambda g, out, x, index: scatter_add(g, index=index, shape=x.shape),
+            explain=explain_getitem,
         ),
         # out = zeros(shape) with g added at index      grad_g = out_grad[index]
         Primitive("scatter_add", scatter_add_forward, lambda g, out, x, index, shape: g[index]),
@@ -406,11 +635,12 @@ PRIMITIVES: dict[str, Primitive] = {
             "astype",
             lambda x, dtype: x.astype(dtype),
             lambda g, out, x, dtype: astype(g, dtype=x.dtype),
+            elementwise=True,
         ),
         # out = a copy of x          grad_x = g     (Tensor.clone; gives each leaf's .grad its own)
-        Primitive("copy", np.copy, lambda g, out, x: g),
+        Primitive("copy", np.copy, lambda g, out, x: g, elementwise=True),
         # out = zeros like x         grad_x = 0   (used by the zero rules above)
-        Primitive("zeros_like", np.zeros_like, lambda g, out, x: zeros_like(x)),
+        Primitive("zeros_like", np.zeros_like, lambda g, out, x: zeros_like(x), elementwise=True),
     ]
 }
 
@@ -429,13 +659,3 @@ sigmoid = PRIMITIVES["sigmoid"]
 scatter_add = PRIMITIVES["scatter_add"]
 sign = PRIMITIVES["sign"]
 zeros_like = PRIMITIVES["zeros_like"]
-
-# Where each primitive is not differentiable, the gradient convention its rule uses (for gradcheck
-# and the tests: finite differences are meaningless across these points).
-KINKS: dict[str, str] = {
-    "relu": "x == 0: grad 0",
-    "abs": "x == 0: grad 0",
-    "sign": "x == 0: grad 0 (and 0 everywhere else)",
-    "maximum": "a == b: each input gets g/2",
-    "max": "ties: the maxima share g equally",
-}

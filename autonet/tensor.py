@@ -723,49 +723,22 @@ def plain_index(index: Any) -> Any:
     return index
 
 
-ELEMENTWISE = {"add", "sub", "mul", "div", "pow", "maximum"}
-
-
 def describe_failure(
     primitive: Primitive, inputs: tuple[Tensor, ...], params: dict, exc: Exception
 ) -> Exception:
-    """A clear error for an op NumPy refused: the op, the shapes and dtypes, and what to do."""
+    """A clear error for an op NumPy refused: the op, the shapes and dtypes, and what to do (the
+    primitive's own `explain`, if it has one)."""
+    if primitive.explain is not None:
+        return primitive.explain(inputs, params, exc)
     name = primitive.name
     shapes = " and ".join(str(t.shape) for t in inputs)
     dtypes = ", ".join(str(t.dtype) for t in inputs)
-    if name == "matmul":
-        a, b = inputs
-        if a.ndim == 0 or b.ndim == 0:
-            return ValueError(
-                f"matmul: shapes {shapes}: matmul needs operands of at least 1 dimension; "
-                "multiply by a scalar with * instead"
-            )
-        inner_a, inner_b = a.shape[-1], b.shape[-2] if b.ndim > 1 else b.shape[0]
-        if inner_a != inner_b:
-            return ValueError(
-                f"matmul: shapes {shapes} are not aligned ({inner_a} != {inner_b}): the last "
-                "axis of the first operand must match the second-to-last axis of the second "
-                "(transpose one of them?)"
-            )
-        return ValueError(
-            f"matmul: shapes {shapes}: the batch axes (all but the last two), "
-            f"{a.shape[:-2]} and {b.shape[:-2]}, cannot be broadcast together; make each pair of "
-            "batch lengths equal, or 1"
-        )
-    if name in ELEMENTWISE and isinstance(exc, ValueError):
+    if primitive.elementwise and len(inputs) > 1 and isinstance(exc, ValueError):
         return ValueError(
             f"{name}: shapes {shapes} cannot be broadcast together (dtypes {dtypes}): NumPy "
             "broadcasting compares shapes from the last axis and each pair of lengths must be "
             "equal or 1; reshape an operand (e.g. x.reshape(-1, 1)) to line them up"
         )
-    if name == "reshape":
-        return ValueError(
-            f"reshape: cannot reshape a tensor of shape {inputs[0].shape} ({inputs[0].size} "
-            f"elements) into shape {params['shape']}; the sizes must match (one length may be -1)"
-        )
-    if name == "getitem":
-        index = params["index"]
-        return IndexError(f"getitem: {exc} (tensor shape {inputs[0].shape}, index {index!r})")
     details = f"input shapes {shapes}, dtypes {dtypes}"
     if params:
         details += ", " + ", ".join(f"{k}={v!r}" for k, v in params.items())

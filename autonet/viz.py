@@ -46,10 +46,6 @@ import numpy as np
 from autonet.engine import topological_order
 from autonet.tensor import Tensor
 
-# Operands whose order does not change the result; every other op with several inputs gets its
-# edges labelled with the operand's position.
-COMMUTATIVE = {"add", "mul", "maximum"}
-
 # Fill and border colours by kind of tensor: pale fills keep the black text readable, saturated
 # borders tell the kinds apart.
 STYLES = {
@@ -485,7 +481,7 @@ def tensor_kind(t: Tensor, root: Tensor) -> str:
 def operand_position(t: Tensor, i: int) -> str:
     """The label of t's i-th input edge: a, b (or 0, 1, ...) where order matters, else ""."""
     assert t.op is not None
-    if len(t.parents) < 2 or t.op.name in COMMUTATIVE:
+    if len(t.parents) < 2 or t.op.commutative:
         return ""
     return "ab"[i] if len(t.parents) == 2 else str(i)
 

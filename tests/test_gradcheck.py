@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import autonet as an
-from autonet.gradcheck import KINK_SIDES, GradcheckError, GradcheckWarning
-from autonet.primitives import KINKS, PRIMITIVES
+from autonet.gradcheck import GradcheckError, GradcheckWarning
+from autonet.primitives import PRIMITIVES
 from autonet.testing import floats, tensors
 
 P = PRIMITIVES
@@ -84,10 +84,6 @@ CASES: dict[str, list[tuple]] = {
 
 def test_every_primitive_has_a_case():
     assert sorted(CASES) == sorted(PRIMITIVES)
-
-
-def test_every_kinked_primitive_has_a_side_function():
-    assert sorted(KINK_SIDES) == sorted(KINKS)
 
 
 def operands(specs: list) -> st.SearchStrategy:

@@ -1,0 +1,139 @@
+"""The table declares every fact of every primitive that a tool reads (the engine, gradcheck,
+derive, replay and the drawing take them from the entry, not from lists of their own), and each
+declaration is checked against what the primitive computes, so a missing or wrong one fails here:
+element-wise, commutative, which param holds axes, where the kinks are, how derive writes it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+import autonet as an
+from autonet.primitives import PRIMITIVES, Kink, Notation, Primitive
+from tests.strategies import PRIMITIVE_CASES
+
+NAMES = sorted(PRIMITIVES)
+quick = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_fact_is_declared_with_its_type(name):
+    p = PRIMITIVES[name]
+    assert p.name == name and callable(p.forward) and p.vjps
+    assert isinstance(p.elementwise, bool) and isinstance(p.commutative, bool)
+    assert isinstance(p.variadic, bool) and isinstance(p.permutation, bool)
+    assert p.kink is None or isinstance(p.kink, Kink) and p.kink.convention
+    assert isinstance(p.notation, Notation) and p.notation.text
+    assert p.notation.infix in (None, "sum", "product", "matmul")
+    assert p.explain is None or callable(p.explain)
+    assert not p.permutation or p.axis_param is not None
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_axis_param_names_the_param_that_holds_axes(name):
+    @quick
+    @given(case=PRIMITIVE_CASES[name])
+    def check(case):
+        _, params = case
+        axis_params = [k for k in params if k in ("axis", "axes")]
+        assert PRIMITIVES[name].axis_param == (axis_params[0] if axis_params else None)
+
+    check()
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if PRIMITIVES[n].elementwise])
+def test_elementwise_means_each_output_element_depends_on_the_same_input_elements(name):
+    p = PRIMITIVES[name]
+
+    @quick
+    @given(case=PRIMITIVE_CASES[name])
+    def check(case):
+        arrays, params = case
+        out = p.forward(*arrays, **params)
+        broadcast = np.broadcast_arrays(*arrays)
+        assert all(a.shape == out.shape for a in broadcast)
+        for k in np.ndindex(out.shape):
+            alone = p.forward(*(np.asarray(a[k]) for a in broadcast), **params)
+            np.testing.assert_array_equal(alone, out[k])
+
+    check()
+
+
+def test_primitives_not_declared_elementwise_are_not():
+    x = np.arange(6.0).reshape(2, 3)
+    for name in ("matmul", "sum", "max", "log_softmax", "transpose", "reshape"):
+        assert not PRIMITIVES[name].elementwise
+    assert (
+        PRIMITIVES["log_softmax"].forward(x, axis=1)[0, 0]
+        != PRIMITIVES["log_softmax"].forward(x[:1, :1], axis=1)[0, 0]
+    )
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if len(PRIMITIVES[n].vjps) == 2])
+def test_commutative_is_declared_exactly_where_the_order_does_not_matter(name):
+    p = PRIMITIVES[name]
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(0.5, 2.0, (2, 3, 3))
+    assert np.array_equal(p.forward(a, b), p.forward(b, a)) == p.commutative
+
+
+def jumps_across(p: Primitive, point: float, h: float = 1e-7) -> bool | None:
+    """Whether p's value or gradient jumps between point - h and point + h (a one-input p), or
+    between a = point -+ h with b = point (a tie, for a two-input p); None where either is not
+    finite there (log at 0, division by 0): not a kink but the edge of the domain."""
+    values, grads = [], []
+    for x in (point - h, point + h):
+        t = an.tensor([x], requires_grad=True)
+        with np.errstate(all="ignore"):  # sqrt(-1), log(-1): not finite, so not a kink (below)
+            out = p(t, an.tensor([point])) if len(p.vjps) == 2 else p(t)
+            out.sum().backward()
+        values.append(out.data)
+        grads.append(t.grad.data)
+    if not np.all(np.isfinite(values + grads)):
+        return None
+    return bool(
+        np.abs(values[1] - values[0]).max() > 1e-3 or np.abs(grads[1] - grads[0]).max() > 1e-3
+    )
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in NAMES if PRIMITIVES[n].elementwise and n not in ("astype", "pow_scalar")]
+)
+def test_a_kink_is_declared_exactly_where_value_or_gradient_jumps(name):
+    """At -1, 0 and 1 (a one-input primitive) or at a tie there (a two-input one), a jump of the
+    value or of the gradient needs a declared kink, for gradcheck; smooth ones declare none.
+    (astype and pow_scalar need a param; both are smooth.)"""
+    p = PRIMITIVES[name]
+    found = [jumps_across(p, point) for point in (-1.0, 0.0, 1.0)]
+    assert any(f is not None for f in found)
+    assert any(found) == (p.kink is not None)
+
+
+@pytest.mark.parametrize("name", ["sum", "max", "log_softmax"])
+def test_reductions_declare_their_kinks_at_ties(name):
+    p = PRIMITIVES[name]
+    grads = []
+    for x in ([1.0, 1.0 + 1e-7], [1.0 + 1e-7, 1.0]):
+        t = an.tensor(x, requires_grad=True)
+        p(t, axis=0).sum().backward()
+        grads.append(t.grad.data)
+    jumps = np.max(np.abs(grads[0] - grads[1])) > 1e-3
+    assert jumps == (p.kink is not None)
+
+
+def test_infix_notation_only_on_two_input_primitives():
+    for p in PRIMITIVES.values():
+        if p.notation.infix is not None:
+            assert len(p.vjps) == 2 and not p.variadic
+
+
+def test_a_vjp_of_none_marks_an_input_without_gradient():
+    scale = an.Primitive(
+        "scale_by", lambda x, k: x * k, lambda g, out, x, k: g * k, None
+    )  # k is a factor, not differentiated
+    x = an.tensor([1.0, 2.0], requires_grad=True)
+    k = an.tensor([3.0, 4.0], requires_grad=True)
+    scale(x, k).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [3.0, 4.0])
+    assert k.grad is None
