@@ -6,11 +6,11 @@ user's code created it.
         loss.backward()      # and so does a VJP whose gradient has one, naming the op, its input
                              # shapes and dtypes, and the line of user code that created the op
 
-Free when off. Nothing in the engine tests for anomaly mode: entering it swaps the function that
-records every op (tensor.record) for `record_checked`, in every autonet module that holds it, and
-leaving the last active mode swaps it back. `record_checked` notes the first frame outside autonet
-(the user's line), checks the forward value, and gives a recorded node a `WatchedPrimitive` op
-whose VJPs check their gradients; the backward pass runs them like any other op.
+Free when off: entering the first mode sets the one hook that tensor.record consults
+(tensor.record_hook, None while no thread is in anomaly mode) to `record_checked`, and leaving the
+last clears it. `record_checked` notes the first frame outside autonet (the user's line), checks
+the forward value, and gives a recorded node a `WatchedPrimitive` op whose VJPs check their
+gradients; the backward pass runs them like any other op.
 
 Anomaly mode is per thread, as no_grad: while another thread is in it, ops on this thread pass
 through `record_checked` unchecked. A step of an.replay called on a thread in anomaly mode runs
@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
+from autonet import tensor
 from autonet.primitives import Primitive
-from autonet.tensor import NO_PARAMS, Tensor
-from autonet.tensor import record as plain_record
+from autonet.tensor import NO_PARAMS, Tensor, record
 
 
 class AnomalyMode(threading.local):
@@ -45,7 +45,7 @@ class AnomalyMode(threading.local):
 
 
 _anomaly_mode = AnomalyMode()
-_swap_lock = threading.Lock()
+_hook_lock = threading.Lock()
 _active = 0  # how many `with detect_anomaly()` blocks are open, over all threads (replay reads it)
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -64,28 +64,19 @@ class detect_anomaly:
         global _active
         self.previous = is_anomaly_enabled()
         _anomaly_mode.enabled = True
-        with _swap_lock:
+        with _hook_lock:
             if _active == 0:
-                swap_record(plain_record, record_checked)
+                tensor.record_hook = record_checked
             _active += 1
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         global _active
         _anomaly_mode.enabled = self.previous
-        with _swap_lock:
+        with _hook_lock:
             _active -= 1
             if _active == 0:
-                swap_record(record_checked, plain_record)
-
-
-def swap_record(old: Callable[..., Any], new: Callable[..., Any]) -> None:
-    """Rebind `record` from old to new in every loaded autonet module that holds it (so also in
-    modules imported while anomaly mode was on)."""
-    for name, module in list(sys.modules.items()):
-        in_package = name == "autonet" or name.startswith("autonet.")
-        if in_package and getattr(module, "record", None) is old:
-            module.record = new
+                tensor.record_hook = None
 
 
 class Site:
@@ -118,10 +109,22 @@ class WatchedPrimitive(Primitive):
         self.input_shapes = [t.shape for t in inputs]
         self.input_dtypes = [str(t.dtype) for t in inputs]
         vjps = [
-            self.checked(vjp, None if primitive.variadic else i)
+            None if vjp is None else self.checked(vjp, None if primitive.variadic else i)
             for i, vjp in enumerate(primitive.vjps)
         ]
-        super().__init__(primitive.name, primitive.forward, *vjps, variadic=primitive.variadic)
+        super().__init__(
+            primitive.name,
+            primitive.forward,
+            *vjps,
+            variadic=primitive.variadic,
+            elementwise=primitive.elementwise,
+            commutative=primitive.commutative,
+            axis_param=primitive.axis_param,
+            permutation=primitive.permutation,
+            kink=primitive.kink,
+            notation=primitive.notation,
+            explain=primitive.explain,
+        )
 
     def checked(self, vjp: Callable[..., Any], position: int | None) -> Callable[..., Any]:
         def checked_vjp(*args: Any, **params: Any) -> Any:
@@ -162,10 +165,10 @@ def record_checked(
 ) -> Tensor:
     """tensor.record, checked when this thread is in anomaly mode (see the module docstring)."""
     if not _anomaly_mode.enabled:
-        return plain_record(primitive, inputs, params)
+        return record(primitive, inputs, params, hooked=False)
     site = Site()
     with np.errstate(all="ignore"):  # NumPy's warnings become the error below
-        out = plain_record(primitive, inputs, params)
+        out = record(primitive, inputs, params, hooked=False)
     if not all_finite(out):
         shapes = [t.shape for t in inputs]
         dtypes = [str(t.dtype) for t in inputs]

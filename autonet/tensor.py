@@ -538,9 +538,19 @@ class Tensor:
 # Recording
 
 
-def record(primitive: Primitive, inputs: tuple[Tensor, ...], params: dict = NO_PARAMS) -> Tensor:
+# While a mode that watches every op is on in some thread (detect_anomaly), the function record
+# calls instead of recording: it records with hooked=False and checks the result. None when off,
+# so record pays one global read, and every module, whenever imported, behaves the same.
+record_hook: Callable[..., Tensor] | None = None
+
+
+def record(
+    primitive: Primitive, inputs: tuple[Tensor, ...], params: dict = NO_PARAMS, hooked: bool = True
+) -> Tensor:
     """Run primitive.forward on the inputs' data; if an input requires grad and the output is
     floating-point, record the node (as PyTorch, a cast to integers or bool leaves the graph)."""
+    if record_hook is not None and hooked:
+        return record_hook(primitive, inputs, params)
     if params and primitive.axis_param is not None:
         params = with_normalized_axes(primitive, inputs, params)
     try:
