@@ -51,7 +51,7 @@ def stamp_data_write() -> int:
     """A fresh tick for an assignment to some tensor's .data. The lock keeps `last_data_write`
     the latest tick of any write, whichever thread made it (backward's fast check relies on it)."""
     global last_data_write
-    _data_write_lock.acquire()  # (`with` costs twice as much: a step writes .data per parameter)
+    _data_write_lock.acquire()  # not `with`: benchmarks/README.md, "Hot paths"
     try:
         last_data_write = next_tick()
         return last_data_write
@@ -216,7 +216,7 @@ def backpropagate(
                 "freed by an earlier backward(); call the first backward(retain_graph=True) to "
                 "backpropagate through the same graph twice"
             )
-        # one and two inputs spelled out: unpacking a map costs as much as a small VJP
+        # one and two inputs spelled out (benchmarks/README.md, "Hot paths")
         arity = len(parents)
         if arity == 2:
             args = (g, value_of(node), value_of(parents[0]), value_of(parents[1]))
@@ -234,7 +234,7 @@ def backpropagate(
                 continue
             elif params:
                 grad = vjps[i](*args, **params)
-            else:  # most ops: a call without ** is cheaper
+            else:  # most ops have no params: a call without ** (benchmarks/README.md)
                 grad = vjps[i](*args)
             data = parent._data
             try:

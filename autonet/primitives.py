@@ -231,16 +231,16 @@ def scatter_add_forward(g: np.ndarray, index: Any, shape: tuple[int, ...]) -> np
     return out
 
 
-# Up to this many elements, broadcast_to copies (see broadcast_to_forward); measured break-even
-# on a 2-core Xeon: copying 4,096 float64 values costs 1.3 us, numpy.broadcast_to's view 2.3 us.
+# Up to this many elements, broadcast_to copies (see broadcast_to_forward): the measured
+# break-even with numpy.broadcast_to's view (benchmarks/README.md, "Hot paths").
 BROADCAST_COPY_LIMIT = 4096
 
 
 def broadcast_to_forward(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """numpy.broadcast_to(x, shape): x repeated along the axes it is broadcast over.
 
-    A small result is written into a new array: numpy.broadcast_to's read-only view costs about
-    2 us of Python-level set-up (an nditer), more than copying a few thousand numbers, and sum's
+    A small result is written into a new array: numpy.broadcast_to's read-only view has a
+    Python-level set-up (an nditer) that costs more than copying a few thousand numbers, and sum's
     VJP broadcasts the gradient of every loss this way. A large result is that view, which takes
     no memory. (Assignment would also drop leading axes of length 1, which broadcast_to refuses:
     x with more axes than `shape` goes to numpy.broadcast_to, which raises.)

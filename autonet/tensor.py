@@ -32,8 +32,8 @@ from autonet.engine import _grad_mode as grad_mode
 from autonet.engine import array_of, next_tick
 from autonet.primitives import PRIMITIVES, Primitive
 
-# Held while a .grad is read and replaced (Tensor.accumulate_grad): one lock for all tensors, since
-# holding it costs ~0.1 us and backward passes that contend for it are rare.
+# Held while a .grad is read and replaced (Tensor.accumulate_grad): one lock for all tensors, as
+# it is held briefly and backward passes that contend for it are rare.
 accumulation_lock = threading.Lock()
 _pickling = threading.local()  # .pending: the ids of the nodes a graph's pickle lists first
 NO_PARAMS: dict[str, Any] = {}  # the params of an op that has none (shared, never mutated)
@@ -554,7 +554,7 @@ def record(
     if params and primitive.axis_param is not None:
         params = with_normalized_axes(primitive, inputs, params)
     try:
-        # the common arities spelled out: unpacking a map costs about as much as a small NumPy op
+        # the common arities spelled out (benchmarks/README.md, "Hot paths")
         arity = len(inputs)
         if params:
             if arity == 1:
