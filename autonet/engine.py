@@ -347,14 +347,13 @@ def grad(function: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Call
     def gradient_of_function(*args: Any) -> Any:
         positions = (argnums,) if isinstance(argnums, int) else tuple(argnums)
         args_list = list(args)
-        nested = False
+        made_here = set()
         for i in positions:
             arg = args_list[i]
-            if isinstance(arg, Tensor) and arg.requires_grad:
-                nested = nested or is_grad_enabled()
-            else:
+            if not (isinstance(arg, Tensor) and arg.requires_grad):
                 data = arg.data if isinstance(arg, Tensor) else arg
                 args_list[i] = Tensor(data, requires_grad=True)
+                made_here.add(id(args_list[i]))
         output = function(*args_list)
         if not isinstance(output, Tensor) or output.size != 1:
             shape = getattr(output, "shape", type(output).__name__)
@@ -364,6 +363,13 @@ def grad(function: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Call
             )
         wanted = [args_list[i] for i in positions]
         if output.requires_grad:
+            # Record the backward pass when the output depends on a tensor this call did not
+            # make (an argument that requires grad, another argument of an enclosing grad, a
+            # tensor the function closes over): something outside may differentiate the result.
+            nested = is_grad_enabled() and any(
+                node.op is None and id(node) not in made_here
+                for node in topological_order(output)
+            )
             result = gradients(output, wanted, create_graph=nested)
         else:
             result = tuple(Tensor(np.zeros(t.shape, dtype=t.dtype)) for t in wanted)

@@ -51,12 +51,16 @@ class Notation(NamedTuple):
     latex    the same in LaTeX (r"\sigma"); None for \mathrm{text}
     infix    for an operator, how tightly it binds: "sum", "product" or "matmul"
     strict   an operator whose right operand of the same binding needs parentheses (a − (b − c))
+    bare     params that read well without their keyword: reshape(x, (4, 1))
+    omitted  (param, value) pairs not worth printing, as a default: sign's at_zero=0
     """
 
     text: str
     latex: str | None = None
     infix: str | None = None
     strict: bool = False
+    bare: tuple[str, ...] = ()
+    omitted: tuple[tuple[str, Any], ...] = ()
 
 
 class Primitive:
@@ -574,6 +578,7 @@ PRIMITIVES: dict[str, Primitive] = {
             lambda g, out, x, at_zero=0.0: zeros_like(x),
             elementwise=True,
             kink=Kink("x == 0: grad 0 (and 0 everywhere else)", side_of_zero),
+            notation=Notation("sign", omitted=(("at_zero", 0),)),
         ),
         # out = maximum(a, b)        grad_a = g * [a > b],  grad_b = g * [b > a]  (ties share g/2)
         Primitive(
@@ -601,12 +606,18 @@ PRIMITIVES: dict[str, Primitive] = {
         # out = log_softmax(x, axis)  grad_x = g - exp(out) * sum(g, axis)     (reuses out)
         Primitive("log_softmax", log_softmax_forward, log_softmax_vjp, axis_param="axis"),
         # out = broadcast_to(x, shape)   grad_x = g summed back to x's shape   (by the engine)
-        Primitive("broadcast_to", broadcast_to_forward, lambda g, out, x, shape: g),
+        Primitive(
+            "broadcast_to",
+            broadcast_to_forward,
+            lambda g, out, x, shape: g,
+            notation=Notation("broadcast_to", bare=("shape",)),
+        ),
         # out = reshape(x, shape)    grad_x = reshape(g, x.shape)
         Primitive(
             "reshape",
             np.reshape,
             lambda g, out, x, shape: g.reshape(x.shape),
+            notation=Notation("reshape", bare=("shape",)),
             explain=explain_reshape,
         ),
         # out = transpose(x, axes)   grad_x = transpose(g, argsort(axes))
@@ -616,6 +627,7 @@ PRIMITIVES: dict[str, Primitive] = {
             transpose_vjp,
             axis_param="axes",
             permutation=True,
+            notation=Notation("transpose", bare=("axes",)),
         ),
         # out = x[index]             grad_x = zeros like x, with g added at index (repeats add up)
         Primitive(
@@ -636,6 +648,7 @@ PRIMITIVES: dict[str, Primitive] = {
             lambda x, dtype: x.astype(dtype),
             lambda g, out, x, dtype: astype(g, dtype=x.dtype),
             elementwise=True,
+            notation=Notation("astype", bare=("dtype",)),
         ),
         # out = a copy of x          grad_x = g     (Tensor.clone; gives each leaf's .grad its own)
         Primitive("copy", np.copy, lambda g, out, x: g, elementwise=True),

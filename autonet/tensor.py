@@ -501,7 +501,7 @@ class Tensor:
 
         Unlike torch.transpose(dim0, dim1), which swaps two axes: for that use swapaxes.
         """
-        if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
+        if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list, np.ndarray))):
             axes = () if axes[0] is None else tuple(axes[0])
         return record(TRANSPOSE, (self,), {"axes": axes or None})
 
@@ -640,9 +640,9 @@ def to_array(data: Any, dtype: Any = None) -> np.ndarray:
 
 
 def as_operand(x: Any, like: Tensor, op_name: str = "operand") -> Tensor:
-    """x as a Tensor operand of an op with `like`: Tensors pass through, arrays are wrapped
-    without copying, and Python numbers take like's floating dtype (as in PyTorch, so that
-    float32 * 2.0 stays float32)."""
+    """x as a Tensor operand of an op with `like`: Tensors pass through, arrays are copied, and
+    Python numbers take like's floating dtype (as in PyTorch, so that float32 * 2.0 stays
+    float32). Complex numbers and arrays raise TypeError naming op_name."""
     if isinstance(x, Tensor):
         return x
     number_type = type(x)
@@ -655,7 +655,9 @@ def as_operand(x: Any, like: Tensor, op_name: str = "operand") -> Tensor:
         if x.dtype.kind not in "biuf":
             details = f"an array of shape {x.shape}, with a tensor of shape {like.shape}"
             raise not_numeric(op_name, x.dtype, details)
-        return Tensor.wrap(x)
+        # a copy, as Tensor() makes: the rules read operands when backward runs, so a caller's
+        # array changed in between would silently change the gradient
+        return Tensor.wrap(x.copy())
     if isinstance(x, numbers.Real) and not isinstance(x, np.generic):
         dtype = like._data.dtype if like._data.dtype.kind == "f" else None
         return Tensor.wrap(np.asarray(x, dtype=dtype))

@@ -14,6 +14,16 @@ exactly 0 for every a < 0, where pow's gradients must take their limits (the exp
 2 so that second derivatives stay finite too: below 2, d/da a^(b-1) is infinite at a = 0 and the
 chain rule meets inf * 0 = nan, in PyTorch as in autonet). Kinks (relu, abs,
 maximum, max) are detected when the program runs (`NumpyBackend.kinks`), not avoided.
+
+Every axis argument is drawn in all its spellings: negative axes, permutations with negative
+entries (transpose), two axes to exchange (swapaxes), reduction axes as tuples in any order, and
+join axes (concatenate, stack, log_softmax) counted from either end. softplus and log_sigmoid
+are steps too: smooth functions whose stable form, max(x, 0) + log1p(exp(-|x|)), has kinked parts.
+
+`graphs(special_values=True)` draws inputs and constants from a few exact values (0, +-1/2,
++-1, +-2) instead of uniformly, so that graphs meet exact zeros, ties, zero exponents and the
+kinks inside smooth composites: the points where second-order rules are most often wrong.
+`with_dtype` gives the same graph in float32, and `GivenLeaves` runs it on existing leaves.
 """
 
 from __future__ import annotations
@@ -26,14 +36,19 @@ import numpy as np
 from hypothesis import strategies as st
 
 import autonet as an
+from autonet.nn import functional as F
 
 MAX_SIZE = 64  # elements per value: keeps finite differences (2 runs per input element) fast
 MAX_NDIM = 4
 
 UNARY = ["neg", "exp", "tanh", "sigmoid", "relu", "abs", "log", "sqrt", "square", "cube"]
+UNARY += ["softplus", "log_sigmoid"]
 BINARY = ["add", "sub", "mul", "div", "maximum", "pow", "pow_relu"]
 REDUCTIONS = ["sum", "mean", "max"]
-SHAPING = ["reshape", "transpose", "getitem", "concatenate", "stack", "matmul"]
+SHAPING = ["reshape", "transpose", "swapaxes", "getitem", "concatenate", "stack", "matmul"]
+SHAPING += ["log_softmax"]  # (an axis argument, like the joins)
+# exact values for graphs(special_values=True): zeros, ties, and exponents and bases of 0 and 1
+SPECIAL_VALUES = [-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0]
 
 
 @dataclass
@@ -63,7 +78,9 @@ class NumpyBackend:
     """Plain NumPy float64: the forward oracle. Records where the run stands at each kink."""
 
     def __init__(self) -> None:
-        self.kinks: list[np.ndarray] = []  # one boolean pattern per kink evaluated, in order
+        # one pattern per kink evaluated, in order: the side of the kink each element is on, and
+        # whether it is on the kink itself (sign(x) for relu, the maxima for max)
+        self.kinks: list[np.ndarray] = []
         self.ties = False  # True if some kink was hit exactly (x == 0, a == b, tied maxima)
 
     def leaf(self, a: np.ndarray, requires_grad: bool) -> np.ndarray:
@@ -74,7 +91,7 @@ class NumpyBackend:
 
     def unary(self, kind: str, x: np.ndarray) -> np.ndarray:
         if kind in ("relu", "abs"):
-            self.kinks.append(x > 0)
+            self.kinks.append(np.sign(x))
             self.ties |= bool(np.any(x == 0))
         positive = x * x + 0.5
         return {
@@ -88,11 +105,14 @@ class NumpyBackend:
             "sqrt": lambda: np.sqrt(positive),
             "square": lambda: x**2,
             "cube": lambda: x**3,
+            # log(1 + e^x) and log(sigmoid(x)) = -log(1 + e^-x), each to a few ulps
+            "softplus": lambda: np.logaddexp(0, x),
+            "log_sigmoid": lambda: -np.logaddexp(0, -x),
         }[kind]()
 
     def binary(self, kind: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         if kind == "maximum":
-            self.kinks.append(a > b)
+            self.kinks.append(np.sign(a - b))  # (a - b is 0 exactly when a == b)
             self.ties |= bool(np.any(a == b))
             return np.maximum(a, b)
         if kind == "div":
@@ -100,7 +120,7 @@ class NumpyBackend:
         if kind == "pow":
             return (a * a + 0.5) ** b
         if kind == "pow_relu":
-            self.kinks.append(a > 0)
+            self.kinks.append(np.sign(a))
             self.ties |= bool(np.any(a == 0))
             return np.where(a > 0, a, 0.0) ** (b * b + 2)
         return {"add": np.add, "sub": np.subtract, "mul": np.multiply}[kind](a, b)
@@ -117,8 +137,16 @@ class NumpyBackend:
     def reshape(self, x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         return x.reshape(shape)
 
-    def transpose(self, x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    def transpose(self, x: np.ndarray, axes: tuple[int, ...] | None) -> np.ndarray:
         return x.transpose(axes)
+
+    def swapaxes(self, x: np.ndarray, axis1: int, axis2: int) -> np.ndarray:
+        return x.swapaxes(axis1, axis2)
+
+    def log_softmax(self, x: np.ndarray, axis: int) -> np.ndarray:
+        # the shift by the maximum is no kink: the result does not depend on it
+        shifted = x - np.max(x, axis=axis, keepdims=True)
+        return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
 
     def getitem(self, x: np.ndarray, index: tuple) -> np.ndarray:
         return x[index]
@@ -158,6 +186,8 @@ class AutonetBackend:
             "sqrt": lambda: an.sqrt(positive),
             "square": lambda: x**2,
             "cube": lambda: x**3,
+            "softplus": lambda: F.softplus(x),
+            "log_sigmoid": lambda: F.log_sigmoid(x),
         }[kind]()
 
     def binary(self, kind: str, a: Any, b: Any) -> an.Tensor:
@@ -178,8 +208,15 @@ class AutonetBackend:
     def reshape(self, x: an.Tensor, shape: tuple[int, ...]) -> an.Tensor:
         return x.reshape(shape)
 
-    def transpose(self, x: an.Tensor, axes: tuple[int, ...]) -> an.Tensor:
-        return x.transpose(axes)
+    def transpose(self, x: an.Tensor, axes: tuple[int, ...] | None) -> an.Tensor:
+        # the varargs spelling, x.transpose(-1, 0) (the tuple form takes the same path)
+        return x.transpose() if axes is None else x.transpose(*axes)
+
+    def swapaxes(self, x: an.Tensor, axis1: int, axis2: int) -> an.Tensor:
+        return x.swapaxes(axis1, axis2)
+
+    def log_softmax(self, x: an.Tensor, axis: int) -> an.Tensor:
+        return F.log_softmax(x, axis=axis)
 
     def getitem(self, x: an.Tensor, index: tuple) -> an.Tensor:
         return x[index]
@@ -224,6 +261,9 @@ class TorchBackend:
             "sqrt": lambda: t.sqrt(positive),
             "square": lambda: x**2,
             "cube": lambda: x**3,
+            # logaddexp rather than torch's softplus, which returns x itself past x = 20
+            "softplus": lambda: t.logaddexp(t.zeros_like(x), x),
+            "log_sigmoid": lambda: -t.logaddexp(t.zeros_like(x), -x),
         }[kind]()
 
     def binary(self, kind: str, a: Any, b: Any) -> Any:
@@ -233,7 +273,9 @@ class TorchBackend:
         if kind == "div":
             return a / (b * b + 0.5)
         if kind == "pow":
-            return (a * a + 0.5) ** b
+            # base^b as exp(b log base) (the base is positive): torch's pow zeroes grad_base where
+            # b == 0 with a mask, so its derivative in b there is 0 instead of 1 / base
+            return t.exp(b * t.log(a * a + 0.5))
         if kind == "pow_relu":
             return t.relu(a) ** (b * b + 2)
         return {"add": t.add, "sub": t.sub, "mul": t.mul}[kind](a, b)
@@ -249,8 +291,14 @@ class TorchBackend:
     def reshape(self, x: Any, shape: tuple[int, ...]) -> Any:
         return x.reshape(shape)
 
-    def transpose(self, x: Any, axes: tuple[int, ...]) -> Any:
-        return x.permute(axes)
+    def transpose(self, x: Any, axes: tuple[int, ...] | None) -> Any:
+        return x.permute(tuple(reversed(range(x.ndim))) if axes is None else axes)
+
+    def swapaxes(self, x: Any, axis1: int, axis2: int) -> Any:
+        return x.swapaxes(axis1, axis2)
+
+    def log_softmax(self, x: Any, axis: int) -> Any:
+        return self.torch.log_softmax(x, dim=axis)
 
     def getitem(self, x: Any, index: tuple) -> Any:
         return x[tuple(self.torch.from_numpy(i) if isinstance(i, np.ndarray) else i for i in index)]
@@ -280,10 +328,10 @@ def run(graph: Graph, backend: Any, inputs: list[np.ndarray] | None = None) -> t
         for step in graph.steps:
             args = [pool[a] if a >= 0 else constants[-a - 1] for a in step.args]
             pool.append(apply(step, args, backend))
-    loss = None
-    for i, w in graph.weights.items():
-        term = backend.weighted_sum(pool[i], w)
-        loss = term if loss is None else loss + term
+        loss = None
+        for i, w in graph.weights.items():
+            term = backend.weighted_sum(pool[i], w)
+            loss = term if loss is None else loss + term
     return loss, pool
 
 
@@ -323,14 +371,31 @@ def try_shape(step: Step, shapes: list[tuple[int, ...]], constants: list[np.ndar
 
 
 @st.composite
+def any_spelling(draw: Any, axis: int, ndim: int) -> int:
+    """axis (in [0, ndim)) as itself or as its negative twin, axis - ndim."""
+    return axis - ndim if draw(st.booleans()) else axis
+
+
+@st.composite
 def axis_params(draw: Any, ndim: int) -> dict[str, Any]:
+    """axis=None, one axis, or a tuple of distinct axes in any order; each maybe negative."""
     if ndim == 0 or draw(st.booleans()):
         axis: Any = None
     elif draw(st.booleans()):
         axis = draw(st.integers(-ndim, ndim - 1))
     else:
-        axis = tuple(draw(st.lists(st.integers(0, ndim - 1), min_size=1, unique=True)))
+        axes = draw(st.lists(st.integers(0, ndim - 1), min_size=1, unique=True))
+        axis = tuple(draw(any_spelling(a, ndim)) for a in axes)
     return {"axis": axis, "keepdims": draw(st.booleans())}
+
+
+@st.composite
+def permutation(draw: Any, ndim: int) -> tuple[int, ...] | None:
+    """None (all axes reversed) or a permutation of the axes, each entry maybe negative."""
+    if ndim and draw(st.integers(0, 4)) == 0:
+        return None
+    axes = draw(st.permutations(range(ndim)))
+    return tuple(draw(any_spelling(a, ndim)) for a in axes)
 
 
 @st.composite
@@ -385,11 +450,18 @@ def reshape_target(draw: Any, shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 @st.composite
-def graphs(draw: Any, max_steps: int = 30) -> Graph:
-    """A random Graph of 1 to max_steps operations on 1 to 3 inputs."""
+def graphs(draw: Any, max_steps: int = 30, special_values: bool = False) -> Graph:
+    """A random Graph of 1 to max_steps operations on 1 to 3 inputs; with special_values, the
+    inputs and constants are drawn from SPECIAL_VALUES rather than uniformly from [-2, 2]."""
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1), label="values seed"))
+
+    def values(shape: tuple[int, ...]) -> np.ndarray:
+        if special_values:
+            return np.asarray(rng.choice(SPECIAL_VALUES, size=shape), dtype=np.float64)
+        return np.asarray(rng.uniform(-2, 2, size=shape))
+
     input_shapes = draw(st.lists(small_shapes, min_size=1, max_size=3), label="input shapes")
-    inputs = [rng.uniform(-2, 2, size=s) for s in input_shapes]
+    inputs = [values(s) for s in input_shapes]
     requires_grad = [True] + [draw(st.booleans()) for _ in input_shapes[1:]]
     shapes: list[tuple[int, ...]] = list(input_shapes)
     constants: list[np.ndarray] = []
@@ -408,8 +480,16 @@ def graphs(draw: Any, max_steps: int = 30) -> Graph:
         elif kind == "reshape":
             candidates = [Step(kind, (x,), {"shape": draw(reshape_target(shape))})]
         elif kind == "transpose":
-            axes = tuple(draw(st.permutations(range(len(shape)))))
-            candidates = [Step(kind, (x,), {"axes": axes})]
+            candidates = [Step(kind, (x,), {"axes": draw(permutation(len(shape)))})]
+        elif kind in ("swapaxes", "log_softmax"):
+            if shape:
+                n = len(shape)
+                params = (
+                    {"axis1": draw(st.integers(-n, n - 1)), "axis2": draw(st.integers(-n, n - 1))}
+                    if kind == "swapaxes"
+                    else {"axis": draw(st.integers(-n, n - 1))}
+                )
+                candidates = [Step(kind, (x,), params)]
         elif kind == "getitem":
             candidates = [Step(kind, (x,), {"index": draw(index_for(shape))})]
         else:
@@ -426,7 +506,10 @@ def graphs(draw: Any, max_steps: int = 30) -> Graph:
                 constant_shape = (shape[-1], draw(st.integers(1, 3)))
             constant_shape = tuple(constant_shape)
             others.append(-len(constants) - 1)
-            params = {"axis": draw(st.integers(0, max(len(shape) - 1, 0)))}
+            # the join's axis, counted from either end: concatenate's among x's axes, stack's
+            # among the result's (one more)
+            n = len(shape) + (kind == "stack")
+            params = {"axis": draw(st.integers(-n, max(n - 1, 0)))}
             for y in others[:8]:
                 if kind in BINARY:
                     order = (x, y) if draw(st.booleans()) else (y, x)
@@ -435,7 +518,7 @@ def graphs(draw: Any, max_steps: int = 30) -> Graph:
                     candidates.append(Step(kind, (x, y)))
                 else:
                     candidates.append(Step(kind, (x, y), params))
-            new_constant = [rng.uniform(-2, 2, size=constant_shape)]
+            new_constant = [values(constant_shape)]
         for step in candidates:
             out = try_shape(step, shapes, constants + new_constant)
             if out is not None:
@@ -444,8 +527,74 @@ def graphs(draw: Any, max_steps: int = 30) -> Graph:
                 steps.append(step)
                 shapes.append(out)
                 break
+    return with_loss(inputs, requires_grad, constants, steps, shapes, rng)
+
+
+def with_loss(
+    inputs: list[np.ndarray],
+    requires_grad: list[bool],
+    constants: list[np.ndarray],
+    steps: list[Step],
+    shapes: list[tuple[int, ...]],
+    rng: np.random.Generator,
+) -> Graph:
+    """The Graph of these steps, its loss weighing input 0 and every value no step consumes."""
     used = {a for step in steps for a in step.args}
     # input 0 (which requires grad) always feeds the loss, so the loss always requires grad
     sinks = [0] + [i for i in range(len(inputs), len(shapes)) if i not in used]
     weights = {i: rng.uniform(0.5, 1.5, size=shapes[i]) for i in sinks}
     return Graph(inputs, requires_grad, constants, steps, weights)
+
+
+def example_graph(
+    inputs: list[Any], steps: list[Step], constants: tuple = (), requires_grad: Any = None
+) -> Graph:
+    """A fixed Graph, for @example: the given inputs (every one requiring grad unless said) and
+    steps, and a loss built as graphs() builds it (weights from a fixed seed)."""
+    inputs = [np.asarray(a, dtype=np.float64) for a in inputs]
+    constants_list = [np.asarray(c, dtype=np.float64) for c in constants]
+    pool: list[Any] = list(inputs)
+    for step in steps:
+        args = [pool[a] if a >= 0 else constants_list[-a - 1] for a in step.args]
+        pool.append(np.asarray(apply(step, args, NumpyBackend())))
+    requires_grad = [True] * len(inputs) if requires_grad is None else list(requires_grad)
+    shapes = [np.shape(v) for v in pool]
+    return with_loss(inputs, requires_grad, constants_list, steps, shapes, np.random.default_rng(0))
+
+
+def with_dtype(graph: Graph, dtype: Any) -> Graph:
+    """The same graph with its inputs, constants and loss weights in dtype (values rounded)."""
+    return Graph(
+        [np.asarray(a).astype(dtype) for a in graph.inputs],
+        graph.requires_grad,
+        [np.asarray(c).astype(dtype) for c in graph.constants],
+        graph.steps,
+        {i: np.asarray(w).astype(dtype) for i, w in graph.weights.items()},
+    )
+
+
+class GivenLeaves(AutonetBackend):
+    """autonet on leaves made beforehand: a graph run many times accumulates into their .grad."""
+
+    def __init__(self, leaves: list[an.Tensor]) -> None:
+        self.leaves = iter(leaves)
+
+    def leaf(self, a: np.ndarray, requires_grad: bool) -> an.Tensor:
+        return next(self.leaves)
+
+
+def leaves_of(graph: Graph, dtype: Any = None) -> list[an.Tensor]:
+    """Fresh autonet leaves for the graph's inputs."""
+    return [
+        an.tensor(np.asarray(a, dtype=dtype), requires_grad=r)
+        for a, r in zip(graph.inputs, graph.requires_grad, strict=True)
+    ]
+
+
+def depending_on(graph: Graph, i: int) -> list[int]:
+    """The pool indices of the values computed from input i (i itself included), in order."""
+    reached = {i}
+    for k, step in enumerate(graph.steps):
+        if any(a in reached for a in step.args):
+            reached.add(len(graph.inputs) + k)
+    return sorted(reached)

@@ -171,3 +171,14 @@ def test_an_index_array_changed_after_the_forward_pass_does_not_move_the_gradien
         index.data[:] = 1
     y.backward()
     np.testing.assert_array_equal(w.grad.data, [3.0, 0.0, 4.0])
+
+
+def test_an_array_operand_changed_after_the_forward_pass_does_not_move_the_gradient():
+    """Found by the fuzzer: arrays given as operands were wrapped without a copy, so zeroing one
+    after the forward pass zeroed the gradient. They are copied, as Tensor() copies."""
+    x = an.tensor([1.0, 2.0], requires_grad=True)
+    c = np.array([3.0, 4.0])
+    y = (x * c).sum() + (c * x).sum()
+    c[:] = 0
+    y.backward()
+    np.testing.assert_array_equal(x.grad.data, [6.0, 8.0])

@@ -82,3 +82,16 @@ def test_second_derivatives_match_pytorch_away_from_special_points():
     (ga,) = an.gradients(F.softplus(ours).sum(), [ours], create_graph=True)
     (ha,) = an.gradients(ga.sum(), [ours])
     np.testing.assert_allclose(ha.data, h.numpy(), rtol=1e-12)
+
+
+def test_grad_of_grad_gives_mixed_partials_and_sees_captured_tensors():
+    """Found by the fuzzer: an inner an.grad recorded its backward pass only when an argument it
+    differentiated already required grad, so mixed partials and tensors the function closes over
+    got 0 (torch.func.grad gives 1 and 4 here)."""
+    mixed = an.grad(lambda a, b: an.grad(lambda a, b: a * b, argnums=0)(a, b), argnums=1)
+    assert mixed(2.0, 3.0).item() == 1.0
+    w = an.tensor(3.0, requires_grad=True)
+    inner = an.grad(lambda x: x * x * w)(2.0)  # 2 x w, a function of w
+    assert inner.requires_grad
+    inner.backward()
+    assert w.grad.item() == 4.0

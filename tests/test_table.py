@@ -31,13 +31,15 @@ def test_every_fact_is_declared_with_its_type(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_axis_param_names_the_param_that_holds_axes(name):
+def test_axis_param_and_bare_notation_name_params_of_the_primitive(name):
     @quick
     @given(case=PRIMITIVE_CASES[name])
     def check(case):
         _, params = case
         axis_params = [k for k in params if k in ("axis", "axes")]
         assert PRIMITIVES[name].axis_param == (axis_params[0] if axis_params else None)
+        notation = PRIMITIVES[name].notation  # derive's bare params are params of the primitive
+        assert set(notation.bare) <= set(params)
 
     check()
 
