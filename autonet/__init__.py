@@ -11,7 +11,7 @@ from autonet import nn, optim
 from autonet.anomaly import detect_anomaly, is_anomaly_enabled
 from autonet.checkpoint import load, save
 from autonet.derive import Derivation, derive
-from autonet.engine import grad, gradients, is_grad_enabled, no_grad, topological_order
+from autonet.engine import topological_order
 from autonet.gradcheck import (
     GradcheckError,
     GradcheckResult,
@@ -19,6 +19,7 @@ from autonet.gradcheck import (
     gradcheck,
     gradgradcheck,
 )
+from autonet.modes import is_grad_enabled, no_grad
 from autonet.ops import (
     abs,
     add,
@@ -50,6 +51,7 @@ from autonet.primitives import PRIMITIVES, Primitive
 from autonet.replay import Replay, replay
 from autonet.seed import seed_gradients
 from autonet.tensor import Tensor
+from autonet.transforms import grad, gradients
 from autonet.viz import draw, render, retain_grads
 
 __version__ = "0.1.0"

@@ -7,7 +7,7 @@ user's code created it.
                              # shapes and dtypes, and the line of user code that created the op
 
 Free when off: entering the first mode sets the one hook that tensor.record consults
-(tensor.record_hook, None while no thread is in anomaly mode) to `record_checked`, and leaving the
+(modes.record_hook, None while no thread is in anomaly mode) to `record_checked`, and leaving the
 last clears it. `record_checked` notes the first frame outside autonet (the user's line), checks
 the forward value, and gives a recorded node a `WatchedPrimitive` op whose VJPs check their
 gradients; the backward pass runs them like any other op.
@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from autonet import tensor
+from autonet import modes
 from autonet.primitives import Primitive
 from autonet.tensor import NO_PARAMS, Tensor, record
 
@@ -66,7 +66,7 @@ class detect_anomaly:
         _anomaly_mode.enabled = True
         with _hook_lock:
             if _active == 0:
-                tensor.record_hook = record_checked
+                modes.record_hook = record_checked
             _active += 1
         return self
 
@@ -76,7 +76,7 @@ class detect_anomaly:
         with _hook_lock:
             _active -= 1
             if _active == 0:
-                tensor.record_hook = None
+                modes.record_hook = None
 
 
 class Site:

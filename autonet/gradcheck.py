@@ -36,9 +36,11 @@ from typing import Any
 
 import numpy as np
 
-from autonet.engine import gradients, is_grad_enabled, topological_order
+from autonet.engine import topological_order
+from autonet.modes import is_grad_enabled
 from autonet.ops import concatenate
 from autonet.tensor import Tensor
+from autonet.transforms import gradients
 
 # An evaluation returns the output and the tensors whose graphs hold the kinks that matter
 # (gradgradcheck's output, a gradient, need not contain the forward relu whose step it jumps).

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from autonet.engine import no_grad
+from autonet.modes import no_grad
 from autonet.tensor import Tensor
 
 

@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from autonet import engine
-from autonet.engine import _grad_mode as grad_mode
+from autonet import engine, modes
 from autonet.engine import array_of, next_tick
+from autonet.modes import grad_mode
 from autonet.primitives import PRIMITIVES, Primitive
 
 # Held while a .grad is read and replaced (Tensor.accumulate_grad): one lock for all tensors, as
@@ -239,6 +239,18 @@ class Tensor:
                 "match both (backward adds to it)"
             )
         self._grad = value if isinstance(value, Tensor) else Tensor.wrap(array.copy())
+
+    @property
+    def tick(self) -> int:
+        """When this tensor was made, on the clock that orders the graph (engine.next_tick): a
+        tensor's parents have smaller ticks."""
+        return self._tick
+
+    @property
+    def version(self) -> int:
+        """The clock's tick of the latest assignment to .data, 0 if none (as torch's _version, it
+        changes whenever .data is assigned; backward compares it with the nodes' ticks)."""
+        return getattr(self, "_version", 0)
 
     @property
     def is_leaf(self) -> bool:
@@ -538,19 +550,13 @@ class Tensor:
 # Recording
 
 
-# While a mode that watches every op is on in some thread (detect_anomaly), the function record
-# calls instead of recording: it records with hooked=False and checks the result. None when off,
-# so record pays one global read, and every module, whenever imported, behaves the same.
-record_hook: Callable[..., Tensor] | None = None
-
-
 def record(
     primitive: Primitive, inputs: tuple[Tensor, ...], params: dict = NO_PARAMS, hooked: bool = True
 ) -> Tensor:
     """Run primitive.forward on the inputs' data; if an input requires grad and the output is
     floating-point, record the node (as PyTorch, a cast to integers or bool leaves the graph)."""
-    if record_hook is not None and hooked:
-        return record_hook(primitive, inputs, params)
+    if modes.record_hook is not None and hooked:  # a mode that watches every op (modes.py)
+        return modes.record_hook(primitive, inputs, params)
     if params and primitive.axis_param is not None:
         params = with_normalized_axes(primitive, inputs, params)
     try:
@@ -573,7 +579,7 @@ def record(
         out = np.asarray(out)
     for t in inputs:
         if t.requires_grad:
-            # grad_mode.enabled is engine.is_grad_enabled(), without the call
+            # grad_mode.enabled is modes.is_grad_enabled(), without the call
             if grad_mode.enabled and out.dtype.kind == "f":
                 return Tensor.wrap(out, primitive, inputs, params)
             break

@@ -29,7 +29,6 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from autonet.engine import gradients
 from autonet.gradcheck import (
     MAX_REFINED,
     FiniteDifferences,
@@ -41,6 +40,7 @@ from autonet.gradcheck import (
     relative_error,
 )
 from autonet.tensor import Tensor
+from autonet.transforms import gradients
 
 # ---------------------------------------------------------------------------------------------
 # Strategies

@@ -404,9 +404,9 @@ def goals(report: dict[str, Any]) -> list[tuple[str, str, bool]]:
     slower = [
         s
         for s, e in tutorial.items()
-        if "replay" in e and e["replay"]["median_s"] > e["eager"]["median_s"]
+        if "replay" in e and "eager" in e and e["replay"]["median_s"] > e["eager"]["median_s"]
     ]
-    if any("replay" in e for e in tutorial.values()):
+    if any("replay" in e and "eager" in e for e in tutorial.values()):
         rows.append(
             (
                 "replay never slower than eager",

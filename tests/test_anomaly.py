@@ -91,18 +91,18 @@ def test_off_by_default_numpy_values_and_no_error():
 
 def test_off_means_no_hook_and_one_hook_while_any_mode_is_on():
     # the zero-cost claim: outside anomaly mode record reads one global, None, and goes on
-    tensor_module = importlib.import_module("autonet.tensor")  # an.tensor is the function
-    assert tensor_module.record_hook is None
+    modes = importlib.import_module("autonet.modes")
+    assert modes.record_hook is None
     with an.detect_anomaly():
         assert an.is_anomaly_enabled()
-        assert tensor_module.record_hook is anomaly.record_checked
+        assert modes.record_hook is anomaly.record_checked
         with an.detect_anomaly():
-            assert tensor_module.record_hook is anomaly.record_checked
-        assert tensor_module.record_hook is anomaly.record_checked  # still inside the outer one
-    assert tensor_module.record_hook is None
+            assert modes.record_hook is anomaly.record_checked
+        assert modes.record_hook is anomaly.record_checked  # still inside the outer one
+    assert modes.record_hook is None
     with pytest.raises(FloatingPointError), an.detect_anomaly():
         an.log(an.tensor(0.0))
-    assert tensor_module.record_hook is None and not an.is_anomaly_enabled()
+    assert modes.record_hook is None and not an.is_anomaly_enabled()
 
 
 def test_a_record_function_imported_at_any_time_is_checked():

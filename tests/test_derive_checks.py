@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import autonet as an
-from autonet.derive import POW, SIMPLIFICATIONS
+from autonet.derive.expr import POW, SIMPLIFICATIONS
 
 
 def cube_sum():

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 
 import autonet as an
-from autonet.derive import MAX_FULL_SIZE
-from autonet.derive_command import layered_network, seed_network
+from autonet.cli.derive import layered_network, seed_network
+from autonet.derive.check import MAX_FULL_SIZE
 from autonet.seed import XNOR_INPUTS, XNOR_TARGETS, seed_weights
 from autonet.testing import assert_gradients_match, seed_operands
 from tests.conftest import run_env

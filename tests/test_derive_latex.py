@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import autonet as an
-from autonet.derive_command import layered_network, seed_network
+from autonet.cli.derive import layered_network, seed_network
 from tests.test_derive_primitives import CASES, derive_case
 
 RNG = np.random.default_rng(0)

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import autonet as an
-from autonet.derive_command import layered_network, recurring_rule
+from autonet.cli.derive import layered_network, recurring_rule
 
 ROOT = Path(__file__).resolve().parent.parent
 

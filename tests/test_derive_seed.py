@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import autonet as an
-from autonet.derive_command import TUTORIAL_FORMULAS, same_formula, seed_network
+from autonet.cli.derive import TUTORIAL_FORMULAS, same_formula, seed_network
 from autonet.seed import seed_gradients, seed_loss
 from tests.oracles import ATOL, RTOL, numeric_gradient
 

@@ -3,8 +3,8 @@ its results stay eager's, bit for bit; arrays it does not own are never written.
 
 The generated code writes `v3 = EXP(v2, out=v2)` only where v2 is an array the code allocated
 itself, laid out as the result is (shape, dtype, strides), never viewed or handed out, and read
-for the last time (autonet/replay.py, buffers()). Each step below is built so that one of these
-conditions decides; results are compared with eager mode with assert_array_equal (tolerance 0,
+for the last time (autonet/replay/codegen.py, buffers()). Each step below is built so that one of
+these conditions decides; results are compared with eager mode with assert_array_equal (tolerance 0,
 as in test_replay.py), over several calls with changing values, and the caller's arrays and the
 parameters' arrays are checked unchanged by each call. REUSE_FROM_BYTES is pinned at 16 bytes
 here, so that the small arrays of these steps take the path whatever the default.
@@ -26,13 +26,14 @@ from tests.fuzz import AutonetBackend, graphs, run
 from tests.test_replay import tutorial_loss, tutorial_source
 
 replay_module = importlib.import_module("autonet.replay")
+codegen = importlib.import_module("autonet.replay.codegen")  # where buffers() reads the threshold
 SMALL = 16  # bytes: arrays of 2 float64 or 4 float32 elements take the path
 WRITES_INTO = re.compile(r"^\s*(\w+) = \w+\(.*, out=(\w+)\)", re.MULTILINE)
 
 
 @pytest.fixture
 def small_buffers(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(replay_module, "REUSE_FROM_BYTES", SMALL)
+    monkeypatch.setattr(codegen, "REUSE_FROM_BYTES", SMALL)
 
 
 def snapshot(arrays: list) -> list[tuple[tuple[int, ...], str, bytes]]:
@@ -129,7 +130,7 @@ def test_tutorial_step_with_buffers_equals_eager_bit_for_bit(m, n, p, k, seed, d
         (rng.normal(size=(m, n)).astype(dtype), rng.random((m, k)).astype(dtype)) for _ in range(3)
     ]
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(replay_module, "REUSE_FROM_BYTES", SMALL)
+        patch.setattr(codegen, "REUSE_FROM_BYTES", SMALL)
         step = compare(tutorial_loss, weights, calls)
     assert len(step.recordings) == 1
     assert writes(step.source)  # the hidden layer (m x p, at least 16 elements) takes the path
@@ -166,7 +167,7 @@ def test_arrays_below_the_threshold_are_not_written_into():
         sources.append(compare(one_layer, [rng.uniform(-1, 1, (3, 1))], calls).source)
     assert "out=" not in sources[0] and "STRIDES" not in sources[0]
     assert writes(sources[1]) and "!= STRIDES" in sources[1]
-    assert replay_module.REUSE_FROM_BYTES == 16
+    assert codegen.REUSE_FROM_BYTES == 16
 
 
 # ---------------------------------------------------------------------------------------------
@@ -370,7 +371,7 @@ def test_random_graphs_with_buffers_equal_eager_bit_for_bit(graph, seed, float32
 
     dtypes = [np.float32 if f else np.float64 for f in float32[: len(graph.inputs)]]
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(replay_module, "REUSE_FROM_BYTES", SMALL)
+        patch.setattr(codegen, "REUSE_FROM_BYTES", SMALL)
         step = an.replay(loss_fn)
         for call in range(3):
             arrays = [

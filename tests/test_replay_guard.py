@@ -3,7 +3,7 @@
 A recording checks at each call that the tensors the step read besides its arguments are the
 ones recorded: a parameter or a constant replaced (in a closure cell, a module's attribute, a
 list, a dict, a global, a default), a requires_grad turned on or off, a constant's .data assigned
-(autonet/replay.py, guard_captured()). Any of these records again. Each scenario runs twice,
+(autonet/replay/guard.py, guard_captured()). Any of these records again. Each scenario runs twice,
 eagerly (loss_fn then backward()) and replayed, and the losses and every .grad (None included)
 are compared bit for bit, as in test_replay.py; small integer values keep every sum exact.
 """

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from autonet import verify_command as verify
+from autonet.cli import verify
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import autonet as an
-from autonet.graph_command import seed_graph
+from autonet.cli.graph import seed_graph
 from autonet.viz import GRAD_PALETTE, HIGHLIGHT, interpolate
 from tests.dot_parsing import attribute, parse
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 import autonet as an
-from autonet import viz
-from autonet.graph_command import seed_graph
+from autonet.cli.graph import seed_graph
+from autonet.viz import rendering as viz
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_renderer = pytest.mark.skipif(

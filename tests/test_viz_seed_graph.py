@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 
 import autonet as an
-from autonet.graph_command import seed_graph
+from autonet.cli.graph import seed_graph
 from autonet.seed import XNOR_INPUTS, XNOR_TARGETS, seed_forward, seed_gradients, seed_weights
 from tests.dot_parsing import attribute, parse
 

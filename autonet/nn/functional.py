@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from autonet.modes import is_recording
 from autonet.ops import as_tensor
 from autonet.primitives import PRIMITIVES
-from autonet.replay import is_recording
 from autonet.tensor import Tensor
 
 LOG_SOFTMAX, SOFTPLUS = PRIMITIVES["log_softmax"], PRIMITIVES["softplus"]

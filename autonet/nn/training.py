@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from autonet.engine import no_grad
+from autonet.modes import no_grad
 from autonet.nn import functional as F
 from autonet.nn.modules import Module
 from autonet.optim import SGD, Optimizer

@@ -1,9 +1,11 @@
-"""The `autonet` command: one subcommand per job, each in the module that does the work.
+"""The `autonet` command: one subcommand per job, each in its own module of this package.
 
 autonet demo        train the tutorial's network and compare with its hand-derived gradients
 autonet derive      print the tutorial's gradient formulas (or a deeper network's), derived
 autonet verify      check the tutorial's gradient formulas on Hypothesis-drawn networks
 autonet graph       draw the tutorial's network: its graph, values and gradients
+
+Each module (demo.py, derive.py, verify.py, graph.py) has add_arguments(parser) and run(args).
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ import sys
 
 # name -> (module with add_arguments(parser) and run(args) -> exit status, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("autonet.demo_command", "train the tutorial's network on XNOR, checked step by step"),
-    "derive": ("autonet.derive_command", "print the backward pass as matrix formulas, checked"),
-    "verify": ("autonet.verify_command", "check the tutorial's formulas vs autograd, finite diffs"),
-    "graph": ("autonet.graph_command", "draw the seed network's graph, values and gradients"),
+    "demo": ("autonet.cli.demo", "train the tutorial's network on XNOR, checked step by step"),
+    "derive": ("autonet.cli.derive", "print the backward pass as matrix formulas, checked"),
+    "verify": ("autonet.cli.verify", "check the tutorial's formulas vs autograd, finite diffs"),
+    "graph": ("autonet.cli.graph", "draw the seed network's graph, values and gradients"),
 }
 
 
@@ -42,7 +44,3 @@ def main(argv: list[str] | None = None) -> int:
         # point stdout at devnull so that the interpreter's final flush stays quiet
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

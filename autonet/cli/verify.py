@@ -16,7 +16,6 @@ fails, including the deliberately wrong one (so `--show-wrong --strict` exits 1)
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -89,25 +88,13 @@ CHECKS: list[tuple[str, Callable[..., np.ndarray], str, bool]] = [
 
 
 def run(args: argparse.Namespace) -> int:
-    # Imported here, not at the top: the `autonet` command imports every subcommand's module, and
-    # Hypothesis is needed only by this one (pip install 'autonet[test]').
-    try:
-        from hypothesis import Verbosity
-        from hypothesis import settings as hypothesis_settings
+    # Imported here, not at the top: the `autonet` command imports every subcommand's module to
+    # build its parser, and Hypothesis, slow to import, is needed by this one only.
+    from hypothesis import Verbosity
+    from hypothesis import settings as hypothesis_settings
 
-        from autonet.testing import (
-            DerivationError,
-            check_derivation,
-            compare_gradients,
-            seed_operands,
-        )
-    except ImportError as exc:
-        print(
-            f"autonet verify: needs Hypothesis ({exc}); install it with "
-            "pip install 'autonet[test]' (or pip install hypothesis)",
-            file=sys.stderr,
-        )
-        return 2
+    from autonet.testing import DerivationError, check_derivation, compare_gradients, seed_operands
+
     settings = hypothesis_settings(database=None, derandomize=True, verbosity=Verbosity.quiet)
     operands = seed_operands(max_side=args.max_side)
     atol, rtol = 1e-5, 1e-3
