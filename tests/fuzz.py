@@ -37,6 +37,7 @@ from hypothesis import strategies as st
 
 import autonet as an
 from autonet.nn import functional as F
+from autonet.testing import shapes
 
 MAX_SIZE = 64  # elements per value: keeps finite differences (2 runs per input element) fast
 MAX_NDIM = 4
@@ -353,7 +354,7 @@ def apply(step: Step, args: list, backend: Any) -> Any:
 # -------------------------------------------------------------------------------------------
 # The strategy. Shapes are tracked by running each candidate step on NumPy zeros.
 
-small_shapes = st.lists(st.integers(1, 4), min_size=0, max_size=3).map(tuple)
+small_shapes = shapes(min_dims=0, max_dims=3)
 
 
 def fits(shape: tuple[int, ...]) -> bool:

@@ -1,26 +1,48 @@
-"""Hypothesis strategies for the engine's tests: bounded float64 arrays, broadcast shapes, and for
-every primitive of the table a case (its inputs and params) a margin away from its kinks."""
+"""Hypothesis strategies for the engine's tests: bounded float64 arrays, the tutorial's problem at
+drawn sizes, and for every primitive of the table a case (its inputs and params) a margin away
+from its kinks. Shapes and floats come from autonet.testing, the strategies offered to users."""
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 from hypothesis import assume
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-FLOATS = st.floats(-2.0, 2.0, allow_nan=False, allow_subnormal=False)
+from autonet.testing import floats
+from autonet.testing import shapes as small_shapes
 
 
 def arrays(shape, low=-2.0, high=2.0, away_from_zero=0.0):
     """float64 arrays of `shape` with elements in [low, high] and |x| >= away_from_zero."""
-    elements = st.floats(low, high, allow_nan=False, allow_subnormal=False)
+    elements = floats(low, high)
     if away_from_zero:
         elements = elements.filter(lambda v: abs(v) >= away_from_zero)
     return hnp.arrays(np.float64, shape, elements=elements)
 
 
-def small_shapes(min_dims=0, max_dims=3):
-    return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=1, max_side=4)
+class SeedProblem(NamedTuple):
+    """The tutorial's network at sizes (m, n, p, k): S (m, n) normal, Y (m, k) in [0, 1),
+    w0 (n, p) and w1 (p, k) in [-1, 1), all in one dtype; rng draws more data of the same kind."""
+
+    S: np.ndarray
+    Y: np.ndarray
+    w0: np.ndarray
+    w1: np.ndarray
+    rng: np.random.Generator
+
+
+@st.composite
+def seed_problems(draw, m=(1, 6), n=(1, 5), p=(1, 5), k=(1, 3), dtypes=(np.float64,)):
+    """A SeedProblem with each size drawn in its (low, high) range, values from one drawn seed."""
+    m, n, p, k = (draw(st.integers(*bounds)) for bounds in (m, n, p, k))
+    dtype = draw(st.sampled_from(dtypes))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    S, Y = rng.normal(size=(m, n)).astype(dtype), rng.random((m, k)).astype(dtype)
+    w0, w1 = rng.uniform(-1, 1, (n, p)).astype(dtype), rng.uniform(-1, 1, (p, k)).astype(dtype)
+    return SeedProblem(S, Y, w0, w1, rng)
 
 
 @st.composite

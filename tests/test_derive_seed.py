@@ -9,27 +9,20 @@ from pathlib import Path
 
 import numpy as np
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 import autonet as an
 from autonet.cli.derive import TUTORIAL_FORMULAS, same_formula, seed_network
 from autonet.seed import seed_gradients, seed_loss
 from tests.oracles import ATOL, RTOL, numeric_gradient
+from tests.strategies import seed_problems
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@st.composite
-def seed_problem(draw):
+def seed_problem():
     """Data and weights of the tutorial's network, any sizes: S (m, n), syn0 (n, p), syn1 (p, k)."""
-    m, n, p, k = (draw(st.integers(1, 5)) for _ in range(4))
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    return (
-        rng.normal(size=(m, n)),
-        rng.random((m, k)),
-        rng.uniform(-1, 1, (n, p)),
-        rng.uniform(-1, 1, (p, k)),
-    )
+    sizes = (1, 5)
+    return seed_problems(m=sizes, n=sizes, p=sizes, k=sizes).map(lambda problem: problem[:4])
 
 
 @settings(max_examples=25, deadline=None)

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 import autonet as an
 from tests.fuzz import AutonetBackend, graphs, run
+from tests.strategies import seed_problems
 from tests.test_replay import tutorial_loss, tutorial_source
 
 replay_module = importlib.import_module("autonet.replay")
@@ -115,20 +116,14 @@ def assert_buffers_are_safe(source: str) -> None:
 
 
 @settings(max_examples=15, deadline=None)
-@given(
-    m=st.integers(4, 9),
-    n=st.integers(1, 4),
-    p=st.integers(4, 7),
-    k=st.integers(1, 3),
-    seed=st.integers(0, 2**32 - 1),
-    dtype=st.sampled_from([np.float64, np.float32]),
-)
-def test_tutorial_step_with_buffers_equals_eager_bit_for_bit(m, n, p, k, seed, dtype):
-    rng = np.random.default_rng(seed)
-    weights = [rng.uniform(-1, 1, (n, p)).astype(dtype), rng.uniform(-1, 1, (p, k)).astype(dtype)]
-    calls = [
-        (rng.normal(size=(m, n)).astype(dtype), rng.random((m, k)).astype(dtype)) for _ in range(3)
+@given(problem=seed_problems(m=(4, 9), n=(1, 4), p=(4, 7), dtypes=(np.float64, np.float32)))
+def test_tutorial_step_with_buffers_equals_eager_bit_for_bit(problem):
+    S, Y, w0, w1, rng = problem
+    calls = [(S, Y)] + [
+        (rng.normal(size=S.shape).astype(S.dtype), rng.random(Y.shape).astype(Y.dtype))
+        for _ in range(2)
     ]
+    weights = [w0, w1]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(codegen, "REUSE_FROM_BYTES", SMALL)
         step = compare(tutorial_loss, weights, calls)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 import autonet as an
 from autonet.seed import XNOR_INPUTS, XNOR_TARGETS, seed_gradients, seed_loss, seed_weights
 from tests.oracles import ATOL, RTOL, numeric_gradient
+from tests.strategies import seed_problems
 
 # The tutorial's first matrix has a misprint: its row 2 reads [1, -1], which makes the first
 # column x1 + x2 - 1; the text (p1 = sign(x1 - 1)) needs [0, -1].
@@ -48,17 +48,9 @@ def seed_network(S, Y, w0, w1):
 
 
 @settings(max_examples=60, deadline=None)
-@given(
-    m=st.integers(1, 6),
-    n=st.integers(1, 5),
-    p=st.integers(1, 5),
-    k=st.integers(1, 3),
-    seed=st.integers(0, 2**32 - 1),
-)
-def test_autograd_equals_the_tutorials_formulas_and_finite_differences(m, n, p, k, seed):
-    rng = np.random.default_rng(seed)
-    S, Y = rng.normal(size=(m, n)), rng.random((m, k))
-    w0, w1 = rng.uniform(-1, 1, (n, p)), rng.uniform(-1, 1, (p, k))
+@given(problem=seed_problems())
+def test_autograd_equals_the_tutorials_formulas_and_finite_differences(problem):
+    S, Y, w0, w1, _ = problem
     loss, syn0, syn1 = seed_network(S, Y, w0, w1)
     loss.backward()
     grad0, grad1 = seed_gradients(S, Y, w0, w1)
