@@ -344,7 +344,8 @@ class Tensor:
         threads may accumulate into the same leaf: the read and the write of .grad happen under
         one lock, so no thread's gradient is lost (PyTorch serialises accumulation per leaf too).
         """
-        with accumulation_lock:
+        accumulation_lock.acquire()  # not `with`: benchmarks/README.md, "Hot paths"
+        try:
             current = self._grad
             if isinstance(g, Tensor):  # create_graph: the copy and the sum are recorded
                 self._grad = COPY(g) if current is None else current + g
@@ -352,6 +353,8 @@ class Tensor:
                 self._grad = Tensor.wrap(np.array(g))
             else:
                 self._grad = Tensor.wrap(np.asarray(current._data + g))
+        finally:
+            accumulation_lock.release()
 
     def retain_grad(self) -> Tensor:
         """Keep this non-leaf tensor's gradient in .grad after backward (leaves always do)."""
