@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
+from scipy import special
 
 
 class Kink(NamedTuple):
@@ -278,6 +279,39 @@ def concatenate_forward(*xs: np.ndarray, axis: int = 0) -> np.ndarray:
     return np.concatenate(xs, axis=axis)
 
 
+def clip_forward(x: np.ndarray, a_min: Any = None, a_max: Any = None) -> np.ndarray:
+    """numpy.clip(x, a_min, a_max), either bound may be None (number bounds keep x's dtype)."""
+    if a_min is None and a_max is None:
+        return np.copy(x)
+    return np.clip(x, a_min, a_max)
+
+
+def logsumexp_forward(x: np.ndarray, axis: Any = None, keepdims: bool = False) -> np.ndarray:
+    """log(sum(exp(x), axis)) as c + log(sum(exp(x - c))) with c = max(x) along axis.
+
+    As log_softmax's shift: every exp(x - c) <= 1 and one equals 1, so logsumexp([1000, 1000]) is
+    1000 + log 2, not inf. An infinite c (all -inf, or a +inf) is replaced by 0 so that x - c is
+    not inf - inf; the result is then -inf or inf, as the sum says. An empty axis sums to 0: -inf.
+    """
+    if x.size == 0:
+        with np.errstate(divide="ignore"):
+            return np.log(np.add.reduce(np.exp(x), axis=axis, keepdims=keepdims))
+    c = np.max(x, axis=axis, keepdims=True)
+    c = np.where(np.isfinite(c), c, 0)
+    with np.errstate(divide="ignore"):
+        out = np.log(np.add.reduce(np.exp(x - c), axis=axis, keepdims=True)) + c
+    return out if keepdims else out.reshape(np.max(x, axis=axis).shape)
+
+
+def pad_forward(x: np.ndarray, pad_width: tuple, constant_values: float = 0.0) -> np.ndarray:
+    """numpy.pad(x, pad_width, constant_values=...): pad_width holds (before, after) per axis."""
+    return np.pad(x, pad_width, constant_values=constant_values)
+
+
+def einsum_forward(*xs: np.ndarray, subscripts: str) -> np.ndarray:
+    return np.asarray(np.einsum(subscripts, *xs))
+
+
 # ---------------------------------------------------------------------------------------------
 # VJPs that are more than one line.
 
@@ -380,6 +414,122 @@ def transpose_vjp(g: Any, out: Any, x: Any, axes: tuple[int, ...] | None = None)
     return g.transpose(tuple(np.argsort(axes)))
 
 
+def minimum_vjp_a(g: Any, out: Any, a: Any, b: Any) -> Any:
+    """out = minimum(a, b)   =>   grad_a = g where a < b, g/2 where a == b (ties share), else 0."""
+    return g * ((a < b) + 0.5 * (a == b))
+
+
+def clip_vjp(g: Any, out: Any, x: Any, a_min: Any = None, a_max: Any = None) -> Any:
+    """out = clip(x, a_min, a_max)   =>   grad_x = g where a_min <= x <= a_max, else 0.
+
+    At a bound (x == a_min or x == a_max) the gradient is g, as PyTorch's clamp: the bounds count
+    as inside, so clipping a value that already lies on a bound leaves its gradient alone.
+    """
+    if a_min is None and a_max is None:
+        return g
+    if a_max is None:
+        return g * (x >= a_min)
+    if a_min is None:
+        return g * (x <= a_max)
+    return g * ((x >= a_min) * (x <= a_max))
+
+
+def logsumexp_vjp(g: Any, out: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """out = logsumexp(x, axis)   =>   grad_x = g * softmax(x) = g * exp(x - out).
+
+    d out / d x_i = exp(x_i) / sum_j exp(x_j) = exp(x_i - out); x - out <= 0, so exp never
+    overflows. g and out lack the reduced axes unless keepdims: they are put back (length 1).
+    """
+    reduced = keepdims_shape(x.shape, axis)
+    return g.reshape(reduced) * exp(x - out.reshape(reduced))
+
+
+def reversed_along(x: Any, axis: int) -> Any:
+    """x with the order of its elements along axis reversed (x[..., ::-1, ...])."""
+    return x[(slice(None),) * axis + (slice(None, None, -1),)]
+
+
+def cumsum_vjp(g: Any, out: Any, x: Any, axis: int | None = None) -> Any:
+    """out = cumsum(x, axis)   =>   grad_x = the reversed cumulative sum of g along axis.
+
+    out_i = sum_{j <= i} x_j, so grad_x_j = sum_{i >= j} g_i: cumsum of g from the far end.
+    axis=None sums x flattened: g is then 1-D and its result is reshaped to x's shape.
+    """
+    if axis is None:
+        return reversed_along(cumsum(reversed_along(g, 0), axis=0), 0).reshape(x.shape)
+    return reversed_along(cumsum(reversed_along(g, axis), axis=axis), axis)
+
+
+def prod_vjp(g: Any, out: Any, x: Any, axis: int | None = None, keepdims: bool = False) -> Any:
+    """out = prod(x, axis)   =>   grad_x_i = g * (product of the other x_j along axis).
+
+    Not g * out / x_i, which is 0 / 0 where x_i = 0 (the product of the others need not be 0).
+    The n products of n - 1 factors are one prod over an n x n array: row i holds x with x_i
+    replaced by 1 (x * (1 - I) + I). It takes n^2 numbers, and it is written in primitives, so
+    the rule is itself differentiable (every second derivative, with zeros too).
+    """
+    shape = x.shape
+    if axis is None:
+        x, axis = x.reshape((-1,)), 0
+    g = g.reshape(keepdims_shape(x.shape, axis)).swapaxes(axis, -1)
+    last = x.swapaxes(axis, -1)
+    n = last.shape[-1]
+    rows = broadcast_to(last.reshape(last.shape[:-1] + (1, n)), shape=last.shape + (n,))
+    eye = np.eye(n, dtype=x.dtype)
+    others = prod(rows * (1 - eye) + eye, axis=last.ndim)
+    return (g * others).swapaxes(axis, -1).reshape(shape)
+
+
+def pad_vjp(g: Any, out: Any, x: Any, pad_width: tuple, constant_values: float = 0.0) -> Any:
+    """out = pad(x, pad_width)   =>   grad_x = g with the padding cut off (the slice x filled)."""
+    return g[
+        tuple(slice(before, before + n) for (before, _), n in zip(pad_width, x.shape, strict=True))
+    ]
+
+
+def einsum_vjp(i: int, g: Any, out: Any, *xs: Any, subscripts: str) -> Any:
+    """out = einsum("s_0,...,s_k->o", x_0, ..., x_k)   =>
+    grad_x_i = einsum("o,s_j (j != i)->s_i", g, x_j (j != i)).
+
+    out is linear in x_i, with x_i's coefficient the product of the other operands: the gradient
+    contracts g with them onto x_i's letters. einsum cannot write every s_i as an output:
+      - a letter that only x_i has (summed over in the forward, "ij->i") appears in no operand
+        of the gradient's einsum: it is left out, and the result broadcast along it;
+      - a letter repeated in s_i ("ii->i", the diagonal) cannot be repeated in an output: the
+        gradient is computed once per letter and put on the diagonal (times a 0/1 mask).
+    subscripts are explicit, without "..." (an.einsum writes them so: ops.explicit_subscripts).
+    """
+    inputs, output = subscripts.split("->")
+    names = inputs.split(",")
+    mine = names[i]
+    others = [output] + [s for j, s in enumerate(names) if j != i]
+    operands = [g] + [x for j, x in enumerate(xs) if j != i]
+    letters = list(dict.fromkeys(mine))  # each letter once, in the order of first appearance
+    present = [c for c in letters if any(c in s for s in others)]
+    grad = einsum(*operands, subscripts=",".join(others) + "->" + "".join(present))
+    x = xs[i]
+    size = {c: x.shape[mine.index(c)] for c in letters}
+    if len(present) < len(letters):  # broadcast along the letters only x_i has
+        grad = grad.reshape(
+            tuple(grad.shape[present.index(c)] if c in present else 1 for c in letters)
+        )
+        grad = broadcast_to(
+            grad,
+            shape=tuple(grad.shape[k] if c in present else size[c] for k, c in enumerate(letters)),
+        )
+    if len(letters) < len(mine):  # put the repeated letters' gradient on their diagonal
+        first = [mine.index(c) for c in mine]
+        grad = grad.reshape(
+            tuple(grad.shape[letters.index(c)] if first[p] == p else 1 for p, c in enumerate(mine))
+        )
+        index = np.indices(x.shape, sparse=True)
+        mask = np.ones(x.shape, dtype=bool)
+        for p, q in enumerate(first):
+            mask = mask & (index[p] == index[q])
+        grad = grad * mask.astype(x.dtype)
+    return grad
+
+
 # ---------------------------------------------------------------------------------------------
 # Kinks: which side of a primitive's kink each element of a recorded node lies on (node.parents are
 # its inputs, as Tensors).
@@ -400,6 +550,15 @@ def maxima(node: Any) -> np.ndarray:
     """True at the elements equal to their maximum (where ties would be)."""
     x = node.parents[0].data
     return x == node.data.reshape(keepdims_shape(x.shape, node.params.get("axis")))
+
+
+def side_of_bounds(node: Any) -> np.ndarray:
+    """-1, 0 or 1 against each bound of clip, as one number: 3 * side of a_min + side of a_max."""
+    x = node.parents[0].data
+    a_min, a_max = node.params.get("a_min"), node.params.get("a_max")
+    low = np.zeros(x.shape) if a_min is None else np.sign(x - a_min)
+    high = np.zeros(x.shape) if a_max is None else np.sign(x - a_max)
+    return 3 * low + high
 
 
 # ---------------------------------------------------------------------------------------------
@@ -591,6 +750,72 @@ PRIMITIVES: dict[str, Primitive] = {
             kink=Kink("a == b: each input gets g/2", side_of_tie),
             notation=Notation("max", r"\max"),
         ),
+        # out = sin(x)               grad_x = g * cos(x)
+        Primitive("sin", np.sin, lambda g, out, x: g * cos(x), elementwise=True),
+        # out = cos(x)               grad_x = -g * sin(x)
+        Primitive("cos", np.cos, lambda g, out, x: -g * sin(x), elementwise=True),
+        # out = tan(x)               grad_x = g * (1 + out^2)  (= g / cos(x)^2)   (reuses out)
+        Primitive("tan", np.tan, lambda g, out, x: g * (1 + out * out), elementwise=True),
+        # out = arcsin(x)            grad_x = g / sqrt(1 - x^2)      (inf at |x| = 1, the edges)
+        Primitive("arcsin", np.arcsin, lambda g, out, x: g / sqrt(1 - x * x), elementwise=True),
+        # out = arccos(x)            grad_x = -g / sqrt(1 - x^2)
+        Primitive("arccos", np.arccos, lambda g, out, x: -g / sqrt(1 - x * x), elementwise=True),
+        # out = arctan(x)            grad_x = g / (1 + x^2)
+        Primitive("arctan", np.arctan, lambda g, out, x: g / (1 + x * x), elementwise=True),
+        # out = sinh(x)              grad_x = g * cosh(x)
+        Primitive("sinh", np.sinh, lambda g, out, x: g * cosh(x), elementwise=True),
+        # out = cosh(x)              grad_x = g * sinh(x)
+        Primitive("cosh", np.cosh, lambda g, out, x: g * sinh(x), elementwise=True),
+        # out = log(1 + x)           grad_x = g / (1 + x)    (log1p: exact for tiny x, as NumPy's)
+        Primitive("log1p", np.log1p, lambda g, out, x: g / (1 + x), elementwise=True),
+        # out = exp(x) - 1           grad_x = g * (out + 1)                  (reuses out)
+        Primitive("expm1", np.expm1, lambda g, out, x: g * (out + 1), elementwise=True),
+        # out = log2(x)              grad_x = g / (x * ln 2)
+        Primitive("log2", np.log2, lambda g, out, x: g / (x * math.log(2)), elementwise=True),
+        # out = log10(x)             grad_x = g / (x * ln 10)
+        Primitive("log10", np.log10, lambda g, out, x: g / (x * math.log(10)), elementwise=True),
+        # out = 2^x                  grad_x = g * out * ln 2                 (reuses out)
+        Primitive("exp2", np.exp2, lambda g, out, x: g * out * math.log(2), elementwise=True),
+        # out = erf(x) = 2/sqrt(pi) integral_0^x exp(-t^2) dt    grad_x = g * 2/sqrt(pi) exp(-x^2)
+        Primitive(
+            "erf",
+            special.erf,
+            lambda g, out, x: g * (2 / math.sqrt(math.pi)) * exp(-(x * x)),
+            elementwise=True,
+        ),
+        # out = cond ? a : b         grad_cond: none (a condition),  grad_a = g * [cond],
+        #                            grad_b = g * [not cond]
+        # (g is masked, not the values: a nan or inf in the branch not taken does not leak in)
+        Primitive(
+            "where",
+            np.where,
+            None,
+            lambda g, out, cond, a, b: g * cond,
+            lambda g, out, cond, a, b: g * (cond == 0),
+            elementwise=True,
+        ),
+        # out = clip(x, a_min, a_max)    grad_x = g * [a_min <= x <= a_max]
+        # At a bound the gradient is g (the bounds count as inside), as PyTorch's clamp.
+        Primitive(
+            "clip",
+            clip_forward,
+            clip_vjp,
+            elementwise=True,
+            kink=Kink(
+                "x == a_min or x == a_max: grad g (the bounds count as inside)", side_of_bounds
+            ),
+        ),
+        # out = minimum(a, b)        grad_a = g * [a < b],  grad_b = g * [b < a]  (ties share g/2)
+        Primitive(
+            "minimum",
+            np.minimum,
+            minimum_vjp_a,
+            lambda g, out, a, b: minimum_vjp_a(g, out, b, a),
+            elementwise=True,
+            commutative=True,
+            kink=Kink("a == b: each input gets g/2", side_of_tie),
+            notation=Notation("min", r"\min"),
+        ),
         # out = sum(x, axis)         grad_x = g broadcast over the summed axes
         # (the forward is the reduction numpy.sum calls, the same pairwise sum bit for bit, without
         # numpy.sum's Python-level dispatch, which costs more than a small sum)
@@ -605,6 +830,13 @@ PRIMITIVES: dict[str, Primitive] = {
         ),
         # out = log_softmax(x, axis)  grad_x = g - exp(out) * sum(g, axis)     (reuses out)
         Primitive("log_softmax", log_softmax_forward, log_softmax_vjp, axis_param="axis"),
+        # out = log(sum(exp(x), axis))   grad_x = g * exp(x - out) = g * softmax(x)  (reuses out)
+        # (the forward shifts by the maximum, as log_softmax's: see logsumexp_forward)
+        Primitive("logsumexp", logsumexp_forward, logsumexp_vjp, axis_param="axis"),
+        # out = cumsum(x, axis)      grad_x = cumsum of g from the far end of the axis
+        Primitive("cumsum", np.cumsum, cumsum_vjp, axis_param="axis"),
+        # out = prod(x, axis)        grad_x_i = g * product of the other x_j  (zeros allowed)
+        Primitive("prod", np.prod, prod_vjp, axis_param="axis"),
         # out = broadcast_to(x, shape)   grad_x = g summed back to x's shape   (by the engine)
         Primitive(
             "broadcast_to",
@@ -642,6 +874,12 @@ PRIMITIVES: dict[str, Primitive] = {
         Primitive(
             "concatenate", concatenate_forward, concatenate_vjp, variadic=True, axis_param="axis"
         ),
+        # out = pad(x, pad_width, constant)    grad_x = g with the padding sliced off
+        Primitive("pad", pad_forward, pad_vjp, notation=Notation("pad", bare=("pad_width",))),
+        # out = einsum(subscripts, xs)   grad_xs[i] = einsum of g with the other operands onto
+        # x_i's subscripts (letters only x_i has: broadcast; repeated ones: on the diagonal).
+        # The subscripts param is explicit ("ij,jk->ik"), without "...": an.einsum writes it so.
+        Primitive("einsum", einsum_forward, einsum_vjp, variadic=True),
         # out = x as dtype           grad_x = g as x's dtype
         Primitive(
             "astype",
@@ -667,6 +905,14 @@ def table_primitive(name: str) -> Primitive:
 astype = PRIMITIVES["astype"]
 broadcast_to = PRIMITIVES["broadcast_to"]
 exp = PRIMITIVES["exp"]
+cos = PRIMITIVES["cos"]
+cosh = PRIMITIVES["cosh"]
+cumsum = PRIMITIVES["cumsum"]
+einsum = PRIMITIVES["einsum"]
+prod = PRIMITIVES["prod"]
+sin = PRIMITIVES["sin"]
+sinh = PRIMITIVES["sinh"]
+sqrt = PRIMITIVES["sqrt"]
 log = PRIMITIVES["log"]
 sigmoid = PRIMITIVES["sigmoid"]
 scatter_add = PRIMITIVES["scatter_add"]

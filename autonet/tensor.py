@@ -17,6 +17,7 @@ numpy.transpose (torch.transpose swaps two; use `swapaxes`), and `max(axis)` ret
 
 from __future__ import annotations
 
+import builtins
 import copy
 import copyreg
 import numbers
@@ -83,7 +84,19 @@ class Tensor:
         "name",
         "retains_grad",
     )
-    __array_ufunc__ = None  # ndarray (op) Tensor defers to Tensor's reflected operator
+
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        """NumPy's ufuncs on tensors record (np.exp(t), ndarray + t): the table of dispatch.py."""
+        from autonet.dispatch import array_ufunc  # dispatch imports ops, which imports tensor
+
+        return array_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        """NumPy's functions on tensors record (np.sum(t), np.concatenate): dispatch.py."""
+        from autonet.dispatch import array_function
+
+        return array_function(func, types, args, kwargs)
+
     __hash__ = object.__hash__  # graph nodes hash by identity; == is element-wise
 
     def __init__(
@@ -496,14 +509,110 @@ class Tensor:
 
     def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         """Largest element over axis (values only); gradient to the maxima, ties share it."""
-        axis = normalize_axis(axis, self, "max")
-        axes = range(self.ndim) if axis is None else axis if isinstance(axis, tuple) else (axis,)
-        if any(self.shape[a] == 0 for a in axes):
-            raise ValueError(
-                f"max: cannot take the maximum over an empty axis (tensor shape {self.shape}, "
-                f"axis {axis}); an empty axis has no maximum"
-            )
+        axis = nonempty_axis(axis, self, "max", "maximum")
         return record(PRIMITIVES["max"], (self,), {"axis": axis, "keepdims": keepdims})
+
+    def min(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        """Smallest element over axis (values only), as -max(-x): ties share the gradient."""
+        axis = nonempty_axis(axis, self, "min", "minimum")
+        return -(-self).max(axis=axis, keepdims=keepdims)
+
+    def var(
+        self, axis: int | tuple[int, ...] | None = None, ddof: int = 0, keepdims: bool = False
+    ) -> Tensor:
+        """Variance over axis, sum((x - mean)^2) / (N - ddof), as ndarray.var (a composite:
+        mean, sub, mul, sum; the gradient is 2 (x - mean) g / (N - ddof))."""
+        axis = normalize_axis(axis, self, "var")
+        deviation = self - self.mean(axis=axis, keepdims=True)
+        axes = range(self.ndim) if axis is None else axis if isinstance(axis, tuple) else (axis,)
+        count = int(np.prod([self.shape[a] for a in axes]))
+        with np.errstate(divide="ignore", invalid="ignore"):  # N <= ddof: inf or nan, as NumPy
+            return (deviation * deviation).sum(axis=axis, keepdims=keepdims) / float(
+                count - ddof if count > ddof else 0
+            )
+
+    def std(
+        self, axis: int | tuple[int, ...] | None = None, ddof: int = 0, keepdims: bool = False
+    ) -> Tensor:
+        """Standard deviation, sqrt(var(x, axis, ddof)) (a composite; its gradient is infinite
+        where the variance is 0, as sqrt's at 0)."""
+        return self.var(axis=axis, ddof=ddof, keepdims=keepdims).sqrt()
+
+    def prod(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        """Product over axis; gradient g * (product of the other elements), right with zeros.
+
+        The prod primitive takes one axis or all; several axes are first moved to the end and
+        merged into one (transpose and reshape).
+        """
+        axis = normalize_axis(axis, self, "prod")
+        if not isinstance(axis, tuple):
+            return record(PRIMITIVES["prod"], (self,), {"axis": axis, "keepdims": keepdims})
+        kept = [a for a in range(self.ndim) if a not in axis]
+        merged = self.transpose(tuple(kept) + axis).reshape(
+            tuple(self.shape[a] for a in kept) + (-1,)
+        )
+        out = record(PRIMITIVES["prod"], (merged,), {"axis": len(kept), "keepdims": False})
+        return out.reshape(np.prod(self.data, axis=axis, keepdims=keepdims).shape)
+
+    def cumsum(self, axis: int | None = None) -> Tensor:
+        """Cumulative sum along axis (of the flattened tensor for None), as ndarray.cumsum."""
+        return record(PRIMITIVES["cumsum"], (self,), {"axis": axis})
+
+    def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
+        """Index of the largest element along axis (of the flattened tensor for None), as an
+        integer tensor outside the graph (an index has no gradient)."""
+        return Tensor.wrap(np.asarray(np.argmax(self.data, axis=axis, keepdims=keepdims)))
+
+    def argmin(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
+        """Index of the smallest element along axis, as argmax: outside the graph."""
+        return Tensor.wrap(np.asarray(np.argmin(self.data, axis=axis, keepdims=keepdims)))
+
+    def clip(self, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002 - ndarray's names
+        """Values below min set to min, above max to max (as ndarray.clip, torch.clamp).
+
+        The gradient is g where min <= x <= max, else 0: at a bound it is g, as PyTorch's
+        clamp. The bounds are numbers or arrays and get no gradient.
+        """
+        bounds = [b.data if isinstance(b, Tensor) else b for b in (min, max)]
+        bounds = [b.copy() if isinstance(b, np.ndarray) else b for b in bounds]
+        return record(PRIMITIVES["clip"], (self,), {"a_min": bounds[0], "a_max": bounds[1]})
+
+    def squeeze(self, axis: int | tuple[int, ...] | None = None) -> Tensor:
+        """The axes of length 1 (or the given ones, which must have length 1) removed, as
+        numpy.squeeze (a reshape)."""
+        axis = normalize_axis(axis, self, "squeeze")
+        return self.reshape(np.squeeze(np.empty(self.shape, np.bool_), axis=axis).shape)
+
+    def unsqueeze(self, dim: int) -> Tensor:
+        """A new axis of length 1 at position dim (torch.unsqueeze; numpy.expand_dims), as a
+        reshape. dim counts positions of the result: -1 appends an axis."""
+        return self.reshape(np.expand_dims(np.empty(self.shape, np.bool_), dim).shape)
+
+    def flatten(self) -> Tensor:
+        """The elements as a 1-D tensor, in C order (ndarray.flatten; a reshape, recorded)."""
+        return self.reshape(-1)
+
+    def repeat(self, repeats: Any, axis: int | None = None) -> Tensor:
+        """Each element repeated `repeats` times along axis (of the flattened tensor for None),
+        as ndarray.repeat (not torch's repeat, which is numpy.tile): an indexing, so the
+        gradient of each element sums the gradients of its copies."""
+        x = self.reshape(-1) if axis is None else self
+        axis = 0 if axis is None else normalize_axis(axis, x, "repeat")
+        index = np.repeat(np.arange(x.shape[axis]), repeats)
+        return x[(slice(None),) * axis + (index,)]
+
+    def trace(self, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Tensor:
+        """Sum of the diagonal (offset above it, as ndarray.trace) of the planes of axis1 and
+        axis2: an indexing and a sum, so the gradient is g on that diagonal, 0 elsewhere."""
+        axis1 = normalize_axis(axis1, self, "trace")
+        axis2 = normalize_axis(axis2, self, "trace")
+        rest = tuple(a for a in range(self.ndim) if a not in (axis1, axis2))
+        planes = self.transpose(rest + (axis1, axis2))
+        rows, cols = self.shape[axis1], self.shape[axis2]
+        start = builtins.max(0, -offset)
+        length = builtins.max(0, builtins.min(rows - start, cols - start - offset))
+        r = np.arange(start, start + length)
+        return planes[..., r, r + offset].sum(axis=-1)
 
     def reshape(self, *shape: Any) -> Tensor:
         """Same data in a new shape (one entry may be -1), as ndarray.reshape."""
@@ -725,6 +834,19 @@ def normalize_axis(
             f"{t.shape}; give each axis once (e.g. {tuple(reversed(range(ndim)))})"
         )
     return wrapped if isinstance(axis, (tuple, list)) else wrapped[0]
+
+
+def nonempty_axis(axis: Any, t: Tensor, op_name: str, what: str) -> int | tuple[int, ...] | None:
+    """axis normalised (normalize_axis), for a reduction that has no value over an empty axis
+    (the maximum or minimum of nothing): such an axis raises ValueError."""
+    axis = normalize_axis(axis, t, op_name)
+    axes = range(t.ndim) if axis is None else axis if isinstance(axis, tuple) else (axis,)
+    if any(t.shape[a] == 0 for a in axes):
+        raise ValueError(
+            f"{op_name}: cannot take the {what} over an empty axis (tensor shape {t.shape}, "
+            f"axis {axis}); an empty axis has no {what}"
+        )
+    return axis
 
 
 def plain_index(index: Any) -> Any:

@@ -185,6 +185,71 @@ def concatenate_case(draw):
     return tuple(xs), {"axis": axis % len(shape)}
 
 
+@st.composite
+def where_case(draw):
+    shapes = draw(hnp.mutually_broadcastable_shapes(num_shapes=3, max_dims=3, max_side=3))
+    cond = draw(hnp.arrays(np.bool_, shapes.input_shapes[0]))
+    return (cond, draw(arrays(shapes.input_shapes[1])), draw(arrays(shapes.input_shapes[2]))), {}
+
+
+@st.composite
+def clip_case(draw):
+    (x,), _ = draw(unary_case())
+    a_min, a_max = draw(st.sampled_from([(-1.0, 1.0), (None, 0.5), (-0.5, None), (0.0, 0.0)]))
+    # the bounds are the kinks: see test_operations
+    assume(all(np.min(np.abs(x - b), initial=1.0) > 1e-3 for b in (a_min, a_max) if b is not None))
+    return (x,), {"a_min": a_min, "a_max": a_max}
+
+
+@st.composite
+def minimum_case(draw):
+    (a, b), params = draw(maximum_case())
+    return (a, b), params
+
+
+@st.composite
+def one_axis_case(draw, keepdims=True, allow_none=True):
+    """x and an axis (or None) of it, and keepdims if the primitive takes it."""
+    shape = draw(small_shapes(min_dims=0))
+    x = draw(arrays(shape))
+    axes = st.integers(-len(shape), len(shape) - 1) if shape else st.nothing()
+    axis = draw((st.none() | axes) if allow_none else axes)
+    params = {"axis": axis}
+    if keepdims:
+        params["keepdims"] = draw(st.booleans())
+    return (x,), params
+
+
+@st.composite
+def pad_case(draw):
+    shape = draw(small_shapes(min_dims=1))
+    widths = tuple((draw(st.integers(0, 2)), draw(st.integers(0, 2))) for _ in shape)
+    return (draw(arrays(shape)),), {"pad_width": widths, "constant_values": draw(floats(-1, 1))}
+
+
+EINSUM_SUBSCRIPTS = {
+    # subscripts: the shape of each operand, by letter (i=2, j=3, k=2)
+    "ij,jk->ik": ("ij", "jk"),
+    "ij,ij->i": ("ij", "ij"),
+    "ij->": ("ij",),
+    "ij->ji": ("ij",),
+    "ii->i": ("ii",),
+    "ii->": ("ii",),
+    "iij->ji": ("iij",),
+    "i,j->ij": ("i", "j"),
+    "ij,j,k->ik": ("ij", "j", "k"),
+    "ij,jk,kl->il": ("ij", "jk", "kl"),
+}
+
+
+@st.composite
+def einsum_case(draw):
+    subscripts = draw(st.sampled_from(sorted(EINSUM_SUBSCRIPTS)))
+    size = {"i": 2, "j": 3, "k": 2, "l": 1}
+    xs = tuple(draw(arrays(tuple(size[c] for c in name))) for name in EINSUM_SUBSCRIPTS[subscripts])
+    return xs, {"subscripts": subscripts}
+
+
 # name -> strategy of (inputs, params); test_primitive_cases_cover_the_table checks every
 # primitive has one, so a new primitive is tested the day it lands.
 PRIMITIVE_CASES = {
@@ -218,4 +283,26 @@ PRIMITIVE_CASES = {
     "astype": unary_case().map(lambda case: (case[0], {"dtype": np.dtype(np.float64)})),
     "zeros_like": unary_case(),
     "copy": unary_case(),
+    "sin": unary_case(),
+    "cos": unary_case(),
+    "tan": unary_case(low=-1.2, high=1.2),
+    "arcsin": unary_case(low=-0.9, high=0.9),
+    "arccos": unary_case(low=-0.9, high=0.9),
+    "arctan": unary_case(),
+    "sinh": unary_case(),
+    "cosh": unary_case(),
+    "log1p": unary_case(low=-0.8, high=3.0),
+    "expm1": unary_case(),
+    "log2": unary_case(low=0.2, high=3.0),
+    "log10": unary_case(low=0.2, high=3.0),
+    "exp2": unary_case(),
+    "erf": unary_case(),
+    "where": where_case(),
+    "clip": clip_case(),
+    "minimum": minimum_case(),
+    "logsumexp": reduction_case(),
+    "cumsum": one_axis_case(keepdims=False),
+    "prod": one_axis_case(),
+    "pad": pad_case(),
+    "einsum": einsum_case(),
 }

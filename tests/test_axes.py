@@ -34,7 +34,16 @@ def weights_for(seed):
 
 def test_every_primitive_with_axes_declares_them():
     with_axes = {name for name, p in PRIMITIVES.items() if p.axis_param is not None}
-    assert with_axes == {"sum", "max", "log_softmax", "transpose", "concatenate"}
+    assert with_axes == {
+        "sum",
+        "max",
+        "log_softmax",
+        "transpose",
+        "concatenate",
+        "logsumexp",
+        "cumsum",
+        "prod",
+    }
     assert [n for n, p in PRIMITIVES.items() if p.permutation] == ["transpose"]
 
 

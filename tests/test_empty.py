@@ -23,6 +23,10 @@ CASES = {
     "transpose": ((0, 3), lambda t: t.transpose(-1, 0), lambda a: a.T),
     "concatenate": ((0, 3), lambda t: an.concatenate([t, t], axis=-2), lambda a: a),
     "softplus": ((2, 0), lambda t: F.softplus(t), lambda a: a),
+    "cumsum": ((0, 3), lambda t: an.cumsum(t, axis=-1), lambda a: a),
+    "prod over an empty axis": ((0, 3), lambda t: t.prod(axis=0), lambda a: a.prod(axis=0)),
+    "pad": ((0, 2), lambda t: an.pad(t, 1), lambda a: np.pad(a, 1)),
+    "einsum": ((0, 3), lambda t: an.einsum("ij,jk->ik", t, np.ones((3, 2))), lambda a: a[:, :2]),
 }
 
 

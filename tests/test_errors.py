@@ -215,6 +215,31 @@ CASES = [
         "axis has no maximum",
     ),
     (
+        "min of an empty tensor",
+        "an.tensor(np.ones((2, 0))).min(axis=1)",
+        ValueError,
+        "min: cannot take the minimum over an empty axis (tensor shape (2, 0), axis 1); an empty "
+        "axis has no minimum",
+    ),
+    (
+        "pad with a mode other than constant",
+        "an.pad(an.tensor(np.ones(3)), 1, mode='edge')",
+        ValueError,
+        "pad: mode 'edge' is not supported; only mode='constant' is",
+    ),
+    (
+        "einsum subscripts for another number of operands",
+        "an.einsum('ij,jk->ik', an.tensor(np.ones((2, 3))))",
+        ValueError,
+        "einsum: subscripts 'ij,jk->ik' name 2 operand(s), but 1 were given",
+    ),
+    (
+        "einsum of nothing",
+        "an.einsum('->')",
+        ValueError,
+        "einsum: needs at least one operand",
+    ),
+    (
         "an axis of a 0-d tensor",
         "an.tensor(1.0).mean(axis=0)",
         ValueError,
@@ -352,6 +377,41 @@ CASES = [
         "division by 0); sqrt had input shapes [(2,)], dtypes ['float64'], and was created at\n"
         '    File "<example>", line 2, in <module>: with an.detect_anomaly(): '
         "an.sqrt(x).sum().backward()",
+    ),
+    (
+        "a NumPy function autonet does not have, on a tensor",
+        "np.fft.fft(an.tensor([1.0, 2.0]))",
+        TypeError,
+        "np.fft.fft is not supported on autonet Tensors (it would leave the graph); use an autonet "
+        "operation, or np.asarray(t) to compute on the values outside the graph",
+    ),
+    (
+        "a NumPy ufunc autonet does not have, on a tensor",
+        "np.floor(an.tensor([1.5, 2.5]))",
+        TypeError,
+        "np.floor is not supported on autonet Tensors (it would leave the graph); use an autonet "
+        "operation, or np.asarray(t) to compute on the values outside the graph",
+    ),
+    (
+        "a ufunc method other than a call (accumulate, outer, at)",
+        "np.add.accumulate(an.tensor([1.0, 2.0]))",
+        TypeError,
+        "np.add.accumulate is not supported on autonet Tensors (it would leave the graph); use an "
+        "autonet operation, or np.asarray(t) to compute on the values outside the graph",
+    ),
+    (
+        "out= in a NumPy call on a tensor",
+        "t = an.tensor([1.0, 2.0]); np.exp(t, out=t)",
+        TypeError,
+        "np.exp: out= is not supported on autonet Tensors (writing into an array would change "
+        "values a graph may have recorded); use the returned tensor instead",
+    ),
+    (
+        "a NumPy argument autonet has no parameter for (dtype=, where=, ...)",
+        "np.sum(an.tensor([1.0, 2.0]), dtype=np.float32)",
+        TypeError,
+        "np.sum: dtype= is not supported on autonet Tensors (np.sum takes axis, keepdims here); "
+        "leave it out, or call np.sum on np.asarray(t) to compute on the values outside the graph",
     ),
 ]
 

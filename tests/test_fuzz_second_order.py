@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 import autonet as an
 from autonet.nn import functional as F
 from tests.fuzz import (
+    AutonetBackend,
     GivenLeaves,
     NumpyBackend,
     Step,
@@ -236,6 +237,23 @@ def torch_derivatives(graph, k: int, torch) -> dict[str, list[np.ndarray]]:
     }
 
 
+KINKED = {"relu", "abs", "maximum", "max", "pow_relu"}
+
+
+def same_points_at_kinks(graph, torch) -> bool:
+    """Whether autonet and PyTorch hand every kinked step bit-identical inputs. Their matmuls and
+    sums may round differently, so a tie (maximum(a, b) with a == b, say) can hold in one and
+    not in the other; the gradients then differ by the split at the tie, and neither is wrong."""
+    _, ours = run(graph, AutonetBackend())
+    _, theirs = run(graph, TorchBackend(torch))
+    return all(
+        np.array_equal(ours[a].data, theirs[a].detach().numpy())
+        for step in graph.steps
+        if step.kind in KINKED
+        for a in step.args
+    )
+
+
 def in_range(graph) -> float:
     """Reject graphs that leave the well-conditioned range; return the loss terms' scale."""
     loss, pool = run(graph, NumpyBackend())
@@ -269,6 +287,9 @@ def in_range(graph) -> float:
 def test_random_graphs_at_zeros_and_ties_have_pytorchs_second_derivatives(graph, output):
     torch = pytest.importorskip("torch")
     scale = in_range(graph)
+    if not same_points_at_kinks(graph, torch):
+        event("the engines' rounding put a kinked step on different sides (not compared)")
+        assume(False)
     reach = depending_on(graph, 0)
     k = reach[output % len(reach)]
     got = autonet_derivatives(graph, k)

@@ -79,6 +79,36 @@ CASES: dict[str, list[tuple]] = {
         )
     ],
     "zeros_like": [(lambda x: P["zeros_like"](x) + x, [((2, 3), ANY)])],
+    "sin": [(lambda x: P["sin"](x), [((2, 3), ANY)])],
+    "cos": [(lambda x: P["cos"](x), [((2, 3), ANY)])],
+    "tan": [(lambda x: P["tan"](x), [((2, 3), floats(-1.2, 1.2))])],
+    "arcsin": [(lambda x: P["arcsin"](x), [((2, 3), floats(-0.9, 0.9))])],
+    "arccos": [(lambda x: P["arccos"](x), [((2, 3), floats(-0.9, 0.9))])],
+    "arctan": [(lambda x: P["arctan"](x), [((2, 3), ANY)])],
+    "sinh": [(lambda x: P["sinh"](x), [((2, 3), ANY)])],
+    "cosh": [(lambda x: P["cosh"](x), [((2, 3), ANY)])],
+    "log1p": [(lambda x: P["log1p"](x), [((2, 3), POSITIVE)])],
+    "expm1": [(lambda x: P["expm1"](x), [((2, 3), ANY)])],
+    "log2": [(lambda x: P["log2"](x), [((2, 3), POSITIVE)])],
+    "log10": [(lambda x: P["log10"](x), [((2, 3), POSITIVE)])],
+    "exp2": [(lambda x: P["exp2"](x), [((2, 3), ANY)])],
+    "erf": [(lambda x: P["erf"](x), [((2, 3), ANY)])],
+    "where": [
+        (
+            lambda a, b: P["where"](an.tensor([[True, False, True]]), a, b),
+            [((2, 3), ANY), ((3,), ANY)],
+        )
+    ],
+    "clip": [(lambda x: P["clip"](x, a_min=-1.0, a_max=1.0), [((2, 3), ANY)])],
+    "minimum": [(lambda a, b: P["minimum"](a, b), [((2, 3), ANY), ((3,), ANY)])],
+    "logsumexp": [(lambda x: P["logsumexp"](x, axis=1, keepdims=False), [((2, 3), ANY)])],
+    "cumsum": [(lambda x: P["cumsum"](x, axis=0), [((3, 2), ANY)])],
+    "prod": [(lambda x: P["prod"](x, axis=1, keepdims=True), [((2, 3), ANY)])],
+    "pad": [(lambda x: P["pad"](x, pad_width=((1, 0), (2, 1))), [((2, 3), ANY)])],
+    "einsum": [
+        (lambda a, b: P["einsum"](a, b, subscripts="ij,jk->ik"), [((2, 3), ANY), ((3, 2), ANY)]),
+        (lambda a: P["einsum"](a, subscripts="iij->ji"), [((2, 2, 3), ANY)]),
+    ],
 }
 
 

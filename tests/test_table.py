@@ -80,7 +80,7 @@ def test_commutative_is_declared_exactly_where_the_order_does_not_matter(name):
     assert np.array_equal(p.forward(a, b), p.forward(b, a)) == p.commutative
 
 
-def jumps_across(p: Primitive, point: float, h: float = 1e-7) -> bool | None:
+def jumps_across(p: Primitive, point: float, h: float = 1e-7, **params) -> bool | None:
     """Whether p's value or gradient jumps between point - h and point + h (a one-input p), or
     between a = point -+ h with b = point (a tie, for a two-input p); None where either is not
     finite there (log at 0, division by 0): not a kink but the edge of the domain."""
@@ -88,7 +88,7 @@ def jumps_across(p: Primitive, point: float, h: float = 1e-7) -> bool | None:
     for x in (point - h, point + h):
         t = an.tensor([x], requires_grad=True)
         with np.errstate(all="ignore"):  # sqrt(-1), log(-1): not finite, so not a kink (below)
-            out = p(t, an.tensor([point])) if len(p.vjps) == 2 else p(t)
+            out = p(t, an.tensor([point])) if len(p.vjps) == 2 else p(t, **params)
             out.sum().backward()
         values.append(out.data)
         grads.append(t.grad.data)
@@ -99,20 +99,27 @@ def jumps_across(p: Primitive, point: float, h: float = 1e-7) -> bool | None:
     )
 
 
+# The params a one-input primitive needs for the test below (clip's bounds lie on test points).
+KINK_TEST_PARAMS = {"clip": {"a_min": -1.0, "a_max": 1.0}}
+
+
 @pytest.mark.parametrize(
-    "name", [n for n in NAMES if PRIMITIVES[n].elementwise and n not in ("astype", "pow_scalar")]
+    "name",
+    [n for n in NAMES if PRIMITIVES[n].elementwise and n not in ("astype", "pow_scalar", "where")],
 )
 def test_a_kink_is_declared_exactly_where_value_or_gradient_jumps(name):
     """At -1, 0 and 1 (a one-input primitive) or at a tie there (a two-input one), a jump of the
     value or of the gradient needs a declared kink, for gradcheck; smooth ones declare none.
-    (astype and pow_scalar need a param; both are smooth.)"""
+    (astype and pow_scalar need a param; both are smooth. where's jump is in its condition,
+    which has no gradient: in a and b it is linear.)"""
     p = PRIMITIVES[name]
-    found = [jumps_across(p, point) for point in (-1.0, 0.0, 1.0)]
+    params = KINK_TEST_PARAMS.get(name, {})
+    found = [jumps_across(p, point, **params) for point in (-1.0, 0.0, 1.0)]
     assert any(f is not None for f in found)
     assert any(found) == (p.kink is not None)
 
 
-@pytest.mark.parametrize("name", ["sum", "max", "log_softmax"])
+@pytest.mark.parametrize("name", ["sum", "max", "log_softmax", "logsumexp", "prod"])
 def test_reductions_declare_their_kinks_at_ties(name):
     p = PRIMITIVES[name]
     grads = []
