@@ -203,13 +203,20 @@ class ArrayStandIn:
 def stable_sigmoid(x: np.ndarray) -> np.ndarray:
     """sigmoid(x) = 1 / (1 + exp(-x)), without overflow and with full relative precision.
 
-    exp(-x) overflows for x < -709 (float64). With e = exp(-|x|) <= 1 nothing overflows:
-    sigmoid(x) = 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0 (the same value, multiplied
-    through by exp(x)). The tempting (1 + tanh(x/2)) / 2 rounds every x < -37 to exactly 0.
+    scipy.special.expit computes it in one pass (several times faster than composing NumPy
+    calls), correctly rounded except where exp(-x) overflows (x < -709.78 in float64, -88.72 in
+    float32): it gives 0 there, where the exact value is a subnormal number down to x = -745
+    (-103.3). There 1 + exp(x) rounds to 1, so sigmoid(x) = exp(x) / (1 + exp(x)) = exp(x) to
+    rounding: those elements take exp(x). (The tempting (1 + tanh(x/2)) / 2 rounds every
+    x < -37 to exactly 0.)
     """
-    e = np.exp(-np.abs(x))
-    out = 1 / (1 + e)
-    return np.where(x >= 0, out, e * out)
+    out = np.asarray(special.expit(x))
+    if out.size and out.dtype.kind == "f":
+        overflows = -np.log(np.finfo(out.dtype).max)
+        if x.min() < overflows:
+            tail = x < overflows
+            out[tail] = np.exp(x[tail])
+    return out
 
 
 def sign_with(x: np.ndarray, at_zero: float = 0.0) -> np.ndarray:
@@ -531,6 +538,139 @@ def einsum_vjp(i: int, g: Any, out: Any, *xs: Any, subscripts: str) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------
+# Convolution and pooling of images (N, C, H, W). Every forward reads the input through a strided
+# view of its windows, (N, C, OH, OW, KH, KW), made without copying (window_view); products with
+# the weights are one tensordot (im2col: tensordot copies the windows into one matrix, then one
+# matrix product). The transposed maps add each window back where it came from, one strided
+# slice per kernel offset (add_windows): KH * KW whole-array additions, no loop over pixels.
+# Params are pairs of ints (height, width); nn.functional.conv2d and the pools check and pair them.
+
+
+def window_view(x: np.ndarray, kernel: tuple, stride: tuple, dilation: tuple = (1, 1)) -> Any:
+    """The windows of an (N, C, H, W) array as a read-only view of shape (N, C, OH, OW, KH, KW):
+    view[n, c, i, j, p, q] = x[n, c, i * sh + p * dh, j * sw + q * dw]."""
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    n, c, h, w = x.shape
+    oh, ow = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1
+    s = x.strides
+    return np.lib.stride_tricks.as_strided(
+        x,
+        (n, c, oh, ow, kh, kw),
+        (s[0], s[1], s[2] * sh, s[3] * sw, s[2] * dh, s[3] * dw),
+        writeable=False,
+    )
+
+
+def padded(x: np.ndarray, padding: tuple, value: float = 0.0) -> np.ndarray:
+    """x with `padding` (ph, pw) rows and columns of `value` on each side of its last two axes."""
+    (ph, pw) = padding
+    if ph == pw == 0:
+        return x
+    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
+
+
+def add_windows(
+    cols: np.ndarray, size: tuple, stride: tuple, padding: tuple, dilation: tuple = (1, 1)
+) -> np.ndarray:
+    """The transpose of window_view after padding: cols (N, C, OH, OW, KH, KW) added into zeros of
+    spatial size `size` + 2 * padding where each window came from, the padding then cut off."""
+    n, c, oh, ow, kh, kw = cols.shape
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    out = np.zeros((n, c, size[0] + 2 * ph, size[1] + 2 * pw), dtype=cols.dtype)
+    for p in range(kh):
+        for q in range(kw):
+            top, left = p * dh, q * dw
+            out[:, :, top : top + sh * (oh - 1) + 1 : sh, left : left + sw * (ow - 1) + 1 : sw] += (
+                cols[:, :, :, :, p, q]
+            )
+    return out[:, :, ph : ph + size[0], pw : pw + size[1]]
+
+
+def conv2d_forward(
+    x: np.ndarray, w: np.ndarray, stride: tuple, padding: tuple, dilation: tuple
+) -> np.ndarray:
+    """out[n, o, i, j] = sum_{c, p, q} xpad[n, c, i * sh + p * dh, j * sw + q * dw] w[o, c, p, q]."""
+    cols = window_view(padded(x, padding), w.shape[2:], stride, dilation)
+    out = np.tensordot(cols, w, axes=((1, 4, 5), (1, 2, 3)))  # (N, OH, OW, O)
+    return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+
+
+def conv2d_input_grad_forward(
+    u: np.ndarray, w: np.ndarray, input_size: tuple, stride: tuple, padding: tuple, dilation: tuple
+) -> np.ndarray:
+    """The transpose of conv2d in x: u (N, O, OH, OW) -> (N, C, H, W), each output pixel's u times
+    the weights added back onto the window it was computed from (a transposed convolution)."""
+    cols = np.tensordot(u, w, axes=((1,), (0,)))  # (N, OH, OW, C, KH, KW)
+    return add_windows(cols.transpose(0, 3, 1, 2, 4, 5), input_size, stride, padding, dilation)
+
+
+def conv2d_weight_grad_forward(
+    x: np.ndarray, u: np.ndarray, kernel_size: tuple, stride: tuple, padding: tuple, dilation: tuple
+) -> np.ndarray:
+    """The transpose of conv2d in w: out[o, c, p, q] = sum_{n, i, j} u[n, o, i, j] * window[...]."""
+    cols = window_view(padded(x, padding), kernel_size, stride, dilation)
+    return np.tensordot(u, cols, axes=((0, 2, 3), (0, 2, 3)))  # (O, C, KH, KW)
+
+
+def avg_pool2d_forward(
+    x: np.ndarray, kernel_size: tuple, stride: tuple, padding: tuple
+) -> np.ndarray:
+    """The mean of each window; padding adds zeros that count in the mean (as PyTorch's default,
+    count_include_pad=True), so every window divides by KH * KW."""
+    cols = window_view(padded(x, padding), kernel_size, stride)
+    return cols.sum(axis=(4, 5)) / np.asarray(kernel_size[0] * kernel_size[1], dtype=x.dtype)
+
+
+def avg_pool2d_grad_forward(
+    u: np.ndarray, input_size: tuple, kernel_size: tuple, stride: tuple, padding: tuple
+) -> np.ndarray:
+    """The transpose of avg_pool2d: each window's u / (KH * KW) added onto every pixel of it."""
+    kh, kw = kernel_size
+    share = u / np.asarray(kh * kw, dtype=u.dtype)
+    cols = np.broadcast_to(share[:, :, :, :, None, None], share.shape + (kh, kw))
+    return add_windows(cols, input_size, stride, padding)
+
+
+def window_argmax(x: np.ndarray, kernel_size: tuple, stride: tuple, padding: tuple) -> np.ndarray:
+    """For each window of x padded with -inf, the position (p * KW + q) of its first maximum in
+    row-major order (numpy.argmax's and PyTorch's choice among ties): shape (N, C, OH, OW)."""
+    cols = window_view(padded(x, padding, -np.inf), kernel_size, stride)
+    return cols.reshape(cols.shape[:4] + (-1,)).argmax(axis=-1)
+
+
+def max_pool2d_forward(
+    x: np.ndarray, kernel_size: tuple, stride: tuple, padding: tuple
+) -> np.ndarray:
+    """The maximum of each window; padding adds -inf, which is never a window's maximum."""
+    return window_view(padded(x, padding, -np.inf), kernel_size, stride).max(axis=(4, 5))
+
+
+def max_pool2d_scatter_forward(
+    u: np.ndarray, x: np.ndarray, kernel_size: tuple, stride: tuple, padding: tuple
+) -> np.ndarray:
+    """u (one number per window of x) added at each window's first maximum; x's shape."""
+    kh, kw = kernel_size
+    at_max = window_argmax(x, kernel_size, stride, padding)[..., None] == np.arange(kh * kw)
+    cols = (u[..., None] * at_max).reshape(u.shape + (kh, kw))
+    return add_windows(cols, x.shape[2:], stride, padding)
+
+
+def max_pool2d_gather_forward(
+    v: np.ndarray, x: np.ndarray, kernel_size: tuple, stride: tuple, padding: tuple
+) -> np.ndarray:
+    """v (x's shape) read at each window's first maximum of x: the transpose of the scatter."""
+    cols = window_view(padded(v, padding), kernel_size, stride)
+    cols = cols.reshape(cols.shape[:4] + (-1,))
+    index = window_argmax(x, kernel_size, stride, padding)[..., None]
+    return np.take_along_axis(cols, index, axis=-1)[..., 0]
+
+
+# conv2d's default params, left out when derive writes a formula.
+CONV_DEFAULTS = (("stride", (1, 1)), ("padding", (0, 0)), ("dilation", (1, 1)))
+
+MAX_POOL_TIES = "ties in a window: its first maximum (row-major) gets g, as PyTorch"
+
+# ---------------------------------------------------------------------------------------------
 # Kinks: which side of a primitive's kink each element of a recorded node lies on (node.parents are
 # its inputs, as Tensors).
 
@@ -559,6 +699,13 @@ def side_of_bounds(node: Any) -> np.ndarray:
     low = np.zeros(x.shape) if a_min is None else np.sign(x - a_min)
     high = np.zeros(x.shape) if a_max is None else np.sign(x - a_max)
     return 3 * low + high
+
+
+def window_maxima(node: Any) -> np.ndarray:
+    """Max pooling's kink: which element of each window is its first maximum (the input x is the
+    node's last parent: max_pool2d's only one, the scatter's and the gather's second)."""
+    p = node.params
+    return window_argmax(node.parents[-1].data, p["kernel_size"], p["stride"], p["padding"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -892,6 +1039,82 @@ PRIMITIVES: dict[str, Primitive] = {
         Primitive("copy", np.copy, lambda g, out, x: g, elementwise=True),
         # out = zeros like x         grad_x = 0   (used by the zero rules above)
         Primitive("zeros_like", np.zeros_like, lambda g, out, x: zeros_like(x), elementwise=True),
+        # Images (N, C, H, W); the params are pairs (height, width): see window_view.
+        # out[n, o, i, j] = sum_{c, p, q} x[n, c, i*sh + p*dh - ph, j*sw + q*dw - pw] w[o, c, p, q]
+        # (x is 0 in the padding). out is linear in x and in w, so each gradient is the transpose:
+        #   grad_x = conv2d_input_grad(g, w)    g times the weights, added back on each window
+        #   grad_w = conv2d_weight_grad(x, g)   sum over n, i, j of g times each window
+        Primitive(
+            "conv2d",
+            conv2d_forward,
+            lambda g, out, x, w, **p: conv2d_input_grad(g, w, input_size=x.shape[2:], **p),
+            lambda g, out, x, w, **p: conv2d_weight_grad(x, g, kernel_size=w.shape[2:], **p),
+            notation=Notation("conv2d", omitted=CONV_DEFAULTS),
+        ),
+        # out = conv2d_input_grad(u, w), bilinear: <g, out> = <conv2d(g, w), u>, which is
+        # <conv2d_weight_grad(g, u), w>:    grad_u = conv2d(g, w),  grad_w = conv2d_weight_grad(g, u)
+        Primitive(
+            "conv2d_input_grad",
+            conv2d_input_grad_forward,
+            lambda g, out, u, w, input_size, **p: conv2d(g, w, **p),
+            lambda g, out, u, w, input_size, **p: conv2d_weight_grad(
+                g, u, kernel_size=w.shape[2:], **p
+            ),
+            notation=Notation("conv2d_input_grad", omitted=CONV_DEFAULTS),
+        ),
+        # out = conv2d_weight_grad(x, u), bilinear: <g, out> = <conv2d(x, g), u>, which is
+        # <x, conv2d_input_grad(u, g)>:   grad_x = conv2d_input_grad(u, g),  grad_u = conv2d(x, g)
+        Primitive(
+            "conv2d_weight_grad",
+            conv2d_weight_grad_forward,
+            lambda g, out, x, u, kernel_size, **p: conv2d_input_grad(
+                u, g, input_size=x.shape[2:], **p
+            ),
+            lambda g, out, x, u, kernel_size, **p: conv2d(x, g, **p),
+            notation=Notation("conv2d_weight_grad", omitted=CONV_DEFAULTS),
+        ),
+        # out = the mean of each window of x (the padding's zeros count: PyTorch's default)
+        #                            grad_x = avg_pool2d_grad(g)  (its transpose: g / (kh * kw)
+        #                                                          added on every pixel of a window)
+        Primitive(
+            "avg_pool2d",
+            avg_pool2d_forward,
+            lambda g, out, x, **p: avg_pool2d_grad(g, input_size=x.shape[2:], **p),
+        ),
+        # out = avg_pool2d_grad(u), linear; its transpose is avg_pool2d    grad_u = avg_pool2d(g)
+        Primitive(
+            "avg_pool2d_grad",
+            avg_pool2d_grad_forward,
+            lambda g, out, u, input_size, **p: avg_pool2d(g, **p),
+        ),
+        # out = the maximum of each window of x (padded with -inf)   grad_x = max_pool2d_scatter(g, x):
+        # each window's g goes to its maximum. Ties: all of g goes to the window's first maximum in
+        # row-major order, as PyTorch (max shares g among ties instead; here PyTorch's choice
+        # keeps gradients equal to those of networks ported from it, and costs one argmax).
+        Primitive(
+            "max_pool2d",
+            max_pool2d_forward,
+            lambda g, out, x, **p: max_pool2d_scatter(g, x, **p),
+            kink=Kink(MAX_POOL_TIES, window_maxima),
+        ),
+        # out = max_pool2d_scatter(u, x): u added at the maxima of x's windows. Linear in u; in x
+        # constant between ties:    grad_u = max_pool2d_gather(g, x),  grad_x = 0
+        Primitive(
+            "max_pool2d_scatter",
+            max_pool2d_scatter_forward,
+            lambda g, out, u, x, **p: max_pool2d_gather(g, x, **p),
+            lambda g, out, u, x, **p: zeros_like(x),
+            kink=Kink(MAX_POOL_TIES, window_maxima),
+        ),
+        # out = max_pool2d_gather(v, x): v read at the maxima of x's windows (the scatter's
+        # transpose):               grad_v = max_pool2d_scatter(g, x),  grad_x = 0
+        Primitive(
+            "max_pool2d_gather",
+            max_pool2d_gather_forward,
+            lambda g, out, v, x, **p: max_pool2d_scatter(g, x, **p),
+            lambda g, out, v, x, **p: zeros_like(x),
+            kink=Kink(MAX_POOL_TIES, window_maxima),
+        ),
     ]
 }
 
@@ -918,3 +1141,10 @@ sigmoid = PRIMITIVES["sigmoid"]
 scatter_add = PRIMITIVES["scatter_add"]
 sign = PRIMITIVES["sign"]
 zeros_like = PRIMITIVES["zeros_like"]
+conv2d = PRIMITIVES["conv2d"]
+conv2d_input_grad = PRIMITIVES["conv2d_input_grad"]
+conv2d_weight_grad = PRIMITIVES["conv2d_weight_grad"]
+avg_pool2d = PRIMITIVES["avg_pool2d"]
+avg_pool2d_grad = PRIMITIVES["avg_pool2d_grad"]
+max_pool2d_scatter = PRIMITIVES["max_pool2d_scatter"]
+max_pool2d_gather = PRIMITIVES["max_pool2d_gather"]

@@ -153,3 +153,15 @@ def test_pow_at_zero_base_has_the_limits_as_gradients():
     x = an.tensor([0.0, 3.0], requires_grad=True)
     (x**0.0).sum().backward()  # the constant exponent of x ** 0, as in a polynomial's x^0 term
     np.testing.assert_array_equal(x.grad.data, [0.0, 0.0])
+
+
+@pytest.mark.parametrize(
+    "dtype, xs", [(np.float64, [-744.0, -720.0, -709.9]), (np.float32, [-103.0, -95.0, -88.8])]
+)
+def test_sigmoid_keeps_the_subnormal_tail_that_expit_rounds_to_zero(dtype, xs):
+    """scipy's expit gives 0 where exp(-x) overflows; there sigmoid(x) = exp(x) to rounding, a
+    subnormal number, and that is what autonet returns."""
+    x = np.array(xs, dtype=dtype)
+    out = an.sigmoid(an.tensor(x)).data
+    assert out.dtype == dtype and np.all(out > 0)
+    np.testing.assert_array_equal(out, np.exp(x))

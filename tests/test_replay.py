@@ -326,11 +326,12 @@ def test_replay_equals_eager_bit_for_bit_on_changing_arguments(name, seed, dtype
 
 
 def test_the_tutorial_step_is_traced_down_to_numpy_operations():
-    # No rule of the table and no forward of more than one NumPy call (sigmoid) is called as a
-    # function: the code is the NumPy operations they make, as the hand-written step is.
+    # No rule of the table is called as a function: the code is the NumPy operations they make,
+    # as the hand-written step is. Sigmoid's forward is one call (scipy's expit, in a function
+    # that branches on values for its subnormal tail, so the tracer calls it whole).
     source = tutorial_source(4)
-    assert "_RULE_" not in source and "SIGMOID(" not in source
-    assert "EXP(" in source and ".swapaxes(-1, -2)" in source
+    assert "_RULE_" not in source and source.count("SIGMOID(") == 2
+    assert "MULTIPLY(" in source and ".swapaxes(-1, -2)" in source
     assert "accumulate_grad" in source
 
 
