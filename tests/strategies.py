@@ -306,3 +306,73 @@ PRIMITIVE_CASES = {
     "pad": pad_case(),
     "einsum": einsum_case(),
 }
+
+
+@st.composite
+def image_case(draw, kernel=(1, 3), dilations=(1, 2), max_stride=2, pool=False):
+    """Images x (N, C, H, W) and the params of a window of size `kernel` that fits in them:
+    kernel_size, stride, padding (at most half the kernel for a pool, as PyTorch) and dilation
+    (conv only), each a pair; H and W from the window's span minus the padding, up to 3 more."""
+    size = tuple(draw(st.integers(*kernel)) for _ in range(2))
+    stride = tuple(draw(st.integers(1, max_stride)) for _ in range(2))
+    dilation = (1, 1) if pool else tuple(draw(st.integers(*dilations)) for _ in range(2))
+    padding = tuple(draw(st.integers(0, k // 2 if pool else 2)) for k in size)
+    span = [d * (k - 1) + 1 for d, k in zip(dilation, size, strict=True)]
+    hw = tuple(
+        max(1, s - 2 * p) + draw(st.integers(0, 3)) for s, p in zip(span, padding, strict=True)
+    )
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 2))) + hw
+    params = {"kernel_size": size, "stride": stride, "padding": padding}
+    if not pool:
+        params["dilation"] = dilation
+    return shape, params
+
+
+def conv_output_shape(x_shape, out_channels, params):
+    (kh, kw), (sh, sw) = params["kernel_size"], params["stride"]
+    (ph, pw), (dh, dw) = params["padding"], params.get("dilation", (1, 1))
+    oh = (x_shape[2] + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    ow = (x_shape[3] + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    return (x_shape[0], out_channels, oh, ow)
+
+
+@st.composite
+def conv2d_case(draw, which="conv2d"):
+    """conv2d(x, w), conv2d_input_grad(u, w) or conv2d_weight_grad(x, u), with their params."""
+    shape, params = draw(image_case())
+    kernel_size = params.pop("kernel_size")
+    w = draw(arrays((draw(st.integers(1, 2)), shape[1]) + kernel_size))
+    u_shape = conv_output_shape(shape, w.shape[0], {"kernel_size": kernel_size, **params})
+    if which == "conv2d":
+        return (draw(arrays(shape)), w), params
+    if which == "input_grad":
+        return (draw(arrays(u_shape)), w), {"input_size": shape[2:], **params}
+    return (draw(arrays(shape)), draw(arrays(u_shape))), {"kernel_size": kernel_size, **params}
+
+
+@st.composite
+def pool_case(draw, which="avg_pool2d"):
+    """A pool's inputs: x alone, u of the output's shape (a transpose) and/or x with distinct
+    values (max pooling: no ties, which are its kink)."""
+    shape, params = draw(image_case(max_stride=3, pool=True))
+    u_shape = conv_output_shape(shape, shape[1], params)
+    x = draw(distinct_values(shape)) if "max" in which else draw(arrays(shape))
+    if which == "avg_pool2d_grad":
+        return (draw(arrays(u_shape)),), {"input_size": shape[2:], **params}
+    if which == "max_pool2d_scatter":
+        return (draw(arrays(u_shape)), x), params
+    if which == "max_pool2d_gather":
+        return (draw(arrays(shape)), x), params
+    return (x,), params
+
+
+PRIMITIVE_CASES |= {
+    "conv2d": conv2d_case(),
+    "conv2d_input_grad": conv2d_case("input_grad"),
+    "conv2d_weight_grad": conv2d_case("weight_grad"),
+    "avg_pool2d": pool_case(),
+    "avg_pool2d_grad": pool_case("avg_pool2d_grad"),
+    "max_pool2d": pool_case("max_pool2d"),
+    "max_pool2d_scatter": pool_case("max_pool2d_scatter"),
+    "max_pool2d_gather": pool_case("max_pool2d_gather"),
+}

@@ -114,3 +114,16 @@ def test_benchmark_script_runs_pytorch_and_hips_autograd_when_installed(tmp_path
     for engine in ("torch", "autograd"):
         assert report["tutorial"][0]["engines"][engine]["gradient_error"] <= 1e-9
         assert report["mlp"]["engines"][engine]["median_s"] > 0
+
+
+def test_convolution_benchmark_runs():
+    """benchmarks/conv.py checks each engine's gradients against the hand-written step's."""
+    completed = subprocess.run(
+        [sys.executable, "benchmarks/conv.py", "--repeats", "1", "--min-time", "0"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "| hand |" in completed.stdout and "| autonet |" in completed.stdout

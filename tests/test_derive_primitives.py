@@ -19,6 +19,11 @@ def x(shape, name, low=-1.0, high=1.0, dtype=np.float64):
     return an.tensor(RNG.uniform(low, high, shape).astype(dtype), requires_grad=True, name=name)
 
 
+# The image primitives' params at their defaults (derive leaves those out), and a 2x2 pool.
+UNIT_CONV = {"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1)}
+POOL_2X2 = {"kernel_size": (2, 2), "stride": (2, 2), "padding": (0, 0)}
+
+
 # name -> (inputs, a function of them giving the primitive's output, the derived formula of each
 # input's gradient with G = dL/d(out)). Every primitive needs one: test_cases_cover_the_table.
 CASES = {
@@ -140,6 +145,49 @@ CASES = {
         [x((2, 3), "a"), x((3, 4), "b")],
         lambda a, b: an.einsum("ij,jk->ik", a, b),
         ["einsum(G, b, subscripts=ik,jk->ij)", "einsum(G, a, subscripts=ik,ij->jk)"],
+    ),
+    "conv2d": (
+        [x((1, 2, 4, 4), "a"), x((3, 2, 2, 2), "b")],
+        lambda a, b: an.nn.functional.conv2d(a, b, padding=1),
+        [
+            "conv2d_input_grad(G, b, input_size=(4, 4), padding=(1, 1))",
+            "conv2d_weight_grad(a, G, kernel_size=(2, 2), padding=(1, 1))",
+        ],
+    ),
+    "conv2d_input_grad": (
+        [x((1, 3, 3, 3), "a"), x((3, 2, 2, 2), "b")],
+        lambda a, b: P["conv2d_input_grad"](a, b, input_size=(4, 4), **UNIT_CONV),
+        ["conv2d(G, b)", "conv2d_weight_grad(G, a, kernel_size=(2, 2))"],
+    ),
+    "conv2d_weight_grad": (
+        [x((1, 2, 4, 4), "a"), x((1, 3, 3, 3), "b")],
+        lambda a, b: P["conv2d_weight_grad"](a, b, kernel_size=(2, 2), **UNIT_CONV),
+        ["conv2d_input_grad(b, G, input_size=(4, 4))", "conv2d(a, G)"],
+    ),
+    "avg_pool2d": (
+        [x((1, 2, 4, 4), "a")],
+        lambda a: an.nn.functional.avg_pool2d(a, 2),
+        ["avg_pool2d_grad(G, input_size=(4, 4), kernel_size=(2, 2), stride=(2, 2))"],
+    ),
+    "avg_pool2d_grad": (
+        [x((1, 2, 2, 2), "a")],
+        lambda a: P["avg_pool2d_grad"](a, input_size=(4, 4), **POOL_2X2),
+        ["avg_pool2d(G, kernel_size=(2, 2), stride=(2, 2))"],
+    ),
+    "max_pool2d": (
+        [x((1, 2, 4, 4), "a")],
+        lambda a: an.nn.functional.max_pool2d(a, 2),
+        ["max_pool2d_scatter(G, a, kernel_size=(2, 2), stride=(2, 2))"],
+    ),
+    "max_pool2d_scatter": (
+        [x((1, 2, 2, 2), "a"), x((1, 2, 4, 4), "b")],
+        lambda a, b: P["max_pool2d_scatter"](a, b, **POOL_2X2),
+        ["max_pool2d_gather(G, b, kernel_size=(2, 2), stride=(2, 2))", "0"],
+    ),
+    "max_pool2d_gather": (
+        [x((1, 2, 4, 4), "a"), x((1, 2, 4, 4), "b")],
+        lambda a, b: P["max_pool2d_gather"](a, b, **POOL_2X2),
+        ["max_pool2d_scatter(G, b, kernel_size=(2, 2), stride=(2, 2))", "0"],
     ),
 }
 

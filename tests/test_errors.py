@@ -413,6 +413,80 @@ CASES = [
         "np.sum: dtype= is not supported on autonet Tensors (np.sum takes axis, keepdims here); "
         "leave it out, or call np.sum on np.asarray(t) to compute on the values outside the graph",
     ),
+    (
+        "conv2d of an input that is not 4-D",
+        "an.nn.functional.conv2d(an.tensor(np.ones((3, 8, 8))), an.tensor(np.ones((4, 3, 3, 3))))",
+        ValueError,
+        "conv2d: input of shape (3, 8, 8) is not 4-D; conv2d takes inputs of shape (N, C, H, W) "
+        "(for one image use x.reshape(1, *x.shape))",
+    ),
+    (
+        "conv2d, weight channels differ from the input's",
+        "an.nn.functional.conv2d(an.tensor(np.ones((2, 3, 8, 8))), an.tensor(np.ones((4, 2, 3, "
+        "3))))",
+        ValueError,
+        "conv2d: input of shape (2, 3, 8, 8) has 3 channels but weight of shape (4, 2, 3, 3) "
+        "expects 2 (weight is (out_channels, in_channels, kH, kW)); give the weight 3 input "
+        "channels",
+    ),
+    (
+        "conv2d, kernel larger than the padded input",
+        "an.nn.functional.conv2d(an.tensor(np.ones((2, 3, 4, 4))), an.tensor(np.ones((4, 3, 5, "
+        "5))), padding=0)",
+        ValueError,
+        "conv2d: the kernel spans (5, 5) but the padded input is only (4, 4) (input shape (2, 3, "
+        "4, 4), padding (0, 0)); use a smaller kernel or dilation, or more padding",
+    ),
+    (
+        "conv2d, a bias of the wrong shape",
+        "an.nn.functional.conv2d(an.tensor(np.ones((2, 3, 8, 8))), an.tensor(np.ones((4, 3, 3, "
+        "3))), an.tensor(np.ones(3)))",
+        ValueError,
+        "conv2d: bias of shape (3,) does not match weight of shape (4, 3, 3, 3); give a bias of "
+        "shape (4,), one per output channel",
+    ),
+    (
+        "conv2d with stride 0",
+        "an.nn.functional.conv2d(an.tensor(np.ones((2, 3, 8, 8))), an.tensor(np.ones((4, 3, 3, "
+        "3))), stride=0)",
+        ValueError,
+        "conv2d: stride must be an int >= 1 or a pair of them (height, width), got 0",
+    ),
+    (
+        "max_pool2d, kernel larger than the padded input",
+        "an.nn.functional.max_pool2d(an.tensor(np.ones((1, 1, 2, 2))), 3)",
+        ValueError,
+        "max_pool2d: the kernel spans (3, 3) but the padded input is only (2, 2) (input shape (1, "
+        "1, 2, 2), padding (0, 0)); use a smaller kernel_size",
+    ),
+    (
+        "max_pool2d with padding more than half the kernel",
+        "an.nn.functional.max_pool2d(an.tensor(np.ones((1, 1, 8, 8))), 2, padding=2)",
+        ValueError,
+        "max_pool2d: padding (2, 2) is more than half of kernel_size (2, 2); use padding <= "
+        "kernel_size // 2 (as PyTorch), so that every window holds an input element",
+    ),
+    (
+        "avg_pool2d of an input that is not 4-D",
+        "an.nn.functional.avg_pool2d(an.tensor(np.ones((8, 8))), 2)",
+        ValueError,
+        "avg_pool2d: input of shape (8, 8) is not 4-D; avg_pool2d takes inputs of shape (N, C, H, "
+        "W) (for one image use x.reshape(1, *x.shape))",
+    ),
+    (
+        "conv1d of an input that is not 3-D",
+        "an.nn.functional.conv1d(an.tensor(np.ones((2, 3, 8, 8))), an.tensor(np.ones((4, 3, 3))))",
+        ValueError,
+        "conv1d: input of shape (2, 3, 8, 8) is not 3-D; conv1d takes inputs of shape (N, C, L) "
+        "(for one signal use x.reshape(1, *x.shape))",
+    ),
+    (
+        "conv1d, kernel larger than the padded input",
+        "an.nn.functional.conv1d(an.tensor(np.ones((2, 3, 4))), an.tensor(np.ones((4, 3, 5))))",
+        ValueError,
+        "conv1d: the kernel spans 5 but the padded input is only 4 (input shape (2, 3, 4), "
+        "padding 0); use a smaller kernel or dilation, or more padding",
+    ),
 ]
 
 

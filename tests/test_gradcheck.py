@@ -20,6 +20,11 @@ P = PRIMITIVES
 ANY = floats(-3, 3)
 POSITIVE = floats(0.5, 3)
 
+# The image primitives' params: stride 2 in height, padding, dilation 2 in width (conv2d of a
+# (5, 4) image with a (2, 2) kernel gives (2, 4)); a (3, 2) window, stride 2, padding 1: (3, 3).
+CONV = {"stride": (2, 1), "padding": (0, 1), "dilation": (1, 2)}
+POOL = {"kernel_size": (3, 2), "stride": (2, 2), "padding": (1, 1)}
+
 # One or more cases per primitive: (function of the inputs, [(shape, elements) per input]).
 # Shapes exercise broadcasting and the primitives' params; a new primitive fails
 # test_every_primitive_has_a_case until it gets one here.
@@ -108,6 +113,38 @@ CASES: dict[str, list[tuple]] = {
     "einsum": [
         (lambda a, b: P["einsum"](a, b, subscripts="ij,jk->ik"), [((2, 3), ANY), ((3, 2), ANY)]),
         (lambda a: P["einsum"](a, subscripts="iij->ji"), [((2, 2, 3), ANY)]),
+    ],
+    "conv2d": [
+        (lambda x, w: P["conv2d"](x, w, **CONV), [((2, 2, 5, 4), ANY), ((3, 2, 2, 2), ANY)])
+    ],
+    "conv2d_input_grad": [
+        (
+            lambda u, w: P["conv2d_input_grad"](u, w, input_size=(5, 4), **CONV),
+            [((2, 3, 2, 4), ANY), ((3, 2, 2, 2), ANY)],
+        )
+    ],
+    "conv2d_weight_grad": [
+        (
+            lambda x, u: P["conv2d_weight_grad"](x, u, kernel_size=(2, 2), **CONV),
+            [((2, 2, 5, 4), ANY), ((2, 3, 2, 4), ANY)],
+        )
+    ],
+    "avg_pool2d": [(lambda x: P["avg_pool2d"](x, **POOL), [((2, 2, 5, 4), ANY)])],
+    "avg_pool2d_grad": [
+        (lambda u: P["avg_pool2d_grad"](u, input_size=(5, 4), **POOL), [((2, 2, 3, 3), ANY)])
+    ],
+    "max_pool2d": [(lambda x: P["max_pool2d"](x, **POOL), [((2, 2, 5, 4), ANY)])],
+    "max_pool2d_scatter": [
+        (
+            lambda u, x: P["max_pool2d_scatter"](u, x, **POOL),
+            [((2, 2, 3, 3), ANY), ((2, 2, 5, 4), ANY)],
+        )
+    ],
+    "max_pool2d_gather": [
+        (
+            lambda v, x: P["max_pool2d_gather"](v, x, **POOL),
+            [((2, 2, 5, 4), ANY), ((2, 2, 5, 4), ANY)],
+        )
     ],
 }
 

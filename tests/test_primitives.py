@@ -11,7 +11,16 @@ from hypothesis import strategies as st
 
 import autonet as an
 from autonet.primitives import PRIMITIVES
-from tests.oracles import ATOL, RTOL, numeric_gradient
+from tests.oracles import (
+    ATOL,
+    RTOL,
+    conv2d_by_loop,
+    linear_transpose,
+    max_pool2d_gather_by_loop,
+    max_pool2d_scatter_by_loop,
+    numeric_gradient,
+    pool_by_loop,
+)
 from tests.strategies import PRIMITIVE_CASES
 
 # Independent NumPy statements of each forward (the table's own forward is what is tested).
@@ -72,6 +81,21 @@ NUMPY_REFERENCE = {
         x, pad_width, constant_values=constant_values
     ),
     "einsum": lambda *xs, subscripts: np.einsum(subscripts, *xs),
+    "conv2d": conv2d_by_loop,
+    # the transposes of linear maps: the matrix of the loop statement, transposed
+    "conv2d_input_grad": lambda u, w, input_size, **p: linear_transpose(
+        lambda x: conv2d_by_loop(x, w, **p), u.shape, u.shape[:1] + w.shape[1:2] + input_size
+    )(u),
+    "conv2d_weight_grad": lambda x, u, kernel_size, **p: linear_transpose(
+        lambda w: conv2d_by_loop(x, w, **p), u.shape, u.shape[1:2] + x.shape[1:2] + kernel_size
+    )(u),
+    "avg_pool2d": lambda x, **p: pool_by_loop(x, **p, reduce=np.mean, fill=0.0),
+    "avg_pool2d_grad": lambda u, input_size, **p: linear_transpose(
+        lambda x: pool_by_loop(x, **p, reduce=np.mean, fill=0.0), u.shape, u.shape[:2] + input_size
+    )(u),
+    "max_pool2d": lambda x, **p: pool_by_loop(x, **p, reduce=np.max, fill=-np.inf),
+    "max_pool2d_scatter": max_pool2d_scatter_by_loop,
+    "max_pool2d_gather": max_pool2d_gather_by_loop,
 }
 
 

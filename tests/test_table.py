@@ -72,12 +72,24 @@ def test_primitives_not_declared_elementwise_are_not():
     )
 
 
+# The params of the two-input image primitives, for operands of shape (2, 2, 3, 3) both ways round.
+UNIT = {"stride": (1, 1), "padding": (0, 0)}
+IMAGE_PARAMS = {
+    "conv2d": {**UNIT, "dilation": (1, 1)},
+    "conv2d_input_grad": {**UNIT, "dilation": (1, 1), "input_size": (5, 5)},
+    "conv2d_weight_grad": {**UNIT, "dilation": (1, 1), "kernel_size": (1, 1)},
+    "max_pool2d_scatter": {**UNIT, "kernel_size": (1, 1)},
+    "max_pool2d_gather": {**UNIT, "kernel_size": (1, 1)},
+}
+
+
 @pytest.mark.parametrize("name", [n for n in NAMES if len(PRIMITIVES[n].vjps) == 2])
 def test_commutative_is_declared_exactly_where_the_order_does_not_matter(name):
     p = PRIMITIVES[name]
     rng = np.random.default_rng(0)
-    a, b = rng.uniform(0.5, 2.0, (2, 3, 3))
-    assert np.array_equal(p.forward(a, b), p.forward(b, a)) == p.commutative
+    params = IMAGE_PARAMS.get(name, {})
+    a, b = rng.uniform(0.5, 2.0, (2, 2, 2, 3, 3) if params else (2, 3, 3))
+    assert np.array_equal(p.forward(a, b, **params), p.forward(b, a, **params)) == p.commutative
 
 
 def jumps_across(p: Primitive, point: float, h: float = 1e-7, **params) -> bool | None:

@@ -11,6 +11,10 @@ any size (tested up to |x| = 1e4):
     binary_cross_entropy_with_logits(z, y)  = softplus(z) - y * z
     cross_entropy(z, t)                     = -log_softmax(z)[t]
 
+Convolution and pooling of images (N, C, H, W), with PyTorch's argument names and weight layout
+(out_channels, in_channels, kH, kW), are primitives of the table: conv2d, max_pool2d, avg_pool2d,
+each with the primitives its gradient needs (their derivations are in autonet/primitives.py).
+
 Reductions follow PyTorch: reduction="mean" (default), "sum" or "none"; `half_sse` is the
 tutorial's L = 1/2 sum (o - y)^2 and always sums.
 """
@@ -27,6 +31,7 @@ from autonet.primitives import PRIMITIVES
 from autonet.tensor import Tensor
 
 LOG_SOFTMAX, SOFTPLUS = PRIMITIVES["log_softmax"], PRIMITIVES["softplus"]
+CONV2D, MAX_POOL2D, AVG_POOL2D = (PRIMITIVES[k] for k in ("conv2d", "max_pool2d", "avg_pool2d"))
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -171,3 +176,150 @@ def dropout(
     rng = np.random.default_rng() if rng is None else rng
     keep = (rng.random(x.shape) >= p).astype(x.dtype)
     return x * (keep / (1 - p))
+
+
+def pair(value: Any, param: str, name: str, least: int) -> tuple[int, int]:
+    """An int or a pair of ints (height, width), each at least `least`, as a pair."""
+    pair_ = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(pair_) != 2 or not all(isinstance(v, (int, np.integer)) and v >= least for v in pair_):
+        raise ValueError(
+            f"{name}: {param} must be an int >= {least} or a pair of them (height, width), "
+            f"got {value!r}"
+        )
+    return int(pair_[0]), int(pair_[1])
+
+
+IMAGES = "(N, C, H, W) (for one image use x.reshape(1, *x.shape))"
+
+
+def check_layout(x: Tensor, name: str, what: str, layout: str) -> None:
+    """x must have as many axes as `layout` names, e.g. "(N, C, H, W)", which the message shows."""
+    ndim = len(layout.split(")")[0].split(","))
+    if x.ndim != ndim:
+        raise ValueError(
+            f"{name}: {what} of shape {x.shape} is not {ndim}-D; {name} takes {what}s of shape "
+            f"{layout}"
+        )
+
+
+def check_fits(x: Tensor, span: tuple, padding: tuple, name: str, fix: str) -> None:
+    """A window spanning `span` (height, width) must fit in the padded input."""
+    size = (x.shape[2] + 2 * padding[0], x.shape[3] + 2 * padding[1])
+    if span[0] > size[0] or span[1] > size[1]:
+        raise ValueError(
+            f"{name}: the kernel spans {span} but the padded input is only {size} (input shape "
+            f"{x.shape}, padding {padding}); {fix}"
+        )
+
+
+def conv2d(
+    x: Any, w: Any, b: Any = None, stride: Any = 1, padding: Any = 0, dilation: Any = 1
+) -> Tensor:
+    """2-D convolution (cross-correlation, as PyTorch's) of images x (N, C, H, W) with weights
+    w (O, C, kH, kW) and an optional bias b (O,):
+
+        out[n, o, i, j] = b[o] + sum_{c, p, q} x[n, c, i*sh + p*dh - ph, j*sw + q*dw - pw]
+                                                 * w[o, c, p, q]
+
+    with x zero in the padding; out has shape (N, O, OH, OW), OH = (H + 2 ph - dh (kH - 1) - 1)
+    // sh + 1 (likewise OW). stride, padding and dilation are ints or pairs (height, width).
+    Gradients: grad_x = conv2d_input_grad(g, w) (a transposed convolution), grad_w =
+    conv2d_weight_grad(x, g), grad_b = g summed over n, i, j; all differentiable again.
+
+        >>> x = an.randn(8, 3, 28, 28, rng=np.random.default_rng(0))
+        >>> w = an.randn(16, 3, 3, 3, requires_grad=True, rng=np.random.default_rng(1))
+        >>> F.conv2d(x, w, padding=1).shape
+        (8, 16, 28, 28)
+    """
+    x, w = as_tensor(x), as_tensor(w)
+    stride, padding = pair(stride, "stride", "conv2d", 1), pair(padding, "padding", "conv2d", 0)
+    dilation = pair(dilation, "dilation", "conv2d", 1)
+    check_layout(x, "conv2d", "input", IMAGES)
+    check_layout(w, "conv2d", "weight", "(out_channels, in_channels, kH, kW)")
+    if x.shape[1] != w.shape[1]:
+        raise ValueError(
+            f"conv2d: input of shape {x.shape} has {x.shape[1]} channels but weight of shape "
+            f"{w.shape} expects {w.shape[1]} (weight is (out_channels, in_channels, kH, kW)); "
+            f"give the weight {x.shape[1]} input channels"
+        )
+    span = (dilation[0] * (w.shape[2] - 1) + 1, dilation[1] * (w.shape[3] - 1) + 1)
+    check_fits(x, span, padding, "conv2d", "use a smaller kernel or dilation, or more padding")
+    out = CONV2D(x, w, stride=stride, padding=padding, dilation=dilation)
+    if b is None:
+        return out
+    b = as_tensor(b)
+    if b.shape != (w.shape[0],):
+        raise ValueError(
+            f"conv2d: bias of shape {b.shape} does not match weight of shape {w.shape}; give a "
+            f"bias of shape ({w.shape[0]},), one per output channel"
+        )
+    return out + b.reshape(-1, 1, 1)
+
+
+def conv1d(
+    x: Any, w: Any, b: Any = None, stride: int = 1, padding: int = 0, dilation: int = 1
+) -> Tensor:
+    """1-D convolution of x (N, C, L) with w (O, C, K) and an optional bias b (O,): conv2d of
+    images of height 1, out[n, o, i] = b[o] + sum_{c, p} x[n, c, i*stride + p*dilation - padding]
+    w[o, c, p]; out has shape (N, O, OL)."""
+    x, w = as_tensor(x), as_tensor(w)
+    check_layout(x, "conv1d", "input", "(N, C, L) (for one signal use x.reshape(1, *x.shape))")
+    check_layout(w, "conv1d", "weight", "(out_channels, in_channels, K)")
+    for param, value in (("stride", stride), ("padding", padding), ("dilation", dilation)):
+        if not isinstance(value, (int, np.integer)):
+            raise ValueError(f"conv1d: {param} must be an int, got {value!r}")
+    if x.shape[1] != w.shape[1]:
+        raise ValueError(
+            f"conv1d: input of shape {x.shape} has {x.shape[1]} channels but weight of shape "
+            f"{w.shape} expects {w.shape[1]} (weight is (out_channels, in_channels, K)); give "
+            f"the weight {x.shape[1]} input channels"
+        )
+    span, size = dilation * (w.shape[2] - 1) + 1, x.shape[2] + 2 * padding
+    if span > size:
+        raise ValueError(
+            f"conv1d: the kernel spans {span} but the padded input is only {size} (input shape "
+            f"{x.shape}, padding {padding}); use a smaller kernel or dilation, or more padding"
+        )
+    out = conv2d(
+        x.reshape(x.shape[0], x.shape[1], 1, x.shape[2]),
+        w.reshape(w.shape[0], w.shape[1], 1, w.shape[2]),
+        b,
+        stride=(1, stride),
+        padding=(0, padding),
+        dilation=(1, dilation),
+    )
+    return out.reshape(out.shape[0], out.shape[1], out.shape[3])
+
+
+def pool_params(
+    x: Tensor, kernel_size: Any, stride: Any, padding: Any, name: str
+) -> dict[str, tuple[int, int]]:
+    """The pooling params as pairs, checked: stride defaults to kernel_size (as PyTorch)."""
+    check_layout(x, name, "input", IMAGES)
+    kernel_size = pair(kernel_size, "kernel_size", name, 1)
+    stride = kernel_size if stride is None else pair(stride, "stride", name, 1)
+    padding = pair(padding, "padding", name, 0)
+    if padding[0] > kernel_size[0] // 2 or padding[1] > kernel_size[1] // 2:
+        raise ValueError(
+            f"{name}: padding {padding} is more than half of kernel_size {kernel_size}; use "
+            "padding <= kernel_size // 2 (as PyTorch), so that every window holds an input element"
+        )
+    check_fits(x, kernel_size, padding, name, "use a smaller kernel_size")
+    return {"kernel_size": kernel_size, "stride": stride, "padding": padding}
+
+
+def max_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:
+    """The maximum of each kernel_size window of images x (N, C, H, W), moved by stride (default
+    kernel_size); padding adds -inf, which never wins. out has shape (N, C, OH, OW), OH = (H + 2 ph
+    - kH) // sh + 1. The gradient sends each window's g to its maximum; among tied maxima, all of
+    it goes to the first in row-major order, as PyTorch (an.max shares g among ties instead)."""
+    x = as_tensor(x)
+    return MAX_POOL2D(x, **pool_params(x, kernel_size, stride, padding, "max_pool2d"))
+
+
+def avg_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:
+    """The mean of each kernel_size window of images x (N, C, H, W), moved by stride (default
+    kernel_size); padding adds zeros that count in the mean (PyTorch's count_include_pad=True).
+    The gradient spreads each window's g / (kH * kW) over its pixels."""
+    x = as_tensor(x)
+    return AVG_POOL2D(x, **pool_params(x, kernel_size, stride, padding, "avg_pool2d"))
