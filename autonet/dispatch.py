@@ -24,6 +24,9 @@ The contract:
   ndarray` never come here: Python calls Tensor's own operators first.
 - `np.add.reduce` is `sum` and `np.maximum.reduce` is `max` (with NumPy's default axis=0);
   ufunc methods other than `__call__` are otherwise refused.
+- `np.split` returns a list of tensors; `np.argmax` and `np.argmin` integer tensors outside the
+  graph, as autonet's argmax and argmin; `np.where(condition)` alone (np.nonzero: indices) is
+  computed by NumPy on the values.
 - The few functions of ON_VALUES, whose results have no gradient (`np.isfinite`, `np.allclose`,
   `np.shape`, ...), are computed by NumPy on the values: an array result becomes a tensor
   outside the graph, as a comparison's, and a bool or a shape is returned as NumPy gives it.
@@ -43,8 +46,11 @@ Adding an autonet operation to NumPy's dispatch is one line of NUMPY: `np.sin: o
 (tests/test_numpy_dispatch.py then checks it against NumPy and finite differences; a function
 other than an element-wise ufunc also needs a case there). A function's NumPy arguments are
 bound by NumPy's own signature; its first (the array, or the sequence of arrays) is passed first
-and every other one by its NumPy name, which the autonet function must share (`axis`,
-`keepdims`, `shape`, `axes`); one it lacks is refused.
+and every other one by its NumPy name (NumPy's `**kwargs`, as np.pad's `constant_values`, by
+their own names), which the autonet function must share (`axis`, `keepdims`, `shape`, `axes`);
+one it lacks is refused. Where the names differ a small adapter here maps them: `np.where`'s
+x and y, `np.clip`'s a_min/a_max or min/max, `np.einsum`'s operands (and its optimize, which
+only orders NumPy's contraction, ignored), `np.take_along_axis`'s default axis=-1.
 """
 
 from __future__ import annotations
@@ -58,6 +64,42 @@ import numpy as np
 
 from autonet import ops
 from autonet.tensor import Tensor, as_operand
+
+# Adapters: NumPy's names and defaults where the autonet function's differ.
+
+
+def take_along_axis(arr: Any, indices: Any, axis: int | None = -1) -> Tensor:
+    """np.take_along_axis: NumPy's default axis=-1 (autonet's take_along_axis has none)."""
+    return ops.take_along_axis(arr, indices, axis)
+
+
+def where(condition: Any, x: Any = None, y: Any = None) -> Any:
+    """np.where(condition, x, y): NumPy's x and y are ops.where's a and b. np.where(condition)
+    alone is np.nonzero, indices without gradient: computed by NumPy on the values."""
+    if x is None and y is None:
+        return on_values(np.where, (condition,), {})
+    return ops.where(condition, x, y)
+
+
+def clip(
+    a: Any,
+    a_min: Any = None,
+    a_max: Any = None,
+    *,
+    min: Any = None,  # noqa: A002 - NumPy 2's names
+    max: Any = None,  # noqa: A002
+) -> Tensor:
+    """np.clip: bounds by NumPy's a_min/a_max or NumPy 2's min/max (not both kinds, as NumPy)."""
+    if (min is not None or max is not None) and (a_min is not None or a_max is not None):
+        np.clip(np.empty(0), a_min, a_max, min=min, max=max)  # NumPy's ValueError
+    return ops.clip(a, a_min if min is None else min, a_max if max is None else max)
+
+
+def einsum(operands: tuple, optimize: Any = False) -> Tensor:
+    """np.einsum(subscripts, *operands): NumPy binds them all to one tuple. optimize only
+    chooses NumPy's order of contraction; autonet's einsum contracts in one call."""
+    return ops.einsum(*operands)
+
 
 # NumPy ufunc or function -> the autonet function that records it. A ufunc's inputs are its
 # operands; a function's arguments are bound by NumPy's signature (see the module docstring).
@@ -114,6 +156,28 @@ NUMPY: dict[Callable[..., Any], Callable[..., Any]] = {
     np.stack: ops.stack,
     np.broadcast_to: ops.broadcast_to,
     np.copy: Tensor.clone,
+    np.min: ops.min,
+    np.amin: ops.min,
+    np.var: ops.var,
+    np.std: ops.std,
+    np.prod: ops.prod,
+    np.cumsum: ops.cumsum,
+    np.squeeze: ops.squeeze,
+    np.expand_dims: ops.expand_dims,
+    np.split: ops.split,  # a list of tensors
+    np.take_along_axis: take_along_axis,
+    np.tile: ops.tile,
+    np.repeat: ops.repeat,
+    np.tensordot: ops.tensordot,
+    np.outer: ops.outer,
+    np.trace: ops.trace,
+    np.where: where,
+    np.clip: clip,
+    np.pad: ops.pad,
+    np.einsum: einsum,
+    # indices: integer tensors outside the graph (an index has no gradient)
+    np.argmax: ops.argmax,
+    np.argmin: ops.argmin,
 }
 
 # Not differentiable (their results are booleans, shapes or counts), so nothing is lost outside
@@ -155,11 +219,22 @@ def array_function(func: Callable, types: tuple, args: tuple, kwargs: dict) -> A
         return on_values(func, args, kwargs)
     signature = numpy_signature(func)
     first, *rest = bound = signature.bind(*args, **kwargs).arguments
+    # NumPy's **kwargs (np.pad's constant_values) are arguments by their own names
+    given = {}
+    for key in rest:
+        if signature.parameters[key].kind is inspect.Parameter.VAR_KEYWORD:
+            given.update(bound[key])
+        else:
+            given[key] = bound[key]
     # an argument passed as None where NumPy's default is None changes nothing
     given = {
-        key: bound[key]
-        for key in rest
-        if not (bound[key] is None and signature.parameters[key].default is None)
+        key: value
+        for key, value in given.items()
+        if not (
+            value is None
+            and key in signature.parameters
+            and signature.parameters[key].default is None
+        )
     }
     if "out" in given:
         raise out_refused(name)

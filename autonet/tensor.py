@@ -30,7 +30,7 @@ import numpy as np
 
 from autonet import engine, modes
 from autonet.engine import array_of, next_tick
-from autonet.modes import grad_mode
+from autonet.modes import grad_mode, is_grad_enabled
 from autonet.primitives import PRIMITIVES, Primitive
 
 # Held while a .grad is read and replaced (Tensor.accumulate_grad): one lock for all tensors, as
@@ -573,6 +573,13 @@ class Tensor:
         The gradient is g where min <= x <= max, else 0: at a bound it is g, as PyTorch's
         clamp. The bounds are numbers or arrays and get no gradient.
         """
+        for bound in (min, max):
+            if isinstance(bound, Tensor) and bound.requires_grad and is_grad_enabled():
+                raise TypeError(
+                    f"clip: a bound of shape {bound.shape} requires grad, but clip's bounds are "
+                    "constants and would silently get no gradient; to differentiate the bounds "
+                    "use an.minimum(an.maximum(x, lo), hi), or pass lo.detach()"
+                )
         bounds = [b.data if isinstance(b, Tensor) else b for b in (min, max)]
         bounds = [b.copy() if isinstance(b, np.ndarray) else b for b in bounds]
         return record(PRIMITIVES["clip"], (self,), {"a_min": bounds[0], "a_max": bounds[1]})

@@ -19,6 +19,8 @@ from tests.oracles import ATOL, RTOL, numeric_gradient
 
 COMPARISONS = [np.less, np.less_equal, np.greater, np.greater_equal, np.equal, np.not_equal]
 SEQUENCE_FIRST = {np.concatenate, np.stack}  # functions whose first argument is a list of arrays
+REDUCTIONS = {np.sum, np.mean, np.max, np.amax, np.min, np.amin, np.prod}  # axis, keepdims
+NOT_DIFFERENTIABLE = {np.split, np.argmax, np.argmin}  # a list; indices (tested apart)
 POSITIVE = {np.log, np.log2, np.log10, np.sqrt, np.power}  # defined for positive inputs only
 
 # NumPy ufuncs an autonet operation could record: each mapped one must record, the others must
@@ -50,10 +52,28 @@ def cases(draw, key):
     if isinstance(key, np.ufunc):
         drawn = draw(broadcastable_shapes(num_shapes=key.nin, max_side=3))
         return [values(rng, shape, signed=signed) for shape in drawn], {}
-    x_shape = draw(shapes(min_dims=0 if key in (np.sum, np.mean, np.max, np.amax) else 1))
+    if key is np.tensordot:
+        return tensordot_case(draw, rng)
+    if key is np.einsum:
+        return einsum_case(draw, rng)
+    if key is np.where:
+        c_shape, a_shape, b_shape = draw(broadcastable_shapes(num_shapes=3, max_side=3))
+        condition = rng.choice([True, False], c_shape)
+        return [values(rng, a_shape), values(rng, b_shape)], {"condition": condition}
+    if key is np.outer:
+        return [values(rng, draw(shapes(max_dims=2))), values(rng, draw(shapes(max_dims=2)))], {}
+    x_shape = draw(shapes(min_dims=0 if key in REDUCTIONS else 2 if key is np.trace else 1))
     x = values(rng, x_shape)
     ndim = x.ndim
-    if key in (np.sum, np.mean, np.max, np.amax, np.add.reduce, np.maximum.reduce):
+    if key in (np.var, np.std):  # over at least 2 elements: std's gradient is infinite at var 0
+        x = values(rng, draw(shapes(min_dims=1, min_side=2)))
+        axis = draw(st.none() | st.integers(-x.ndim, x.ndim - 1) | st.just(tuple(range(x.ndim))))
+        return [x], {
+            "axis": axis,
+            "ddof": draw(st.sampled_from([0, 1])),
+            "keepdims": draw(st.booleans()),
+        }
+    if key in REDUCTIONS | {np.add.reduce, np.maximum.reduce}:
         axes = st.none() | st.integers(-ndim, ndim - 1) if ndim else st.none()
         if ndim:
             axes |= st.lists(st.integers(0, ndim - 1), unique=True).map(tuple)
@@ -82,7 +102,82 @@ def cases(draw, key):
         return [values(rng, small)], {"shape": (2, *x.shape)}
     if key is np.copy:
         return [x], {}
+    if key is np.cumsum:
+        return [x], {"axis": draw(st.none() | st.integers(-ndim, ndim - 1))}
+    if key is np.squeeze:  # x with axes of length 1 inserted
+        at = draw(st.integers(-ndim - 1, ndim))
+        x = np.expand_dims(x, at)
+        return [x], {"axis": draw(st.none() | st.just(at))}
+    if key is np.expand_dims:
+        return [x], {"axis": draw(st.integers(-ndim - 1, ndim))}
+    if key is np.take_along_axis:
+        axis = draw(st.none() | st.integers(-ndim, ndim - 1))
+        if axis is None:
+            indices = rng.integers(0, x.size, draw(st.integers(1, 5)))
+        else:
+            shape = list(x.shape)
+            shape[axis] = draw(st.integers(1, 4))
+            indices = rng.integers(0, x.shape[axis], shape)
+        return [x], {"indices": indices, "axis": axis}
+    if key is np.tile:
+        reps = st.integers(1, 3) | st.lists(st.integers(1, 2), min_size=1, max_size=ndim + 1)
+        return [x], {"reps": draw(reps.map(lambda r: tuple(r) if isinstance(r, list) else r))}
+    if key is np.repeat:
+        axis = draw(st.none() | st.integers(-ndim, ndim - 1))
+        length = x.size if axis is None else x.shape[axis]
+        repeats = draw(st.integers(0, 3) | st.just(rng.integers(0, 3, length)))
+        return [x], {"repeats": repeats, "axis": axis}
+    if key is np.trace:
+        axis1 = draw(st.integers(-ndim, ndim - 1))
+        axis2 = draw(st.integers(-ndim, ndim - 1).filter(lambda a: a % ndim != axis1 % ndim))
+        return [x], {"offset": draw(st.integers(-1, 1)), "axis1": axis1, "axis2": axis2}
+    if key is np.clip:  # |x| in [0.1, 0.4] or [0.6, 0.9]: a margin from the bounds at +-0.5
+        x = values(rng, x_shape, 0.1, 0.4) + np.sign(x) * rng.choice([0.0, 0.5], x_shape)
+        low, high = draw(st.sampled_from([(-0.5, 0.5), (None, 0.5), (-0.5, None)]))
+        names = draw(st.sampled_from([("a_min", "a_max"), ("min", "max")]))
+        bounds = dict(zip(names, (low, high), strict=True))  # NumPy needs a_min and a_max
+        return [x], bounds if names[0] == "a_min" else {
+            k: b for k, b in bounds.items() if b is not None
+        }
+    if key is np.pad:
+        pad_width = draw(
+            st.integers(0, 2)
+            | st.tuples(st.integers(0, 2), st.integers(0, 2))
+            | st.lists(
+                st.tuples(st.integers(0, 2), st.integers(0, 2)), min_size=ndim, max_size=ndim
+            )
+        )
+        kwargs = {"pad_width": pad_width, "constant_values": draw(st.sampled_from([0.0, 1.5]))}
+        return [x], {**kwargs, **draw(st.sampled_from([{}, {"mode": "constant"}]))}
     raise LookupError(f"no case for {key}: add one to tests/test_numpy_dispatch.py")
+
+
+def tensordot_case(draw, rng):
+    """a, b and axes: the last k axes of a against the first k of b, as an int or as pairs of
+    axes (negative for a)."""
+    a_shape = draw(shapes(max_dims=3, max_side=3))
+    k = draw(st.integers(0, len(a_shape)))
+    b_shape = a_shape[len(a_shape) - k :] + draw(shapes(min_dims=0, max_dims=1, max_side=3))
+    axes = draw(st.just(k) | st.just((list(range(-k, 0)), list(range(k)))))
+    return [values(rng, a_shape), values(rng, b_shape)], {"axes": axes}
+
+
+def einsum_case(draw, rng):
+    """Subscripts (explicit, implicit, a repeated letter, an ellipsis) and their operands."""
+    n, m, k = (draw(st.integers(1, 3)) for _ in range(3))
+    subscripts, operand_shapes = draw(
+        st.sampled_from(
+            [
+                ("ij,jk->ik", [(n, m), (m, k)]),
+                ("ij->ji", [(n, m)]),
+                ("ii", [(n, n)]),
+                ("i,j", [(n,), (m,)]),
+                ("...ij,...j->...i", [(k, n, m), (m,)]),
+                ("ij,ij->", [(n, m), (n, m)]),
+            ]
+        )
+    )
+    return [values(rng, shape) for shape in operand_shapes], {"subscripts": subscripts}
 
 
 def call(func, operands, kwargs):
@@ -90,8 +185,13 @@ def call(func, operands, kwargs):
     (or list of arrays) and keyword arguments."""
     if isinstance(func, np.ufunc):
         return func(*operands)
-    first = list(operands) if func in SEQUENCE_FIRST else operands[0]
-    return func(first, **kwargs)
+    if func is np.where:  # positional only
+        return func(kwargs["condition"], *operands)
+    if func is np.einsum:
+        return func(kwargs["subscripts"], *operands)
+    if func in SEQUENCE_FIRST:
+        return func(list(operands), **kwargs)
+    return func(*operands, **kwargs)
 
 
 def call_autonet(key, operands, kwargs):
@@ -99,17 +199,20 @@ def call_autonet(key, operands, kwargs):
     function = NUMPY[key]
     if isinstance(key, np.ufunc):
         return function(*operands)
-    if getattr(key, "__name__", "") == "reduce":
-        return function(operands[0], **kwargs)
-    first = list(operands) if key in SEQUENCE_FIRST else operands[0]
-    return function(first, **kwargs)
+    if key is np.where:
+        return function(kwargs["condition"], *operands)
+    if key is np.einsum:  # NumPy binds subscripts and operands to one tuple
+        return function((kwargs["subscripts"], *operands))
+    if key in SEQUENCE_FIRST:
+        return function(list(operands), **kwargs)
+    return function(*operands, **kwargs)
 
 
 def ops_of(t):
     return [node.op.name for node in an.topological_order(t) if node.op is not None]
 
 
-DIFFERENTIABLE = [key for key in NUMPY if key not in COMPARISONS]
+DIFFERENTIABLE = [key for key in NUMPY if key not in COMPARISONS and key not in NOT_DIFFERENTIABLE]
 
 
 @pytest.mark.parametrize("key", DIFFERENTIABLE, ids=lambda k: getattr(k, "__qualname__", str(k)))
@@ -147,6 +250,73 @@ def test_numpy_function_records_as_its_autonet_function(key, data):
     for grad32, grad in zip(grads32, grads, strict=True):
         assert grad32.dtype == np.float32
         np.testing.assert_allclose(grad32.data, grad.data, rtol=1e-4, atol=1e-5)
+
+
+@settings(max_examples=15, deadline=None)
+@given(data=st.data())
+def test_split_returns_a_list_of_tensors_recorded_as_autonets(data):
+    x = values(np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))), data.draw(shapes(1)))
+    axis = data.draw(st.integers(-x.ndim, x.ndim - 1))
+    n = x.shape[axis]
+    sections = data.draw(
+        st.sampled_from([d for d in range(1, n + 1) if n % d == 0])
+        | st.lists(st.integers(0, n), max_size=3).map(sorted)
+    )
+    t = an.tensor(x, requires_grad=True)
+    pieces = np.split(t, sections, axis=axis)
+    expected = np.split(x, sections, axis=axis)
+    assert isinstance(pieces, list) and len(pieces) == len(expected)
+    direct = an.split(an.tensor(x, requires_grad=True), sections, axis=axis)
+    for piece, value, same in zip(pieces, expected, direct, strict=True):
+        assert isinstance(piece, an.Tensor) and piece.requires_grad
+        np.testing.assert_array_equal(piece.data, value)
+        assert ops_of(piece) == ops_of(same)
+    # each piece's gradient lands on its part of x
+    gs = [np.random.default_rng(k).normal(size=p.shape) for k, p in enumerate(pieces)]
+    loss = an.sum(an.stack([(p * g).sum() for p, g in zip(pieces, gs, strict=True)]))
+    (grad,) = an.gradients(loss, [t])
+    np.testing.assert_array_equal(grad.data, np.concatenate(gs, axis=axis))
+
+
+@pytest.mark.parametrize("func", [np.argmax, np.argmin])
+def test_argmax_and_argmin_give_integer_tensors_outside_the_graph(func):
+    x = values(np.random.default_rng(3), (3, 4))
+    t = an.tensor(x, requires_grad=True)
+    for kwargs in ({}, {"axis": -1}, {"axis": 0, "keepdims": True}):
+        out = func(t, **kwargs)
+        expected = func(x, **kwargs)
+        assert isinstance(out, an.Tensor) and not out.requires_grad and out.op is None
+        assert out.dtype == expected.dtype and out.dtype.kind == "i"
+        np.testing.assert_array_equal(out.data, expected)
+        np.testing.assert_array_equal(NUMPY[func](t, **kwargs).data, expected)
+
+
+def test_adapted_arguments_bind_as_numpy_binds_them():
+    x = values(np.random.default_rng(4), (2, 3))
+    t = an.tensor(x, requires_grad=True)
+    # np.where(condition) alone is np.nonzero: indices, computed on the values
+    for got, expected in zip(np.where(t > 0), np.where(x > 0), strict=True):
+        np.testing.assert_array_equal(got, expected)
+    out = np.where(x > 0, 0.0, t)  # a Tensor in y only
+    assert out.op.name == "where" and out.dtype == np.float64
+    np.testing.assert_array_equal(out.data, np.where(x > 0, 0.0, x))
+    # np.clip: NumPy's a_min/a_max, positionally, or NumPy 2's min/max; not both kinds
+    np.testing.assert_array_equal(np.clip(t, -0.5, None).data, np.clip(x, -0.5, None))
+    np.testing.assert_array_equal(np.clip(t, max=0.5).data, np.clip(x, max=0.5))
+    with pytest.raises(ValueError, match="Passing `min` or `max` keyword argument"):
+        np.clip(t, -0.5, 0.5, max=0.5)
+    # np.einsum's optimize only orders NumPy's contraction; np.pad's **kwargs bind by name
+    np.testing.assert_allclose(
+        np.einsum("ij,kj->ik", t, x, optimize=True).data, x @ x.T, rtol=1e-12
+    )
+    np.testing.assert_array_equal(
+        np.pad(t, 1, "constant", constant_values=2.0).data, np.pad(x, 1, constant_values=2.0)
+    )
+    np.testing.assert_array_equal(np.take_along_axis(t, np.zeros((2, 1), int)).data, x[:, :1])
+    with pytest.raises(TypeError, match="np.pad: stat_length= is not supported"):
+        np.pad(t, 1, stat_length=2)
+    with pytest.raises(ValueError, match="pad: mode 'edge' is not supported"):
+        np.pad(t, 1, mode="edge")
 
 
 @pytest.mark.parametrize("ufunc", CANDIDATE_UFUNCS, ids=lambda u: u.__name__)

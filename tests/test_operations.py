@@ -521,3 +521,14 @@ def test_constructors_take_dtype_and_requires_grad():
     assert an.ones(2, dtype=np.int64).dtype == np.int64
     assert an.full_like(w, 2.0, requires_grad=True).requires_grad
     np.testing.assert_array_equal(an.rand(4, rng=5).data, an.rand(4, rng=5).data)
+
+
+def test_clip_refuses_bounds_that_require_grad_instead_of_dropping_their_gradient():
+    """clip's bounds are constants: a bound that requires grad would silently get no gradient,
+    directly or through np.clip."""
+    x = an.tensor([0.0, 2.0], requires_grad=True)
+    lo = an.tensor([0.5, 0.5], requires_grad=True)
+    for call in (lambda: an.clip(x, lo, 1.0), lambda: np.clip(x, lo, 1.0)):
+        with pytest.raises(TypeError, match="clip: a bound of shape \\(2,\\) requires grad"):
+            call()
+    np.testing.assert_array_equal(an.clip(x, lo.detach(), 1.0).data, [0.5, 1.0])
