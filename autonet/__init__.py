@@ -103,7 +103,18 @@ from autonet.primitives import PRIMITIVES, Primitive
 from autonet.replay import Replay, replay
 from autonet.seed import seed_gradients
 from autonet.tensor import Tensor
-from autonet.transforms import grad, gradients
+from autonet.transforms import (
+    grad,
+    gradients,
+    hessian,
+    hvp,
+    jacfwd,
+    jacobian,
+    jacrev,
+    jvp,
+    value_and_grad,
+    vjp,
+)
 from autonet.viz import draw, render, retain_grads
 
 __version__ = "0.1.0"
@@ -150,8 +161,14 @@ __all__ = [
     "gradcheck",
     "gradgradcheck",
     "gradients",
+    "hessian",
+    "hvp",
     "is_anomaly_enabled",
     "is_grad_enabled",
+    "jacfwd",
+    "jacobian",
+    "jacrev",
+    "jvp",
     "linspace",
     "load",
     "log",
@@ -209,7 +226,9 @@ __all__ = [
     "topological_order",
     "trace",
     "transpose",
+    "value_and_grad",
     "var",
+    "vjp",
     "where",
     "zeros",
     "zeros_like",

@@ -17,6 +17,15 @@ DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs" / "errors.md"
 # (bad input, code, exception type, exact message)
 CASES = [
     (
+        "a clip bound that requires grad",
+        "x = an.tensor([0.0, 2.0], requires_grad=True); "
+        "an.clip(x, an.tensor([0.5, 0.5], requires_grad=True), 1.0)",
+        TypeError,
+        "clip: a bound of shape (2,) requires grad, but clip's bounds are constants and would "
+        "silently get no gradient; to differentiate the bounds use "
+        "an.minimum(an.maximum(x, lo), hi), or pass lo.detach()",
+    ),
+    (
         "shapes that do not broadcast",
         "an.tensor(np.ones((2, 3))) + an.tensor(np.ones(4))",
         ValueError,
@@ -330,6 +339,35 @@ CASES = [
         "an.gradients(an.tensor(np.ones(3)).sum(), [an.tensor(np.ones(3))])",
         RuntimeError,
         "gradients: the output does not require grad (no input of it has requires_grad=True)",
+    ),
+    (
+        "jacobian(f) of a function that returns an array",
+        "an.jacobian(lambda x: np.sin(x.data))(np.ones(3))",
+        TypeError,
+        "jacobian: the function must return a Tensor (or a tuple of Tensors), got ndarray of "
+        "shape (3,); compute it from the arguments with autonet operations (an.exp(x), np.exp(x), "
+        "x @ w), not from their .data",
+    ),
+    (
+        "jvp with a tangent of the wrong shape",
+        "an.jvp(an.sin, (np.ones(3),), (np.ones(4),))",
+        ValueError,
+        "jvp: tangent 0 has shape (4,) but primal 0 has shape (3,); each tangent must have the "
+        "shape and dtype of its primal ((3,), float64)",
+    ),
+    (
+        "jvp with a tangent of the wrong dtype",
+        "an.jvp(an.sin, (np.ones(3),), (np.ones(3, np.float32),))",
+        TypeError,
+        "jvp: tangent 0 has dtype float32 but primal 0 has dtype float64; convert it with "
+        ".astype('float64')",
+    ),
+    (
+        "argnums out of range",
+        "an.grad(lambda x, y: (x * y).sum(), argnums=2)(1.0, 2.0)",
+        ValueError,
+        "grad: argnums=2 is out of range for a call with 2 positional argument(s); pass positions "
+        "from 0 to 1 (or negative ones counting from the end)",
     ),
     (
         "a Primitive without VJPs",
