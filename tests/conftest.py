@@ -1,6 +1,8 @@
-"""Fixtures shared by the tests that run scripts and the CLI in a subprocess."""
+"""Fixtures shared by the tests: the environment of scripts and the CLI run in a subprocess, and
+thread switching for the tests of concurrent backward passes."""
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,3 +34,12 @@ def env_without_matplotlib(tmp_path_factory) -> dict[str, str]:
         "raise ImportError('matplotlib is hidden for this test')\n"
     )
     return run_env(stubs)
+
+
+@pytest.fixture
+def frequent_switches():
+    """Make the interpreter switch threads every microsecond, so the threads really interleave."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(previous)

@@ -33,11 +33,29 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 import autonet as an
 from autonet.nn import functional as F
 from autonet.testing import shapes
+
+
+def fuzz_settings(examples: int, *more_checks: HealthCheck) -> settings:
+    """Hypothesis settings of a fuzz property: `examples` graphs, no deadline, and the health
+    checks that graphs trip by design suppressed (they are big draws, and some are rejected for
+    values out of range)."""
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.filter_too_much,
+            HealthCheck.data_too_large,
+            *more_checks,
+        ],
+    )
+
 
 MAX_SIZE = 64  # elements per value: keeps finite differences (2 runs per input element) fast
 MAX_NDIM = 4

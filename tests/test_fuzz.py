@@ -27,7 +27,7 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, event, example, given, settings
+from hypothesis import assume, event, example, given, settings
 from hypothesis import strategies as st
 
 import autonet as an
@@ -40,6 +40,7 @@ from tests.fuzz import (
     Step,
     TorchBackend,
     example_graph,
+    fuzz_settings,
     graphs,
     index_for,
     leaves_of,
@@ -49,16 +50,7 @@ from tests.fuzz import (
 )
 
 EXAMPLES = int(os.environ.get("AUTONET_FUZZ_EXAMPLES", "40"))
-fuzz_settings = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    # Graphs are big draws and some are rejected (values out of range); both are expected
-    suppress_health_check=[
-        HealthCheck.too_slow,
-        HealthCheck.filter_too_much,
-        HealthCheck.data_too_large,
-    ],
-)
+graph_settings = fuzz_settings(EXAMPLES)
 
 H = 1e-6  # central-difference step: truncation error O(H^2), rounding error O(eps / H) = 2e-10
 LIMIT = 1e6  # graphs with a larger intermediate value are rejected (exp of exp of ... overflows)
@@ -120,7 +112,7 @@ def finite_differences(graph: Graph) -> list[np.ndarray | None] | None:
     return grads
 
 
-@fuzz_settings
+@graph_settings
 @given(graph=graphs())
 def test_random_graph_forward_matches_numpy(graph):
     expected_loss, expected_pool, scale = oracle(graph)
@@ -165,7 +157,7 @@ def with_axis_examples(test):
     return test
 
 
-@fuzz_settings
+@graph_settings
 @given(graph=graphs())
 @with_axis_examples
 def test_random_graph_gradients_match_finite_differences(graph):
@@ -184,7 +176,7 @@ def test_random_graph_gradients_match_finite_differences(graph):
             np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7 * (1 + scale))
 
 
-@fuzz_settings
+@graph_settings
 @given(graph=graphs())
 def test_random_graph_gradients_match_pytorch(graph):
     torch = pytest.importorskip("torch")
@@ -200,7 +192,7 @@ def test_random_graph_gradients_match_pytorch(graph):
             np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12 * (1 + scale))
 
 
-@fuzz_settings
+@graph_settings
 @given(graph=graphs(), float32=st.lists(st.booleans(), min_size=3, max_size=3))
 def test_random_mixed_precision_graphs_keep_numpy_dtypes(graph, float32):
     # inputs in float32 or float64 at random: every value has the dtype NumPy gives it (float32
@@ -233,7 +225,7 @@ def test_random_mixed_precision_graphs_keep_numpy_dtypes(graph, float32):
             )
 
 
-@fuzz_settings
+@graph_settings
 @given(graph=graphs(max_steps=15))
 def test_random_graph_hessian_vector_products_match_finite_differences(graph):
     # second order (create_graph=True): H v = d/dt grad L(x0 + t v) at t = 0, against central
@@ -269,7 +261,7 @@ def test_random_graph_hessian_vector_products_match_finite_differences(graph):
 # Whole graphs in float32
 
 
-@fuzz_settings
+@graph_settings
 @given(graph=graphs())
 def test_random_float32_graphs_stay_float32_and_match_float64(graph):
     # The graph with every input, constant and loss weight rounded to float32, run in float32 by
@@ -322,7 +314,7 @@ def assert_own_memory(grads: dict[str, np.ndarray], theirs: dict[str, np.ndarray
         assert not np.shares_memory(x, y), f"{a} shares memory with {b}"
 
 
-@fuzz_settings
+@graph_settings
 @given(
     graph=graphs(max_steps=8),
     output=st.integers(-4, 8),
@@ -421,7 +413,7 @@ def test_no_gradient_shares_memory_with_another_or_with_the_callers_arrays(
 INTEGER_DTYPES = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint32, np.bool_]
 
 
-@fuzz_settings
+@graph_settings
 @given(
     shape=small_shapes,
     dtype=st.sampled_from(INTEGER_DTYPES + [np.float32, np.float64]),
@@ -460,7 +452,7 @@ COMPLEX_OPS = {
 }
 
 
-@fuzz_settings
+@graph_settings
 @given(
     op=st.sampled_from(sorted(COMPLEX_OPS)),
     form=st.sampled_from(["python", "numpy scalar", "array"]),
@@ -486,7 +478,7 @@ def test_complex_operands_are_refused(op, form, tensor_first, n, dtype):
         COMPLEX_OPS[op](x, operand) if tensor_first else COMPLEX_OPS[op](operand, x)
 
 
-@fuzz_settings
+@graph_settings
 @given(
     case=small_shapes.filter(len).flatmap(lambda s: st.tuples(st.just(s), index_for(s))),
     as_tensor=st.booleans(),
@@ -528,7 +520,7 @@ def callers_arrays(graph: Graph) -> list[np.ndarray]:
     return arrays
 
 
-@fuzz_settings
+@graph_settings
 @given(graph=graphs(max_steps=15))
 @example(  # x * c, then c[:] = 0 before backward: the gradient is still c's old value
     graph=example_graph([[1.0, 2.0]], [Step("mul", (0, -1))], constants=([3.0, 4.0],))
@@ -572,7 +564,7 @@ def exact(function: str, x: float) -> float:
         return float(1 / (1 + (-d).exp()))
 
 
-@settings(fuzz_settings, max_examples=max(EXAMPLES // 4, 10))
+@settings(graph_settings, max_examples=max(EXAMPLES // 4, 10))
 @given(
     xs=st.lists(st.floats(-745, 745), min_size=1, max_size=50),
     dtype=st.sampled_from([np.float64, np.float32]),

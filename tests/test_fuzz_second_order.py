@@ -26,7 +26,7 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, event, example, given, settings
+from hypothesis import assume, event, example, given
 from hypothesis import strategies as st
 
 import autonet as an
@@ -39,21 +39,14 @@ from tests.fuzz import (
     TorchBackend,
     depending_on,
     example_graph,
+    fuzz_settings,
     graphs,
     leaves_of,
     run,
 )
 
 EXAMPLES = int(os.environ.get("AUTONET_FUZZ_SECOND_ORDER_EXAMPLES", "30"))
-second_order_settings = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    suppress_health_check=[
-        HealthCheck.too_slow,
-        HealthCheck.filter_too_much,
-        HealthCheck.data_too_large,
-    ],
-)
+second_order_settings = fuzz_settings(EXAMPLES)
 EPS = np.finfo(np.float64).eps
 H = 1e-6  # central-difference step, as in test_fuzz.py
 LIMIT = 1e6  # graphs with a larger intermediate value are rejected, as in test_fuzz.py

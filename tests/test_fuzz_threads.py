@@ -15,59 +15,18 @@ The example count follows AUTONET_FUZZ_EXAMPLES (see test_fuzz.py), divided by 4
 """
 
 import os
-import sys
-import threading
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 import autonet as an
-from tests.fuzz import GivenLeaves, NumpyBackend, graphs, leaves_of, run
+from tests.concurrency import on_threads
+from tests.fuzz import GivenLeaves, NumpyBackend, fuzz_settings, graphs, leaves_of, run
 
 EXAMPLES = max(int(os.environ.get("AUTONET_FUZZ_EXAMPLES", "40")) // 4, 5)
-thread_settings = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    suppress_health_check=[
-        HealthCheck.too_slow,
-        HealthCheck.filter_too_much,
-        HealthCheck.data_too_large,
-        HealthCheck.function_scoped_fixture,
-    ],
-)
+thread_settings = fuzz_settings(EXAMPLES, HealthCheck.function_scoped_fixture)
 THREADS = 4
-
-
-@pytest.fixture
-def frequent_switches():
-    """Make the interpreter switch threads every microsecond, so the threads really interleave."""
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    yield
-    sys.setswitchinterval(previous)
-
-
-def on_threads(work, n_threads: int = THREADS) -> None:
-    """Run work() on n threads started together; re-raise the first error one of them met."""
-    start = threading.Barrier(n_threads)
-    errors: list[BaseException] = []
-
-    def worker() -> None:
-        try:
-            start.wait(10)
-            work()
-        except BaseException as exc:  # noqa: B036 - re-raised by the main thread below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=worker) for _ in range(n_threads)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
 
 
 def grads_of(leaves: list[an.Tensor]) -> list[np.ndarray | None]:
@@ -102,7 +61,7 @@ def test_threads_running_their_own_graphs_on_shared_leaves_lose_no_gradient(
     sequential = leaves_of(graph)
     passes(sequential, THREADS * runs)
     concurrent = leaves_of(graph)
-    on_threads(lambda: passes(concurrent, runs))
+    on_threads(lambda _: passes(concurrent, runs), THREADS)
     assert_same(grads_of(concurrent), grads_of(sequential))
 
 
@@ -123,7 +82,7 @@ def test_threads_sharing_one_retained_graph_lose_no_gradient(graph, runs, freque
     concurrent = leaves_of(graph)
     with np.errstate(all="ignore"):
         loss, _ = run(graph, GivenLeaves(concurrent))
-    on_threads(lambda: passes(loss, runs))
+    on_threads(lambda _: passes(loss, runs), THREADS)
     assert_same(grads_of(concurrent), grads_of(sequential))
 
 
@@ -148,7 +107,7 @@ def test_threads_accumulate_integer_gradients_exactly(m, n, k, seed, frequent_sw
         for _ in range(runs):
             (x @ w).sum().backward()
 
-    on_threads(passes)
+    on_threads(lambda _: passes(), THREADS)
     total = THREADS * runs
     np.testing.assert_array_equal(x.grad.data, total * (np.ones((m, k)) @ w.data.T))
     np.testing.assert_array_equal(w.grad.data, total * (x.data.T @ np.ones((m, k))))

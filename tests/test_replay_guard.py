@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import sys
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +19,7 @@ import numpy as np
 import pytest
 
 import autonet as an
+from tests.concurrency import on_threads
 
 replay_module = importlib.import_module("autonet.replay")  # autonet.replay is the function
 
@@ -324,37 +323,8 @@ def test_the_recorded_code_shows_where_it_checks_each_tensor():
         assert comment in step.source
 
 
-@pytest.fixture
-def tiny_switch_interval():
-    """Threads switch as often as CPython lets them, so that races show at once."""
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    yield
-    sys.setswitchinterval(interval)
-
-
-def run_threads(work: Callable[[int], None], count: int = 8) -> None:
-    """work(i) on `count` threads started together; re-raises the first error."""
-    barrier, errors = threading.Barrier(count), []
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait()
-            work(i)
-        except Exception as exc:  # noqa: BLE001 - raised again on the main thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
-
-
 def test_threads_replaying_one_step_into_a_shared_parameter_lose_no_gradient(
-    tiny_switch_interval,
+    frequent_switches,
 ):
     x = np.arange(6.0).reshape(2, 3)
     w = an.tensor(np.zeros((3, 2)), requires_grad=True)
@@ -365,13 +335,13 @@ def test_threads_replaying_one_step_into_a_shared_parameter_lose_no_gradient(
         for _ in range(steps):
             assert step(x).item() == 0.0
 
-    run_threads(work)
+    on_threads(work, 8)
     # d/dw sum(x @ w) = x^T 1: the column sums of x, 3, 5 and 7, in each column, at each step
     expected = 8 * steps * np.repeat(x.sum(axis=0)[:, None], 2, axis=1)
     np.testing.assert_array_equal(w.grad.data, expected)
 
 
-def test_threads_write_into_buffers_of_their_own(tiny_switch_interval):
+def test_threads_write_into_buffers_of_their_own(frequent_switches):
     # The element-wise lines write into arrays the call allocated (out=): each thread's values
     # must stay its own, equal to eager mode's for its arguments.
     w = an.tensor(np.linspace(-1, 1, 64), requires_grad=True)
@@ -389,10 +359,10 @@ def test_threads_write_into_buffers_of_their_own(tiny_switch_interval):
         for _ in range(200):
             np.testing.assert_array_equal(step(xs[i]).data, expected[i])
 
-    run_threads(work)
+    on_threads(work, 8)
 
 
-def test_threads_sharing_the_recordings_of_several_shapes(tiny_switch_interval, monkeypatch):
+def test_threads_sharing_the_recordings_of_several_shapes(frequent_switches, monkeypatch):
     # More shapes than recordings kept: threads record, keep and drop recordings at once.
     monkeypatch.setattr(replay_module, "MAX_RECORDINGS", 2)
     w = an.tensor([1.0, 2.0, 3.0], requires_grad=True)
@@ -405,5 +375,5 @@ def test_threads_sharing_the_recordings_of_several_shapes(tiny_switch_interval, 
             assert step(x).item() == 6.0 * len(x)
 
     with pytest.warns(RuntimeWarning, match="slower than eager mode"):
-        run_threads(work)
+        on_threads(work, 8)
     assert len(step.recordings) == 2

@@ -1,22 +1,13 @@
 """Threads: grad mode is per thread, and models trained concurrently on separate threads end
 exactly where they end when trained one after the other."""
 
-import sys
 import threading
 
 import numpy as np
 import pytest
 
 import autonet as an
-
-
-@pytest.fixture
-def frequent_switches():
-    """Make the interpreter switch threads every microsecond, so the threads really interleave."""
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    yield
-    sys.setswitchinterval(previous)
+from tests.concurrency import on_threads
 
 
 def test_no_grad_on_one_thread_leaves_another_recording():
@@ -76,22 +67,11 @@ def test_concurrent_training_matches_sequential(frequent_switches):
     seeds = [3, 4, 5]
     sequential = [train(seed) for seed in seeds]
     concurrent: dict[int, tuple] = {}
-    errors: list[BaseException] = []
-    start = threading.Barrier(len(seeds))
 
-    def worker(seed: int) -> None:
-        try:
-            start.wait(10)
-            concurrent[seed] = train(seed)
-        except BaseException as exc:  # noqa: B036 - reported by the main thread below
-            errors.append(exc)
+    def worker(i: int) -> None:
+        concurrent[seeds[i]] = train(seeds[i])
 
-    threads = [threading.Thread(target=worker, args=(seed,)) for seed in seeds]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors, errors
+    on_threads(worker, len(seeds))
     for seed, (w0, w1, losses) in zip(seeds, sequential, strict=True):
         c0, c1, c_losses = concurrent[seed]
         np.testing.assert_array_equal(c0, w0)  # bitwise: the same ops in the same order
@@ -107,16 +87,10 @@ def test_concurrent_backward_into_a_shared_leaf_loses_no_gradient(frequent_switc
     threads, runs = 8, 100 if create_graph else 500
     x = an.tensor(np.ones((4, 3)))
     w = an.tensor(np.zeros((3, 2)), requires_grad=True)
-    start = threading.Barrier(threads)
 
-    def work():
-        start.wait()
+    def work(_: int) -> None:
         for _ in range(runs):
             (x @ w).sum().backward(create_graph=create_graph)
 
-    pool = [threading.Thread(target=work) for _ in range(threads)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
+    on_threads(work, threads)
     np.testing.assert_array_equal(w.grad.data, np.full((3, 2), 4.0 * threads * runs))
