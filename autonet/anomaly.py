@@ -34,7 +34,7 @@ import numpy as np
 
 from autonet import modes
 from autonet.primitives import Primitive
-from autonet.tensor import NO_PARAMS, Tensor, record
+from autonet.tensor import NO_PARAMS, Tensor, numbers_of, record
 
 
 class AnomalyMode(threading.local):
@@ -151,12 +151,12 @@ class WatchedPrimitive(Primitive):
 
 
 def all_finite(x: Any) -> bool:
-    array = np.asarray(x.data if isinstance(x, Tensor) else x)
+    array = numbers_of(x)
     return array.dtype.kind not in "fc" or bool(np.isfinite(array).all())
 
 
 def nonfinite_kind(x: Any) -> str:
-    array = np.asarray(x.data if isinstance(x, Tensor) else x)
+    array = numbers_of(x)
     return "nan" if np.isnan(array).any() else "inf"
 
 

@@ -58,6 +58,11 @@ class no_grad:
 # None when off, so record pays one read, and every module, whenever imported, behaves the same.
 record_hook: Callable[..., Any] | None = None
 
+# While some thread is inside vmap, the function tensor.record calls first: it applies the
+# primitive's batching rule when an input is batched (transforms/vmap.py) and returns None when
+# none is. None when no vmap runs, so record pays one read.
+batched_record: Callable[..., Any] | None = None
+
 
 class ReplayRecording(threading.local):
     """Whether an.replay is recording a step on this thread (operations that cannot be replayed,

@@ -376,7 +376,8 @@ def take_along_axis(x: Any, indices: Any, axis: int | None) -> Tensor:
     """x's elements at indices along axis, as numpy.take_along_axis: an indexing (getitem), so
     the gradient adds g at the indices (a repeated index gets the sum)."""
     x = as_tensor(x)
-    indices = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+    if not isinstance(indices, Tensor):  # (a Tensor stays one: inside vmap, a batch of indices)
+        indices = np.asarray(indices)
     if axis is None:
         x, axis = x.reshape(-1), 0
     axis = normalize_axis(axis, x, "take_along_axis")

@@ -13,14 +13,13 @@ from typing import Any
 import numpy as np
 
 from autonet import engine
-from autonet.engine import topological_order
 from autonet.modes import replay_recording
 from autonet.primitives import Primitive
 from autonet.replay.captured import step_roots
 from autonet.replay.codegen import CodeWriter, function_name
 from autonet.replay.guard import SignatureCheck, guard_captured
 from autonet.replay.tracing import Traced, call, follow, following
-from autonet.tensor import Tensor
+from autonet.tensor import Tensor, graph_of
 
 
 class Recording:
@@ -64,7 +63,7 @@ def record_step(loss_fn: Callable[..., Tensor], args: tuple[Any, ...], name: str
     of the arguments that returns the loss array and accumulates the parameters' .grad."""
     inputs, stand_ins = recording_inputs(args)
     loss, start = run_recorded(loss_fn, inputs, name)
-    order = topological_order(loss)
+    order = step_order(loss)
 
     code = CodeWriter()
     argument_names = [code.fresh("t") for _ in args]
@@ -87,6 +86,13 @@ def record_step(loss_fn: Callable[..., Tensor], args: tuple[Any, ...], name: str
     function_name_ = f"replayed_{name}" if name.isidentifier() else "replayed_step"
     function, source = code.function(function_name_, argument_names)
     return Recording(function, source, len(args), checks)
+
+
+def step_order(loss: Tensor) -> list[Tensor]:
+    """The nodes the step computed the loss from, each after its inputs: those that require grad
+    (engine.topological_order's) and those that need none but depend on them (masks and other
+    ops outside the graph, which tensor.record keeps while recording)."""
+    return [t for t in graph_of(loss) if t.requires_grad or t.op is not None]
 
 
 def recording_inputs(args: tuple[Any, ...]) -> tuple[list[Any], dict[Tensor, int]]:

@@ -12,13 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from autonet.batched import ValuesNeededError
 from autonet.primitives import ArrayStandIn, Primitive
 from autonet.replay.codegen import CodeWriter, Value, function_name
-
-
-class ValuesNeededError(TypeError):
-    """Raised when a function uses a Traced value in a way that depends on its values (truth,
-    conversion to a number or an array): a recording follows operations, not decisions."""
 
 
 def apply(

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from autonet.batched import Batched
 from autonet.engine import backpropagate, check_root_grad, topological_order
 from autonet.modes import is_grad_enabled
 from autonet.ops import stack
@@ -27,11 +28,23 @@ def gradients(
     gradient of zeros (torch.autograd.grad raises unless allow_unused=True). No `.grad` changes.
     `retain_graph` defaults to `create_graph`.
     """
+    detach = False
     if not output.requires_grad:
         raise RuntimeError(
             "gradients: the output does not require grad (no input of it has requires_grad=True)"
         )
-    root_grad: Any = check_root_grad(output, grad, "gradients")
+    if type(output._data) is Batched or (isinstance(grad, Tensor) and type(grad._data) is Batched):
+        # inside vmap: the rules run on the batch through the batching rules, so the pass runs
+        # on Tensors (recorded, as under create_graph), never on the batch's bare arrays; the
+        # results leave that record unless create_graph asked for it
+        detach, create_graph = not create_graph, True
+        if isinstance(grad, Tensor):
+            seed_like(grad, output, "gradients", "grad", "the output")
+    root_grad: Any = (
+        grad
+        if isinstance(grad, Tensor) and type(grad._data) is Batched
+        else check_root_grad(output, grad, "gradients")
+    )
     if create_graph:
         # a Tensor seed stays in the graph, so the gradients are differentiable in it too (the
         # double-VJP trick for Jacobian-vector products differentiates them with respect to it)
@@ -43,15 +56,36 @@ def gradients(
         create_graph=create_graph,
         wanted=inputs,
     )
-    result = []
+    result, owned = [], {id(values_of(root_grad))}
     for t in inputs:
         g = found.get(id(t))
         if g is None:
             g = np.zeros(t.shape, dtype=t.dtype)
         # each result owns its memory (Tensor() and clone() copy): the pass may hand the same
-        # array, or the caller's seed, to several inputs
-        result.append(g.clone() if isinstance(g, Tensor) else Tensor(g))
-    return tuple(result)
+        # array, or the caller's seed, to several inputs. Inside vmap a batch's gradient that
+        # a rule has just made (it owns its memory, and no other result or the seed has it) is
+        # kept without the copy: per-example gradients are the size of the batch times the
+        # parameters'
+        if detach and isinstance(g, Tensor) and fresh(values_of(g), owned):
+            result.append(g)
+        else:
+            result.append(g.clone() if isinstance(g, Tensor) else Tensor(g))
+    return tuple(t.detach() for t in result) if detach else tuple(result)
+
+
+def values_of(t: Any) -> Any:
+    """The array holding a tensor's (or an array's) numbers, a batch's whole array inside vmap."""
+    data = t._data if isinstance(t, Tensor) else t
+    return data.value if type(data) is Batched else data
+
+
+def fresh(array: Any, owned: set[int]) -> bool:
+    """Whether array owns its memory and is not yet owned by a result (nor the seed); if so, it
+    is now."""
+    if not (isinstance(array, np.ndarray) and array.flags.owndata) or id(array) in owned:
+        return False
+    owned.add(id(array))
+    return True
 
 
 # ---------------------------------------------------------------------------------------------

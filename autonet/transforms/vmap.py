@@ -1,0 +1,356 @@
+"""vmap: a function of one example, mapped over a batch by running it once on the whole batch.
+
+    vmap(f, in_axes=0, out_axes=0)(*args)
+
+Inside, each mapped argument is a tensor of one example's shape whose value holds the batch
+(autonet/batched.py), and every primitive applied to it runs once, for all examples, by its
+batching rule: an element-wise primitive lines the examples up and broadcasts; a primitive on
+axes (sum, max, transpose, ...) shifts its axis params past the batch axes; the others (matmul,
+reshape, indexing, convolution, ...) have a rule in the table (Primitive.batch). A primitive
+without one (a user's, neither element-wise nor on axes) runs once per example, with a warning.
+
+Gradients inside vmap are per example: grad, value_and_grad, vjp, jacobian, hessian run their
+backward pass through the batching rules too (by recording it, as create_graph does), so
+
+    an.vmap(an.grad(loss), in_axes=(None, 0, 0))(w, X, Y)
+
+is the gradient of loss(w, x, y) for each example (x, y) of (X, Y), stacked: JAX's and
+torch.func's per-example gradients. Nested vmaps map over several axes.
+
+Where autonet differs: the mapped function may not depend on values (a Python `if` on a tensor,
+float(t)) -- it raises, as JAX does -- and vmap's results are not differentiable from outside
+(grad of a vmapped function raises and says to put grad inside).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import threading
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from autonet import modes
+from autonet.batched import Batched
+from autonet.engine import topological_order
+from autonet.modes import grad_mode
+from autonet.primitives import Mapped, Primitive, per_example, with_rank
+from autonet.tensor import Tensor, describe_failure, with_normalized_axes
+
+next_level = itertools.count(1).__next__  # atomic: nested and concurrent vmaps never share one
+_active = threading.Lock()
+_depth = 0  # how many vmap calls run, in all threads (modes.batched_record is set while > 0)
+_warned: set[str] = set()
+
+
+def vmap(function: Callable[..., Any], in_axes: Any = 0, out_axes: Any = 0) -> Callable[..., Any]:
+    """f mapped over a batch axis of its arguments (JAX's vmap, torch.func.vmap).
+
+        vmap(f)(X)[i] = f(X[i])          vmap(f, in_axes=(None, 0))(w, X)[i] = f(w, X[i])
+
+    in_axes   for each positional argument, the axis that runs over the examples, or None for an
+              argument shared by all of them; one int or None applies to every argument, and
+              an argument that is a tuple, list or dict takes one entry per item (or one for all)
+    out_axes  where the examples' axis goes in each output (an int, or one per output of a
+              tuple); None for an output that is the same for every example
+    Every mapped axis must have the same length. Arguments may be Tensors, arrays or numbers;
+    the results are Tensors (a tuple, list or dict of them, as f returns).
+    """
+
+    @functools.wraps(function)
+    def mapped(*args: Any) -> Any:
+        axes = in_axes if isinstance(in_axes, (tuple, list)) else (in_axes,) * len(args)
+        if len(axes) != len(args):
+            raise ValueError(
+                f"vmap: in_axes has {len(axes)} entries but the function was called with "
+                f"{len(args)} positional arguments; give one axis (or None) per argument"
+            )
+        level, sizes = next_level(), []
+        batched_args = [
+            to_batched(arg, axis, level, sizes, f"argument {i}")
+            for i, (arg, axis) in enumerate(zip(args, axes, strict=True))
+        ]
+        if not sizes:
+            raise ValueError(
+                f"vmap: in_axes={in_axes!r} maps no argument; give at least one argument an axis "
+                "to map over (None means shared by every example)"
+            )
+        if len(set(sizes)) > 1:
+            raise ValueError(
+                f"vmap: the mapped axes have different lengths {sizes}; every mapped argument "
+                "needs the same number of examples"
+            )
+        enter()
+        try:
+            out = function(*batched_args)
+        finally:
+            leave()
+        return from_batched(out, out_axes, level, sizes[0], "output")
+
+    return mapped
+
+
+# ---------------------------------------------------------------------------------------------
+# Into the batch and out of it
+
+
+def to_batched(arg: Any, axis: Any, level: int, sizes: list[int], where: str) -> Any:
+    """arg as the mapped function sees it: with axis None as it is; else a tensor of one
+    example's shape holding the batch at `level` (recursing into tuples, lists and dicts)."""
+    if isinstance(arg, (tuple, list)):
+        axes = axis if isinstance(axis, (tuple, list)) else (axis,) * len(arg)
+        if len(axes) != len(arg):
+            raise ValueError(
+                f"vmap: {where} has {len(arg)} items but its in_axes entry {axis!r} has "
+                f"{len(axes)}; give one axis per item, or one int (or None) for all"
+            )
+        items = [
+            to_batched(a, ax, level, sizes, f"{where}[{i}]")
+            for i, (a, ax) in enumerate(zip(arg, axes, strict=True))
+        ]
+        return type(arg)(items)
+    if isinstance(arg, dict):
+        axes = axis if isinstance(axis, dict) else dict.fromkeys(arg, axis)
+        return {
+            key: to_batched(value, axes.get(key), level, sizes, f"{where}[{key!r}]")
+            for key, value in arg.items()
+        }
+    if axis is None:
+        return arg
+    if not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"vmap: in_axes for {where} must be an int or None, got {axis!r}")
+    if isinstance(arg, Tensor):
+        if arg.requires_grad:
+            raise NotImplementedError(
+                f"vmap: {where} (shape {arg.shape}) requires grad, but vmap's results are not "
+                "differentiable from outside; put the derivative inside the map "
+                "(an.vmap(an.grad(f)) for per-example gradients), or pass it .detach()"
+            )
+        data, dtype_kind = arg.data, arg.dtype.kind
+    else:
+        data = np.asarray(arg)
+        dtype_kind = data.dtype.kind
+        if dtype_kind in "biu" and not isinstance(arg, np.ndarray):
+            data = data.astype(np.float64)  # numbers and lists: float64, as an.tensor makes them
+        dtype_kind = data.dtype.kind
+    if dtype_kind not in "biuf":
+        raise TypeError(f"vmap: {where} has dtype {data.dtype}; pass a numeric array or Tensor")
+    levels = data.levels if type(data) is Batched else ()
+    value = data.value if type(data) is Batched else data
+    ndim = value.ndim - len(levels)
+    if not -ndim <= axis < ndim:
+        raise ValueError(
+            f"vmap: in_axes={axis} is out of range for {where} of shape "
+            f"{value.shape[len(levels) :]} ({ndim} axes); map over an axis from {-ndim} to "
+            f"{ndim - 1}"
+        )
+    # the new level is the innermost: its axis goes after the enclosing vmaps' axes
+    value = np.moveaxis(value, len(levels) + axis % ndim, len(levels))
+    sizes.append(value.shape[len(levels)])
+    return Tensor(Batched(value, (*levels, level)))
+
+
+def from_batched(out: Any, axis: Any, level: int, size: int, where: str) -> Any:
+    """The mapped function's result with the batch at `level` moved to `axis` of each output
+    (tuples, lists and dicts of outputs kept as they are)."""
+    if isinstance(out, (tuple, list)):
+        axes = axis if isinstance(axis, (tuple, list)) else (axis,) * len(out)
+        if len(axes) != len(out):
+            raise ValueError(
+                f"vmap: the function returned {len(out)} outputs but out_axes has {len(axes)} "
+                "entries; give one axis per output, or one for all"
+            )
+        return type(out)(
+            from_batched(o, ax, level, size, f"{where} {i}")
+            for i, (o, ax) in enumerate(zip(out, axes, strict=True))
+        )
+    if isinstance(out, dict):
+        axes = axis if isinstance(axis, dict) else dict.fromkeys(out, axis)
+        return {
+            k: from_batched(v, axes.get(k), level, size, f"{where} {k!r}") for k, v in out.items()
+        }
+    if isinstance(out, Tensor):
+        if out.requires_grad and out.op is not None and any_outside_leaf(out):
+            raise NotImplementedError(
+                f"vmap: the {where} (shape {out.shape}) depends on a tensor that requires grad "
+                "from outside the mapped function, but vmap's results are not differentiable "
+                "from outside; put the derivative inside the map (an.vmap(an.grad(f))), or "
+                "pass that tensor .detach()"
+            )
+        data = out.data
+    else:
+        data = np.asarray(out)
+    levels = data.levels if type(data) is Batched else ()
+    value = data.value if type(data) is Batched else data
+    ndim = value.ndim - len(levels)  # one example's axes
+    if level not in levels:  # the same for every example (perhaps a caller's array: copied)
+        if axis is None:
+            return tensor_of(value.copy(), levels)
+        value = np.array(
+            np.broadcast_to(
+                np.expand_dims(value, len(levels)),
+                value.shape[: len(levels)] + (size,) + value.shape[len(levels) :],
+            )
+        )
+        levels = (*levels, level)
+    elif axis is None:
+        raise ValueError(
+            f"vmap: out_axes is None for the {where}, but it differs between examples (shape "
+            f"{value.shape[len(levels) :]} per example); give it an axis"
+        )
+    if not -(ndim + 1) <= axis <= ndim:
+        raise ValueError(
+            f"vmap: out_axes={axis} is out of range for the {where}, which has {ndim} axes per "
+            f"example; give an axis from {-(ndim + 1)} to {ndim}"
+        )
+    position = levels.index(level)
+    remaining = levels[:position] + levels[position + 1 :]
+    value = np.moveaxis(value, position, len(remaining) + axis % (ndim + 1))
+    return tensor_of(np.ascontiguousarray(value), remaining)
+
+
+def tensor_of(value: np.ndarray, levels: tuple[int, ...]) -> Tensor:
+    """A tensor of value, still batched by the enclosing vmaps at `levels`, if any. Not copied:
+    a batch was made inside the map (the mapped arguments are copies; rules make new arrays or
+    views of those), so no caller's array is shared; per-example gradients are big."""
+    return Tensor.wrap(Batched(value, levels) if levels else value)  # type: ignore[arg-type]
+
+
+def any_outside_leaf(out: Tensor) -> bool:
+    """Whether out was computed from a leaf that requires grad and is not batched (one made
+    outside the mapped function, which a gradient from outside would have to reach)."""
+    return any(
+        node.op is None and type(node._data) is not Batched for node in topological_order(out)
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Applying primitives to batched tensors
+
+
+def enter() -> None:
+    global _depth
+    with _active:
+        _depth += 1
+        modes.batched_record = record_batched
+
+
+def leave() -> None:
+    global _depth
+    with _active:
+        _depth -= 1
+        if _depth == 0:
+            modes.batched_record = None
+
+
+def record_batched(primitive: Primitive, inputs: tuple[Tensor, ...], params: dict) -> Tensor | None:
+    """primitive applied to inputs of which some are batched (None if none is): its batching
+    rule run on the batch, recorded as tensor.record records (the node keeps one example's
+    params, so the backward pass's rules are batched the same way)."""
+    datas = [t._data for t in inputs]
+    in_params = batched_params(params) if params else []
+    if not in_params and not any(type(d) is Batched for d in datas):
+        return None
+    if params and primitive.axis_param is not None:
+        params = with_normalized_axes(primitive, inputs, params)
+    levels = tuple(
+        sorted({level for d in (*datas, *in_params) if type(d) is Batched for level in d.levels})
+    )
+    batched = tuple(type(d) is Batched for d in datas)
+    arrays = [d.aligned(levels) if type(d) is Batched else d for d in datas]
+    rule, rule_params = batching_rule(primitive), params
+    if in_params:  # an index that differs between examples
+        rule_params = {name: as_mapped(value, levels) for name, value in params.items()}
+        if primitive.batch is None:
+            rule = per_example(primitive.forward)
+    try:
+        out = np.asarray(rule(len(levels), batched, *arrays, **rule_params))
+    except (ValueError, IndexError, TypeError, OverflowError) as exc:
+        raise describe_failure(primitive, inputs, params, exc) from exc
+    value = Batched(out, levels)
+    if grad_mode.enabled and out.dtype.kind == "f" and any(t.requires_grad for t in inputs):
+        return Tensor.wrap(value, primitive, inputs, params)  # type: ignore[arg-type]
+    return Tensor.wrap(value)  # type: ignore[arg-type]
+
+
+@functools.cache
+def batching_rule(primitive: Primitive) -> Callable[..., Any]:
+    """The primitive's batching rule: its own (Primitive.batch), or one that follows from its
+    facts (element-wise; one input with axis params), or else a loop over the examples."""
+    if primitive.batch is not None:
+        return primitive.batch
+    if primitive.elementwise:
+        return elementwise_rule(primitive.forward)
+    if primitive.axis_param is not None and len(primitive.vjps) == 1 and not primitive.variadic:
+        return axes_rule(primitive)
+    looped = per_example(primitive.forward)
+
+    def warned(*args: Any, **params: Any) -> Any:
+        if primitive.name not in _warned:
+            _warned.add(primitive.name)
+            warnings.warn(
+                f"vmap: primitive {primitive.name!r} has no batching rule, so it runs once per "
+                "example; declare it elementwise=True or axis_param=..., or give it batch=... "
+                "(see Primitive)",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+        return looped(*args, **params)
+
+    return warned
+
+
+def batched_params(params: dict) -> list[Batched]:
+    """The params that differ between examples (an index tensor mapped by vmap)."""
+    return [
+        p
+        for value in params.values()
+        for p in (value if type(value) is tuple else (value,))
+        if type(p) is Batched
+    ]
+
+
+def as_mapped(value: Any, levels: tuple[int, ...]) -> Any:
+    """A param with each Batched value in it as the rules take it (primitives.Mapped)."""
+    if type(value) is Batched:
+        return Mapped(value.aligned(levels))
+    if type(value) is tuple:
+        return tuple(as_mapped(v, levels) for v in value)
+    return value
+
+
+def elementwise_rule(forward: Callable[..., Any]) -> Callable[..., Any]:
+    """Element-wise: each batched input's examples lined up to the output's rank, behind the
+    batch axes, so that NumPy broadcasts them as it broadcasts one example."""
+
+    def rule(k: int, batched: tuple, *arrays: np.ndarray, **params: Any) -> Any:
+        rank = max(x.ndim - k if b else x.ndim for x, b in zip(arrays, batched, strict=True))
+        return forward(
+            *(with_rank(x, b, k, rank) for x, b in zip(arrays, batched, strict=True)), **params
+        )
+
+    return rule
+
+
+def axes_rule(primitive: Primitive) -> Callable[..., Any]:
+    """One input, axis params: the same op with every axis moved past the k batch axes (None,
+    all of one example's axes, spelled out)."""
+    name, forward = primitive.axis_param, primitive.forward
+
+    def rule(k: int, batched: tuple, x: np.ndarray, **params: Any) -> Any:
+        axis, ndim = params.get(name), x.ndim - k
+        if primitive.permutation:
+            order = tuple(reversed(range(ndim))) if axis is None else axis
+            shifted: Any = tuple(range(k)) + tuple(a + k for a in order)
+        elif axis is None:
+            shifted = tuple(range(k, k + ndim))
+        elif isinstance(axis, tuple):
+            shifted = tuple(a + k for a in axis)
+        else:
+            shifted = axis + k
+        return forward(x, **{**params, name: shifted})
+
+    return rule
