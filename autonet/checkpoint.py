@@ -1,29 +1,60 @@
-"""Checkpoints: an.save(state_dict, path) and an.load(path), as torch.save/torch.load.
+"""Checkpoints: an.save(state, path) and an.load(path), as torch.save/torch.load.
 
     an.save(model.state_dict(), "model.npz")
     model.load_state_dict(an.load("model.npz"))
 
+    an.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": 3}, path)
+    checkpoint = an.load(path)          # the same nesting: checkpoint["epoch"] == 3
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+
+What a state holds. A state is a mapping; its values, at any depth, are
+    arrays and Tensors       saved as arrays (a Tensor's .data), loaded as ndarrays;
+    bool, int, float         Python numbers (np.float64 is a float), saved as 0-d arrays of dtype
+                             bool, int64, float64 and loaded as the same Python type and value
+                             (an int outside int64's range is refused); other NumPy scalars
+                             (np.float32(1)) are saved and loaded as 0-d arrays;
+    str                      kept in the manifest (not an array), loaded as str;
+    mappings                 keys are non-empty str or int (np.integer becomes int, np.str_
+                             str), loaded as dicts with the same keys, in the same order;
+    lists and tuples         loaded as lists and tuples (each number in them is a 0-d array of
+                             its own: store a long run of numbers as one array instead).
+Nothing else (None, bytes, objects): save refuses it, naming where it sits. Nesting is flattened:
+every array is stored under its dotted key, the keys on its path joined by "." (ints in decimal:
+"optimizer.state.0.exp_avg"), and the manifest keeps the nesting itself (its "tree"), each key
+verbatim. So keys containing dots need no escaping: {"layers.0.weight": w} and
+{"layers": {"0": {"weight": w}}} share the dotted key "layers.0.weight" but load back each as it
+was saved, and an int key 0 comes back as 0, not "0".
+
 Format. A checkpoint is an uncompressed zip archive, readable by np.load: array i is the .npy
-member arr_i.npy, and the member autonet-manifest.json lists, in order, each array's name, dtype,
-shape and the sha256 of its raw C-order bytes. Names live only in the manifest, so any non-empty
-str round-trips exactly ('file', 'allow_pickle', 'a' beside 'a.npy', '\\x00', any unicode); as
-.npz member names they would collide with np.savez's keywords, with each other or be cut short.
+member arr_i.npy, and the member autonet-manifest.json lists, in order, each array's dotted key,
+dtype, shape and the sha256 of its raw C-order bytes, and the tree: a JSON node that is
+{"dict": [[key, node], ...]}, {"list": [node, ...]}, {"tuple": [node, ...]}, or a leaf
+{"array": i}, {"int": i}, {"float": i} or {"bool": i} (array i, and how to return it) or
+{"str": text}; the array leaves, read depth first, number the arrays 0, 1, 2, ... Keys live
+only in the manifest, so any non-empty str round-trips exactly ('file', 'allow_pickle', 'a'
+beside 'a.npy', '\\x00', any unicode); as .npz member names they would collide with np.savez's
+keywords, with each other or be cut short.
 Arrays come back exactly as saved: same dtype (byte order included: a big-endian array stays
-big-endian), same shape (0-d and empty too), same bytes, in a fresh writeable array.
+big-endian), same shape (0-d and empty too), same bytes, in a fresh writeable array. Files of
+version 1 (a flat manifest without a tree, written by an earlier autonet) load as {key: array}.
 
 load() trusts nothing in the file and never runs code from it (no pickle). Before reading an array
 it checks that the zip member is stored (not compressed, not encrypted) and fits in the file, and
 that the .npy header agrees with the manifest and with the member's real size, so a header cannot
 ask for more memory than the file holds; it then checks the zip CRC-32 and the manifest's sha256,
-and that the archive holds exactly the manifest's members. Any failure raises ValueError naming the
-file and the reason. A file without a manifest (np.savez, or an.save before the manifest) is loaded
-with the same checks minus the sha256 (the CRC-32 still covers every byte), its names taken from
-the member names; every member must then be a .npy of a numeric array, stored uncompressed
-(np.savez, not np.savez_compressed: a compressed member's size is not bounded by the file's).
+that the archive holds exactly the manifest's members, and that the tree numbers every array once,
+in order, under its dotted key, a number leaf's array being 0-d of its dtype. Any failure raises
+ValueError naming the file and the reason. A file without a manifest (np.savez, or an.save before
+the manifest) is loaded with the same checks minus the sha256 (the CRC-32 still covers every
+byte), its names taken from the member names; every member must then be a .npy of a numeric
+array, stored uncompressed (np.savez, not np.savez_compressed: a compressed member's size is not
+bounded by the file's).
 
-Writing. save() checks every name and array before touching the disk, writes a temporary file in
+Writing. save() checks every key and value before touching the disk, writes a temporary file in
 the target's folder, fsyncs it and renames it over the target (os.replace, atomic on POSIX and
-Windows): a reader sees the old checkpoint or the new one, never part of one. The temporary is
+Windows): a reader sees the old checkpoint or the new one, never part of one. The file gets mode
+0o666 & ~umask, as open() would give it. The temporary is
 named .{target name}.{host}.{pid}.{thread id}.autonet-tmp and removed if the save fails; one left
 by a killed process (kill -9, power loss) is removed by the next save of the same target on the
 same host, once no process with its pid is alive. Temporaries of live savers, on this host or on
@@ -45,17 +76,21 @@ import socket
 import struct
 import threading
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from autonet.optim import Optimizer
 from autonet.tensor import Tensor
 
 MANIFEST = "autonet-manifest.json"
 FORMAT = "autonet checkpoint"
-VERSION = 1
+VERSION = 2  # 1: a flat manifest of names; 2: dotted keys and the tree that nests them
+MAX_DEPTH = 64  # containers nested deeper (a dict that holds itself?) are refused
+# the 0-d arrays that hold Python numbers, by the tree's name for them
+NUMBERS = {"bool": np.dtype(np.bool_), "int": np.dtype(np.int64), "float": np.dtype(np.float64)}
 NUMERIC = "biufc"  # bool, int, uint, float, complex: arrays that load without pickle
 # a canonical numeric dtype string, e.g. '<f8', '|b1', '>c16' (no objects, records or subarrays)
 DTYPE = re.compile(r"[<>|][biufc][0-9]{1,2}")
@@ -75,18 +110,25 @@ class CorruptError(Exception):
     """A check of load() failed; the message says which."""
 
 
-def save(state: Mapping[str, Any], path: str | os.PathLike) -> None:
-    """Write {name: array or Tensor} to path, atomically, with a manifest that load() verifies.
+def save(state: Mapping[Any, Any], path: str | os.PathLike) -> None:
+    """Write state ({key: array, Tensor, number or nested dict/list of them}) to path, atomically,
+    with a manifest that load() verifies; the module docstring gives the rules.
 
-    The path is used as given (no ".npz" appended). Names must be non-empty str; arrays must be
-    numeric (dtype kind b, i, u, f or c). Nothing is written unless every entry passes.
+    The path is used as given (no ".npz" appended). Keys must be non-empty str or int; arrays must
+    be numeric (dtype kind b, i, u, f or c). Nothing is written unless every entry passes.
     """
     if not isinstance(state, Mapping):
-        raise TypeError(
-            f"save: expected a mapping {{name: array}}, got {type(state).__name__}; to save a "
-            "model's parameters, pass model.state_dict()"
+        # a model or an optimizer passed itself instead of its state
+        what = (
+            "an optimizer's state, pass optimizer.state_dict()"
+            if isinstance(state, Optimizer)
+            else "a model's parameters, pass model.state_dict()"
         )
-    arrays = [(name, checked_array(name, value)) for name, value in state.items()]
+        raise TypeError(
+            f"save: expected a mapping {{name: array}}, got {type(state).__name__}; to save {what}"
+        )
+    arrays: list[tuple[str, np.ndarray]] = []
+    tree = flatten(state, (), arrays)
     target = Path(path)
     remove_stale_temporaries(target)
     temporary = target.with_name(
@@ -96,7 +138,7 @@ def save(state: Mapping[str, Any], path: str | os.PathLike) -> None:
     descriptor = create_exclusively(temporary)
     try:
         with os.fdopen(descriptor, "wb") as file:
-            write_archive(file, arrays)
+            write_archive(file, arrays, tree)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, target)
@@ -106,17 +148,71 @@ def save(state: Mapping[str, Any], path: str | os.PathLike) -> None:
         raise
 
 
-def checked_array(name: object, value: Any) -> np.ndarray:
-    """value as a C-contiguous numeric ndarray, or TypeError/ValueError naming what to fix."""
-    if not isinstance(name, str):
-        raise TypeError(
-            f"save: names must be strings, got {name!r} ({type(name).__name__}); nothing was "
-            "written"
-        )
-    if not name:
+def flatten(value: Any, path: tuple[str | int, ...], arrays: list) -> dict:
+    """The tree node of value (at path), its arrays appended to arrays as (dotted key, array)."""
+    if len(path) > MAX_DEPTH:
         raise ValueError(
-            "save: an array has the empty name ''; give every array a non-empty name, as "
-            "state_dict() does ('layers.0.weight'); nothing was written"
+            f"save: {dotted(path[:3])!r}... is nested more than {MAX_DEPTH} levels deep (does a "
+            "container hold itself?); nothing was written"
+        )
+    if isinstance(value, Mapping):
+        return {"dict": [[key, flatten(value[key], (*path, key), arrays)] for key in keys(value)]}
+    if isinstance(value, (list, tuple)):
+        kind = "list" if isinstance(value, list) else "tuple"
+        return {kind: [flatten(item, (*path, i), arrays) for i, item in enumerate(value)]}
+    if isinstance(value, str):
+        return {"str": value}  # in the manifest itself: a str is no array
+    kind, array = leaf(value, path)
+    arrays.append((dotted(path), array))
+    return {kind: len(arrays) - 1}
+
+
+def keys(mapping: Mapping) -> list[str | int]:
+    """mapping's keys, each checked: a non-empty str or an int (np.integer becomes int)."""
+    checked = []
+    for key in mapping:
+        if isinstance(key, np.integer):
+            key = int(key)
+        elif isinstance(key, str):
+            key = str(key)  # np.str_ and other subclasses: a plain str, as load returns
+        if type(key) not in (str, int):  # bool is an int, but would come back as 0 or 1
+            raise TypeError(
+                f"save: keys must be str or int, got {key!r} ({type(key).__name__}); nothing was "
+                "written"
+            )
+        if key == "":
+            raise ValueError(
+                "save: an array has the empty name ''; give every array a non-empty name, as "
+                "state_dict() does ('layers.0.weight'); nothing was written"
+            )
+        checked.append(key)
+    return checked
+
+
+def dotted(path: Sequence[str | int]) -> str:
+    """The dotted key of an array: the keys on its path joined by '.' ('state.0.exp_avg')."""
+    return ".".join(str(key) for key in path)
+
+
+def leaf(value: Any, path: tuple[str | int, ...]) -> tuple[str, np.ndarray]:
+    """How load() returns value ('array', 'bool', 'int' or 'float') and its C-contiguous array."""
+    name = dotted(path)
+    if type(value) is bool:
+        return "bool", np.array(value, np.bool_)
+    if type(value) is int:
+        if not -(2**63) <= value < 2**63:
+            raise OverflowError(
+                f"save: {name!r} is the int {value}, outside int64's range; save it as a float "
+                "or split it; nothing was written"
+            )
+        return "int", np.array(value, np.int64)
+    if isinstance(value, float):
+        return "float", np.array(value, np.float64)
+    if not isinstance(value, (Tensor, np.ndarray, np.generic)):
+        raise TypeError(
+            f"save: {name!r} is a {type(value).__name__}; values must be arrays, Tensors, "
+            "bool, int, float, str, or dicts, lists and tuples of them (for a model or an "
+            "optimizer, save its state_dict()); nothing was written"
         )
     array = np.asarray(value.data if isinstance(value, Tensor) else value)
     if array.dtype.kind not in NUMERIC:
@@ -124,11 +220,13 @@ def checked_array(name: object, value: Any) -> np.ndarray:
             f"save: {name!r} has dtype {array.dtype}; only numeric arrays can be saved "
             "(no objects, so that loading never needs pickle)"
         )
-    return array if array.flags.c_contiguous else array.copy(order="C")
+    return "array", array if array.flags.c_contiguous else array.copy(order="C")
 
 
-def write_archive(file: io.BufferedWriter, arrays: list[tuple[str, np.ndarray]]) -> None:
-    """The zip archive of arrays (C-contiguous) and their manifest, written to file."""
+def write_archive(
+    file: io.BufferedWriter, arrays: list[tuple[str, np.ndarray]], tree: dict
+) -> None:
+    """The zip archive of arrays (C-contiguous) and their manifest with tree, written to file."""
     records = []
     with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
         for index, (name, array) in enumerate(arrays):
@@ -152,7 +250,7 @@ def write_archive(file: io.BufferedWriter, arrays: list[tuple[str, np.ndarray]])
                     "sha256": hashlib.sha256(data).hexdigest(),
                 }
             )
-        manifest = {"format": FORMAT, "version": VERSION, "arrays": records}
+        manifest = {"format": FORMAT, "version": VERSION, "arrays": records, "tree": tree}
         # json escapes non-ASCII characters, so the manifest is ASCII whatever the names
         archive.writestr(zipfile.ZipInfo(MANIFEST), json.dumps(manifest, indent=1))
 
@@ -192,16 +290,16 @@ def create_exclusively(path: Path) -> int:
     """A descriptor of path, newly created (O_EXCL: never through a link planted there)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     try:
-        return os.open(path, flags, 0o600)
+        return os.open(path, flags, 0o666)  # 0o666 & ~umask, as open(path, "w") would
     except FileExistsError:
         # Only this thread of this process uses this name and it saves one file at a time, so
         # the file was left by a killed process that had the same pid and thread id.
         os.unlink(path)
-        return os.open(path, flags, 0o600)
+        return os.open(path, flags, 0o666)
 
 
-def load(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """The {name: array} that save() wrote to path, exactly, or ValueError naming the problem.
+def load(path: str | os.PathLike) -> dict[Any, Any]:
+    """The state that save() wrote to path, exactly, or ValueError naming the problem.
 
     A file that is not a complete, unmodified checkpoint (truncated, a flipped bit, a member that
     is not a numeric .npy, a header claiming more data than the file holds, a single .npy, a
@@ -241,7 +339,7 @@ UNREADABLE = (
 )
 
 
-def read_archive(file: io.BufferedReader, size: int) -> dict[str, np.ndarray]:
+def read_archive(file: io.BufferedReader, size: int) -> dict[Any, Any]:
     """The arrays of the zip archive in file (size bytes long), each check passed, or an error."""
     with zipfile.ZipFile(file) as archive:
         members = archive.infolist()
@@ -277,16 +375,79 @@ def read_archive(file: io.BufferedReader, size: int) -> dict[str, np.ndarray]:
                 if not name.endswith(".npy"):
                     raise CorruptError(f"member {name!r} is not an array (.npy)")
             return {name[: -len(".npy")]: read_array(archive, name, None) for name in names}
-        entries = parse_manifest(archive.read(MANIFEST))
+        entries, tree = parse_manifest(archive.read(MANIFEST))
         expected = [MANIFEST] + [member_name(index) for index in range(len(entries))]
         if sorted(names) != sorted(expected):
             raise CorruptError(
                 f"the members are {sorted(names)}, the manifest lists {sorted(expected)}"
             )
-        return {
-            entry.name: read_array(archive, member_name(index), entry)
-            for index, entry in enumerate(entries)
-        }
+        arrays = [
+            read_array(archive, member_name(index), entry) for index, entry in enumerate(entries)
+        ]
+        if tree is None:  # version 1: a flat {name: array}
+            return {entry.name: array for entry, array in zip(entries, arrays, strict=True)}
+        return rebuild(tree, arrays, [entry.name for entry in entries])
+
+
+def rebuild(tree: object, arrays: list[np.ndarray], names: list[str]) -> dict[Any, Any]:
+    """The state that tree describes, its leaves taken from arrays in order, or CorruptError.
+
+    Every node is checked: its kind, its keys (non-empty str or int, each once), its depth, and
+    that the leaves number the arrays 0, 1, 2, ... in order, each under its dotted key.
+    """
+    used = 0
+
+    def build(node: object, path: tuple[str | int, ...]) -> Any:
+        nonlocal used
+        if len(path) > MAX_DEPTH or not (isinstance(node, dict) and len(node) == 1):
+            raise CorruptError(f"{MANIFEST} has a malformed tree at {dotted(path)!r}")
+        ((kind, content),) = node.items()
+        if kind == "dict" and isinstance(content, list):
+            result: dict[str | int, Any] = {}
+            for item in content:
+                if not (
+                    isinstance(item, list)
+                    and len(item) == 2
+                    and type(item[0]) in (str, int)
+                    and item[0] != ""
+                    and item[0] not in result
+                ):
+                    raise CorruptError(f"{MANIFEST} has a malformed key at {dotted(path)!r}")
+                result[item[0]] = build(item[1], (*path, item[0]))
+            return result
+        if kind == "str" and isinstance(content, str):
+            return content
+        if kind in ("list", "tuple") and isinstance(content, list):
+            items = [build(item, (*path, index)) for index, item in enumerate(content)]
+            return items if kind == "list" else tuple(items)
+        if kind == "array" or kind in NUMBERS:
+            if not (
+                type(content) is int
+                and content == used < len(arrays)
+                and names[used] == dotted(path)
+            ):
+                raise CorruptError(
+                    f"{MANIFEST}'s tree and entries disagree on array {content!r} at "
+                    f"{dotted(path)!r}"
+                )
+            array = arrays[used]
+            used += 1
+            if kind == "array":
+                return array
+            if array.shape != () or array.dtype.str != NUMBERS[kind].str:
+                raise CorruptError(
+                    f"{dotted(path)!r} should be a 0-d array of {NUMBERS[kind]} (a Python "
+                    f"{kind}), but has shape {array.shape} and dtype {array.dtype}"
+                )
+            return {"bool": bool, "int": int, "float": float}[kind](array[()])
+        raise CorruptError(f"{MANIFEST} has a malformed tree at {dotted(path)!r}")
+
+    if not (isinstance(tree, dict) and list(tree) == ["dict"]):
+        raise CorruptError(f"{MANIFEST}'s tree is not a mapping")
+    state = build(tree, ())
+    if used != len(arrays):
+        raise CorruptError(f"{MANIFEST}'s tree holds {used} of its {len(arrays)} arrays")
+    return state
 
 
 def foreign_extra(extra: bytes) -> bool:
@@ -299,21 +460,25 @@ def foreign_extra(extra: bytes) -> bool:
     return len(extra) > 0
 
 
-def parse_manifest(data: bytes) -> list[Entry]:
-    """The manifest's entries, each field checked for type and range, or CorruptError."""
+def parse_manifest(data: bytes) -> tuple[list[Entry], object]:
+    """The manifest's entries, each field checked for type and range, and its tree (None in
+    version 1), or CorruptError."""
     manifest = json.loads(data.decode("ascii"))
     if not (
         isinstance(manifest, dict)
-        and manifest.keys() == {"format", "version", "arrays"}
+        and {"format", "version", "arrays"} <= manifest.keys()
         and manifest["format"] == FORMAT
         and isinstance(manifest["arrays"], list)
     ):
         raise CorruptError(f"{MANIFEST} is not an autonet manifest")
-    if manifest["version"] != VERSION:
+    if manifest["version"] not in (1, VERSION) or type(manifest["version"]) is not int:
         raise CorruptError(
-            f"{MANIFEST} has version {manifest['version']!r}; this autonet reads version "
-            f"{VERSION} (a newer autonet wrote it?)"
+            f"{MANIFEST} has version {manifest['version']!r}; this autonet reads versions 1 "
+            f"and {VERSION} (a newer autonet wrote it?)"
         )
+    fields = {"format", "version", "arrays"} | ({"tree"} if manifest["version"] == 2 else set())
+    if manifest.keys() != fields:
+        raise CorruptError(f"{MANIFEST} is not an autonet manifest")
     entries = []
     for record in manifest["arrays"]:
         if not (
@@ -331,9 +496,11 @@ def parse_manifest(data: bytes) -> list[Entry]:
             raise CorruptError(f"{MANIFEST} has a malformed entry {record!r}")
         dtype = np.dtype(record["dtype"])
         entries.append(Entry(record["name"], dtype, tuple(record["shape"]), record["sha256"]))
+    if manifest["version"] == 2:  # dotted keys may coincide; the tree tells them apart
+        return entries, manifest["tree"]
     if len({entry.name for entry in entries}) != len(entries):
         raise CorruptError(f"{MANIFEST} lists a name twice")
-    return entries
+    return entries, None
 
 
 def canonical_dtype(text: object) -> bool:

@@ -439,10 +439,25 @@ SAVE_CASES = [
         "model.state_dict()",
     ),
     (
-        "an.save with a name that is not a str",
-        "an.save({0: np.ones(3)}, 'model.npz')",
+        "an.save of an optimizer instead of its state_dict()",
+        "an.save(an.optim.SGD(an.nn.Linear(2, 3).parameters(), lr=0.1), 'model.npz')",
         TypeError,
-        "save: names must be strings, got 0 (int); nothing was written",
+        "save: expected a mapping {name: array}, got SGD; to save an optimizer's state, pass "
+        "optimizer.state_dict()",
+    ),
+    (
+        "an.save of a model inside the checkpoint",
+        "an.save({'model': an.nn.Linear(2, 3), 'epoch': 3}, 'model.npz')",
+        TypeError,
+        "save: 'model' is a Linear; values must be arrays, Tensors, bool, int, float, str, or "
+        "dicts, lists and tuples of them (for a model or an optimizer, save its state_dict()); "
+        "nothing was written",
+    ),
+    (
+        "an.save with a key that is neither str nor int",
+        "an.save({1.5: np.ones(3)}, 'model.npz')",
+        TypeError,
+        "save: keys must be str or int, got 1.5 (float); nothing was written",
     ),
     (
         "an.save with the empty name",
@@ -484,3 +499,223 @@ def test_checkpoint_errors_are_the_documented_ones(tmp_path, monkeypatch, case):
     if case in SAVE_CASES:
         assert list(tmp_path.iterdir()) == []  # refused before writing anything
     assert docs_row(*case) in DOCS.read_text().splitlines(), f"docs/errors.md: {case[0]!r}"
+
+
+KEYS = (
+    st.text(min_size=1, max_size=4)
+    | st.sampled_from(["a.b", ".", "0", "state"])
+    | st.integers(-3, 3)
+)
+LEAVES = (
+    st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=5)
+    | st.builds(np.arange, st.integers(0, 4)).map(lambda a: a.astype(np.float32))
+    | st.just(np.array(2.5))
+    | st.just(np.float32(1.5))  # a NumPy scalar that is not a Python float: a 0-d array
+)
+NESTED = st.recursive(
+    LEAVES,
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.lists(children, max_size=3).map(tuple)
+        | st.dictionaries(KEYS, children, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+def assert_same_nesting(loaded, saved):
+    """loaded is saved: same container types, keys (and their types) in order, Python numbers of
+    the same type and value, arrays of the same dtype, shape and bytes."""
+    if isinstance(saved, dict):
+        assert type(loaded) is dict and list(loaded) == list(saved)
+        assert [type(key) for key in loaded] == [type(key) for key in saved]
+        for key in saved:
+            assert_same_nesting(loaded[key], saved[key])
+    elif isinstance(saved, (list, tuple)):
+        assert type(loaded) is type(saved) and len(loaded) == len(saved)
+        for a, b in zip(loaded, saved, strict=True):
+            assert_same_nesting(a, b)
+    elif isinstance(saved, (bool, int, float, str)):
+        assert type(loaded) is type(saved) and loaded == saved
+    else:
+        expected = np.asarray(saved)
+        assert type(loaded) is np.ndarray and loaded.dtype == expected.dtype
+        assert loaded.shape == expected.shape and loaded.tobytes() == expected.tobytes()
+
+
+@settings(max_examples=40, deadline=None)
+@given(state=st.dictionaries(KEYS, NESTED, max_size=4))
+def test_nested_states_round_trip_with_their_types(tmp_path_factory, state):
+    path = tmp_path_factory.mktemp("ck") / "state.npz"
+    an.save(state, path)
+    assert_same_nesting(an.load(path), state)
+
+
+def test_nested_arrays_are_stored_under_dotted_keys_and_dots_in_keys_survive(tmp_path):
+    path = tmp_path / "checkpoint.npz"
+    model = nn.Linear(2, 3, rng=0)
+    state = {
+        "model": model.state_dict(),
+        "optimizer": {"state": {0: {"step": 3, "exp_avg": np.ones(2)}}, "lr": [0.1, 0.01]},
+        "epoch": 3,
+        "layers.0": {"weight": np.zeros(1)},
+        "layers": {"0": {"weight": np.ones(1)}},
+    }
+    an.save(state, path)
+    with zipfile.ZipFile(path) as archive:
+        manifest = json.loads(archive.read(MANIFEST))
+    assert [entry["name"] for entry in manifest["arrays"]] == [
+        "model.weight",
+        "model.bias",
+        "optimizer.state.0.step",
+        "optimizer.state.0.exp_avg",
+        "optimizer.lr.0",
+        "optimizer.lr.1",
+        "epoch",
+        "layers.0.weight",
+        "layers.0.weight",
+    ]
+    loaded = an.load(path)
+    assert_same_nesting(loaded, state)
+    model.load_state_dict(loaded["model"])  # a module's dotted names come back as they were
+    assert np.load(path)["arr_6"] == 3  # np.load sees the 0-d int64 array of "epoch"
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002, 0o000])
+@POSIX_ONLY
+def test_a_saved_file_has_the_mode_the_umask_gives(tmp_path, umask):
+    path = tmp_path / "model.npz"
+    previous = os.umask(umask)
+    try:
+        an.save({"w": np.ones(2)}, path)
+        an.save({"w": np.zeros(2)}, path)  # replacing a file gives the same mode
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def containing_itself():
+    state = {"a": []}
+    state["a"].append(state)
+    return state
+
+
+@pytest.mark.parametrize(
+    "state, error, reason",
+    [
+        ({"w": None}, TypeError, "'w' is a NoneType"),
+        ({"a": {"b": [1, b"x"]}}, TypeError, "'a.b.1' is a bytes"),
+        ({"a": {True: np.ones(1)}}, TypeError, r"keys must be str or int, got True \(bool\)"),
+        ({"a": {"": np.ones(1)}}, ValueError, "the empty name ''"),
+        ({"n": 2**63}, OverflowError, "'n' is the int 9223372036854775808, outside int64"),
+        ({"o": np.array([object()])}, TypeError, "'o' has dtype object"),
+        (containing_itself(), ValueError, "nested more than 64 levels deep"),
+        ({"m": nn.Linear(2, 2)}, TypeError, r"'m' is a Linear.*save its state_dict\(\)"),
+    ],
+    ids=["None", "bytes", "bool key", "empty key", "int64 overflow", "object", "cycle", "module"],
+)
+def test_what_cannot_be_saved_is_refused_before_writing(tmp_path, state, error, reason):
+    path = tmp_path / "state.npz"
+    with pytest.raises(error, match=reason):
+        an.save(state, path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def edit_manifest(change):
+    """An edit for rewrite_archive that applies change to the parsed manifest."""
+
+    def edit(name, data):
+        if name != MANIFEST:
+            return data
+        manifest = json.loads(data)
+        change(manifest)
+        return json.dumps(manifest)
+
+    return edit
+
+
+def set_tree(tree):
+    return edit_manifest(lambda manifest: manifest.update(tree=tree))
+
+
+@pytest.mark.parametrize(
+    "edit, reason",
+    [
+        (
+            set_tree({"dict": [["w", {"array": 1}], ["n", {"array": 0}]]}),
+            "disagree on array 1 at 'w'",
+        ),
+        (set_tree({"dict": [["w", {"array": 0}]]}), "tree holds 1 of its 2 arrays"),
+        (
+            set_tree({"dict": [["v", {"array": 0}], ["n", {"int": 1}]]}),
+            "disagree on array 0 at 'v'",
+        ),
+        (set_tree({"dict": [["w", {"float": 0}], ["n", {"int": 1}]]}), "'w' should be a 0-d"),
+        (set_tree({"dict": [["w", {"array": 0}], ["n", {"float": 1}]]}), "'n' should be a 0-d"),
+        (set_tree({"list": [{"array": 0}, {"int": 1}]}), "tree is not a mapping"),
+        (set_tree({"dict": [["w", {"array": 0}], [True, {"int": 1}]]}), "malformed key at ''"),
+        (set_tree({"dict": [["w", {"array": 0}], ["w", {"int": 1}]]}), "malformed key"),
+        (set_tree({"dict": [["w", {"array": 0}], ["n", {"set": 1}]]}), "malformed tree at 'n'"),
+        (set_tree({"dict": [["w", {"array": 0, "int": 1}]]}), "malformed tree at 'w'"),
+        (set_tree({"dict": [["w", {"array": 0}], ["n", {"str": 1}]]}), "malformed tree at 'n'"),
+        (edit_manifest(lambda manifest: manifest.pop("tree")), "is not an autonet manifest"),
+        (edit_manifest(lambda manifest: manifest.update(version=3)), "reads versions 1 and 2"),
+    ],
+    ids=[
+        "order",
+        "missing leaf",
+        "renamed",
+        "float of an array",
+        "float of an int",
+        "root list",
+        "bool key",
+        "repeated key",
+        "unknown kind",
+        "two kinds",
+        "str of a number",
+        "no tree",
+        "version 3",
+    ],
+)
+def test_a_damaged_tree_is_refused(tmp_path, edit, reason):
+    path = tmp_path / "state.npz"
+    an.save({"w": np.arange(3.0), "n": 7}, path)
+    rewrite_archive(path, edit)
+    with pytest.raises(ValueError, match=reason):
+        an.load(path)
+
+
+def test_a_deeply_nested_tree_is_refused(tmp_path):
+    path = tmp_path / "state.npz"
+    an.save({"w": np.ones(1)}, path)
+    tree = {"array": 0}
+    for _ in range(70):
+        tree = {"dict": [["w", tree]]}
+    rewrite_archive(path, set_tree(tree))
+    with pytest.raises(ValueError, match="malformed tree at 'w.w.w"):
+        an.load(path)
+
+
+def test_a_version_1_checkpoint_still_loads_as_a_flat_mapping(tmp_path):
+    path = tmp_path / "model.npz"
+    state = {"layers.0.weight": np.ones((2, 2)), "layers.0.bias": np.zeros(2)}
+    an.save(state, path)
+
+    def as_version_1(manifest):
+        del manifest["tree"]
+        manifest["version"] = 1
+
+    rewrite_archive(path, edit_manifest(as_version_1))
+    assert_same_state(an.load(path), state)
+
+
+def test_numpy_keys_come_back_as_python_keys(tmp_path):
+    path = tmp_path / "state.npz"
+    an.save({np.str_("state"): {np.int64(3): 1.5, np.uint8(4): [True]}}, path)
+    loaded = an.load(path)
+    assert loaded == {"state": {3: 1.5, 4: [True]}}
+    assert [type(key) for key in loaded["state"]] == [int, int]
+    assert type(next(iter(loaded))) is str

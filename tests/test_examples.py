@@ -1,12 +1,17 @@
 """Every script in examples/ runs (in quick mode, in a subprocess) and prints what it claims."""
 
+import importlib
 import importlib.util
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+import numpy as np
+
+import autonet as an
+from autonet.datasets import load_digits
+from autonet.viz import find_renderer
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -64,13 +69,35 @@ def test_vanishing_gradients_shows_sigmoid_vanishing_and_the_fixes_not(tmp_path,
 
 
 def test_beyond_the_seed_prints_one_row_per_question(tmp_path, env):
-    pytest.importorskip("sklearn")
     text = run_example("beyond_the_seed.py", tmp_path, env)
     rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
     assert len(rows) == 1 + 10  # header and ten recipes
     accuracies = [float(row.split("|")[4]) for row in rows[1:]]
     assert all(0 <= a <= 1 for a in accuracies)
     assert (tmp_path / "beyond_the_seed.md").read_text().count("\n") == 12
+
+
+def test_digits_cnn_learns_and_its_checkpoint_reproduces_its_accuracy(tmp_path, env, monkeypatch):
+    text = run_example("digits_cnn.py", tmp_path, env)
+    rows = [line.split("|")[1:-1] for line in text.splitlines() if line.startswith("| ")]
+    accuracy = {row[0].split(":")[0].strip(): row[4].strip() for row in rows[1:]}
+    assert set(accuracy) == {"CNN", "MLP"}
+    # chance is 0.1; 3 quick epochs reach about 0.95
+    assert float(accuracy["CNN"]) > 0.8 and float(accuracy["MLP"]) > 0.8
+    assert "identical logits on the 360 test images: True" in text
+    assert "one more epoch of the trained and of the resumed model: identical weights: True" in text
+    # the checkpoint, loaded here into a fresh model, scores what the example printed
+    monkeypatch.syspath_prepend(str(ROOT / "examples"))
+    example = importlib.import_module("digits_cnn")
+    model = example.DigitsCNN(rng=1)
+    model.load_state_dict(an.load(tmp_path / "digits_cnn.npz")["model"])
+    images, y = load_digits(return_images=True)
+    test = np.random.default_rng(example.SEED).permutation(len(y))[: example.N_TEST]
+    predictions = example.predict(model, images[test, None] / 16.0).argmax(axis=1)
+    assert f"{(predictions == y[test]).mean():.3f}" == accuracy["CNN"]
+    dot = (tmp_path / "digits_cnn_graph.dot").read_text()
+    assert "conv2d" in dot and "max_pool2d" in dot and "cluster" in dot
+    assert (tmp_path / "digits_cnn_graph.svg").exists() == (find_renderer() is not None)
 
 
 def test_examples_without_matplotlib_skip_plots_with_a_one_line_note(

@@ -15,18 +15,22 @@ Convolution and pooling of images (N, C, H, W), with PyTorch's argument names an
 (out_channels, in_channels, kH, kW), are primitives of the table: conv2d, max_pool2d, avg_pool2d,
 each with the primitives its gradient needs (their derivations are in autonet/primitives.py).
 
+Layers' functional forms, composites of the table's primitives: leaky_relu, gelu, embedding
+(integer indexing), layer_norm and batch_norm (means, variances, sqrt).
+
 Reductions follow PyTorch: reduction="mean" (default), "sum" or "none"; `half_sse` is the
 tutorial's L = 1/2 sum (o - y)^2 and always sums.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from autonet.modes import is_recording
-from autonet.ops import as_tensor
+from autonet.ops import as_tensor, erf, where
 from autonet.primitives import PRIMITIVES
 from autonet.tensor import Tensor
 
@@ -143,6 +147,12 @@ def cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> Tensor:
                 f"[{t.min()}, {t.max()}]"
             )
         loss = -log_p[np.arange(n), t]
+    elif t.ndim == 1:
+        raise TypeError(
+            f"cross_entropy: a 1-D target holds class indices, which must be integers, got dtype "
+            f"{t.dtype} (target shape {t.shape}, logits shape {logits.shape}); convert it with "
+            f"target.astype(int), or pass class probabilities of shape {logits.shape}"
+        )
     else:
         probabilities = as_tensor(target)
         check_same_shape(logits, probabilities, "cross_entropy")
@@ -323,3 +333,199 @@ def avg_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0) -
     The gradient spreads each window's g / (kH * kW) over its pixels."""
     x = as_tensor(x)
     return AVG_POOL2D(x, **pool_params(x, kernel_size, stride, padding, "avg_pool2d"))
+
+
+def leaky_relu(x: Any, negative_slope: float = 0.01) -> Tensor:
+    """x where x > 0, negative_slope * x elsewhere; gradient g where x > 0, negative_slope * g
+    elsewhere (at x = 0 too, as PyTorch)."""
+    x = as_tensor(x)
+    return where(x > 0, x, x * negative_slope)
+
+
+GELU_APPROXIMATIONS = ("none", "tanh")
+
+
+def gelu(x: Any, approximate: str = "none") -> Tensor:
+    """The Gaussian error linear unit, x Phi(x) with Phi the standard normal CDF:
+
+        approximate="none"   0.5 x (1 + erf(x / sqrt(2)))
+        approximate="tanh"   0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))
+
+    built from the erf (or tanh) primitive, so every derivative is exact; the first is
+    Phi(x) + x exp(-x^2 / 2) / sqrt(2 pi).
+    """
+    if approximate not in GELU_APPROXIMATIONS:
+        raise ValueError(
+            f"gelu: approximate must be one of {GELU_APPROXIMATIONS}, got {approximate!r}"
+        )
+    x = as_tensor(x)
+    if approximate == "tanh":
+        return 0.5 * x * (1 + (math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)).tanh())
+    return 0.5 * x * (1 + erf(x * (1 / math.sqrt(2))))
+
+
+def embedding(indices: Any, weight: Any) -> Tensor:
+    """The rows of weight (num_embeddings, embedding_dim) picked by integer indices of any shape:
+    out[..., :] = weight[indices[...], :], of shape indices.shape + (embedding_dim,). The gradient
+    adds g's rows into the picked rows of weight (a row picked twice gets both). Negative
+    indices are refused (NumPy would count them from the end; PyTorch refuses them too)."""
+    weight = as_tensor(weight)
+    check_layout(weight, "embedding", "weight", "(num_embeddings, embedding_dim)")
+    t = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+    if t.dtype.kind not in "iu":
+        raise TypeError(
+            f"embedding: indices must be integers, got dtype {t.dtype} (shape {t.shape}); "
+            "convert them with .astype(int)"
+        )
+    n = weight.shape[0]
+    if t.size and (t.min() < 0 or t.max() >= n):
+        raise IndexError(
+            f"embedding: indices must be in [0, {n}) for a weight of shape {weight.shape}, got "
+            f"values in [{t.min()}, {t.max()}]"
+        )
+    return weight[t]
+
+
+def normalized_axes(normalized_shape: Any) -> tuple[int, ...]:
+    """normalized_shape (an int or a tuple of positive ints) as a tuple."""
+    shape = (
+        (normalized_shape,)
+        if isinstance(normalized_shape, (int, np.integer))
+        else tuple(normalized_shape)
+    )
+    if not shape or not all(isinstance(n, (int, np.integer)) and n > 0 for n in shape):
+        raise ValueError(
+            f"layer_norm: normalized_shape must be a positive int or a non-empty tuple of them, "
+            f"got {normalized_shape!r}"
+        )
+    return tuple(int(n) for n in shape)
+
+
+def layer_norm(
+    x: Any, normalized_shape: Any, weight: Any = None, bias: Any = None, eps: float = 1e-5
+) -> Tensor:
+    """Each sample normalised over its last axes, those of normalized_shape:
+
+        out = (x - mean) / sqrt(var + eps) * weight + bias
+
+    with mean and the biased variance (divided by the count, not count - 1) taken over the last
+    len(normalized_shape) axes; weight and bias (of normalized_shape, optional) scale and shift.
+    A composite of mean, sub, mul, sqrt and div, so its gradient and second derivatives come from
+    the table.
+    """
+    x = as_tensor(x)
+    shape = normalized_axes(normalized_shape)
+    if x.shape[x.ndim - len(shape) :] != shape or x.ndim < len(shape):
+        raise ValueError(
+            f"layer_norm: input of shape {x.shape} does not end in normalized_shape {shape}; "
+            f"give inputs of shape (..., {', '.join(map(str, shape))})"
+        )
+    for name, value in (("weight", weight), ("bias", bias)):
+        if value is not None and as_tensor(value).shape != shape:
+            raise ValueError(
+                f"layer_norm: {name} of shape {as_tensor(value).shape} does not match "
+                f"normalized_shape {shape}; give it shape {shape}"
+            )
+    axes = tuple(range(x.ndim - len(shape), x.ndim))
+    mean = x.mean(axis=axes, keepdims=True)
+    out = (x - mean) / (x.var(axis=axes, keepdims=True) + eps).sqrt()
+    if weight is not None:
+        out = out * weight
+    return out if bias is None else out + bias
+
+
+def batch_norm(
+    x: Any,
+    running_mean: Any,
+    running_var: Any,
+    weight: Any = None,
+    bias: Any = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Each channel (axis 1) of x (N, C, ...) normalised over all other axes, as PyTorch's:
+
+        out = (x - mean) / sqrt(var + eps) * weight + bias         (weight, bias: (C,), optional)
+
+    training=True: mean and var are the batch's, the variance biased (divided by the count n);
+    the running statistics (arrays or tensors of shape (C,), or None) are then updated in place,
+    outside the graph, with the unbiased variance:
+
+        running_mean = (1 - momentum) running_mean + momentum mean
+        running_var  = (1 - momentum) running_var  + momentum var n / (n - 1)
+
+    training=False: mean and var are running_mean and running_var, constants. The gradient in
+    training flows through the batch mean and variance too (a composite of the table's ops).
+    An empty batch gives an empty output and leaves the running statistics alone.
+    """
+    x = as_tensor(x)
+    if x.ndim < 2:
+        raise ValueError(
+            f"batch_norm: input of shape {x.shape} has no channel axis; batch_norm takes inputs "
+            "of shape (N, C, ...)"
+        )
+    channels = x.shape[1]
+    for name, value in (("running_mean", running_mean), ("running_var", running_var)):
+        if value is not None and np.shape(getattr(value, "data", value)) != (channels,):
+            raise ValueError(
+                f"batch_norm: {name} of shape {np.shape(getattr(value, 'data', value))} does not "
+                f"match the {channels} channels of input of shape {x.shape}; give it shape "
+                f"({channels},)"
+            )
+    for name, value in (("weight", weight), ("bias", bias)):
+        if value is not None and as_tensor(value).shape != (channels,):
+            raise ValueError(
+                f"batch_norm: {name} of shape {as_tensor(value).shape} does not match the "
+                f"{channels} channels of input of shape {x.shape}; give it shape ({channels},)"
+            )
+    axes = (0,) + tuple(range(2, x.ndim))
+    per_channel = (1, channels) + (1,) * (x.ndim - 2)
+    count = x.size // channels if channels else 0
+    if not training:
+        if running_mean is None or running_var is None:
+            raise ValueError(
+                "batch_norm: training=False normalises with running_mean and running_var, but "
+                "one of them is None; pass both, or training=True to use the batch's statistics"
+            )
+        mean = as_tensor(running_mean).reshape(per_channel)
+        var = as_tensor(running_var).reshape(per_channel)
+    elif count == 0:  # nothing to normalise, nor to learn the statistics from
+        mean, var = (
+            as_tensor(np.zeros(per_channel, x.dtype)),
+            as_tensor(np.ones(per_channel, x.dtype)),
+        )
+    elif count == 1:
+        raise ValueError(
+            f"batch_norm: input of shape {x.shape} has 1 value per channel; training needs more "
+            "than 1 to estimate a variance (as PyTorch); use a larger batch, or eval mode"
+        )
+    else:
+        mean = x.mean(axis=axes, keepdims=True)
+        var = x.var(axis=axes, keepdims=True)
+        if running_mean is not None or running_var is not None:
+            if is_recording():
+                raise RuntimeError(
+                    f"batch_norm (training, input shape {x.shape}): called while an.replay "
+                    "records a step; the recording would update the running statistics only "
+                    "once. Train steps with batch norm eagerly; replay in eval mode (model.eval())"
+                )
+            update_running(running_mean, mean.data.reshape(channels), momentum)
+            update_running(running_var, var.data.reshape(channels) * count / (count - 1), momentum)
+    out = (x - mean) / (var + eps).sqrt()
+    if weight is not None:
+        out = out * as_tensor(weight).reshape(per_channel)
+    return out if bias is None else out + as_tensor(bias).reshape(per_channel)
+
+
+def update_running(statistic: Any, batch_value: np.ndarray, momentum: float) -> None:
+    """statistic = (1 - momentum) statistic + momentum batch_value, in place and unrecorded:
+    statistic is a Tensor (its data is replaced) or an ndarray (written into), or None."""
+    if statistic is None:
+        return
+    current = statistic.data if isinstance(statistic, Tensor) else statistic
+    new = ((1 - momentum) * current + momentum * batch_value).astype(current.dtype)
+    if isinstance(statistic, Tensor):
+        statistic.data = new
+    else:
+        statistic[...] = new
