@@ -1,6 +1,7 @@
 """`autonet demo` (run as `python -m autonet demo` in a subprocess) prints the tutorial network's
 result and writes the files it names."""
 
+import base64
 import importlib.util
 import re
 import subprocess
@@ -53,28 +54,35 @@ def test_demo_prints_its_result_and_writes_what_it_says(tmp_path, env):
     model.load_state_dict(an.load(out / "model.npz"))
     np.testing.assert_allclose(model(an.seed.XNOR_INPUTS).data[:, 0], outputs, atol=5e-5)
     report = (out / "report.md").read_text()
-    for name in re.findall(r"\]\(([^)]+)\)", report):
-        assert (out / name).exists(), name
-    assert all(f"]({name})" in report for name in expected if name != "report.md")
     assert f"{loss:.6f}" in report
+    # the report is whole on its own: its pictures are embedded, it links to no file beside it
+    targets = re.findall(r"\]\(([^)]*)\)", report) + re.findall(
+        r"(?:src|href)=\"?([^\" >]*)", report
+    )
+    assert targets and all(target.startswith("data:") for target in targets), targets
+    embedded = dict(re.findall(r"\]\(data:([a-z/+]+);base64,([A-Za-z0-9+/=]+)\)", report))
+    assert base64.b64decode(embedded["image/svg+xml"]) == (out / "graph.svg").read_bytes()
+    if "loss_curve.png" in expected:
+        assert base64.b64decode(embedded["image/png"]) == (out / "loss_curve.png").read_bytes()
+    assert len(embedded) == len(targets) == len(expected) - 2  # the pictures: not npz, not md
 
 
 def test_demo_without_matplotlib_says_so_in_one_line_and_still_reports(
     tmp_path, env_without_matplotlib
 ):
     out = tmp_path / "demo"
+    out.mkdir()
+    (out / "loss_curve.png").write_bytes(b"a curve of an earlier run")
     result = demo(out, env_without_matplotlib, "--steps", "50")
     assert result.returncode == 0, result.stderr
     notes = [line for line in result.stdout.splitlines() if "matplotlib is not installed" in line]
     assert len(notes) == 1
-    assert not (out / "loss_curve.png").exists()
+    assert (out / "loss_curve.png").read_bytes() == b"a curve of an earlier run"  # not written
     assert (out / "model.npz").exists()
-    assert "matplotlib is not installed" in (out / "report.md").read_text()
-
-
-def test_demo_rejects_a_bad_step_count(tmp_path, env):
-    result = demo(tmp_path, env, "--steps", "0")
-    assert result.returncode == 2 and "--steps must be at least 1" in result.stderr
+    report = (out / "report.md").read_text()
+    assert "matplotlib is not installed" in report and "`loss_curve.png`" not in report
+    svg = base64.b64encode((out / "graph.svg").read_bytes()).decode()
+    assert re.findall(r"\]\(([^)]*)\)", report) == [f"data:image/svg+xml;base64,{svg}"]
 
 
 def test_a_reader_that_leaves_early_is_not_an_error(tmp_path, env):

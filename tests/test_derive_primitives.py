@@ -35,7 +35,7 @@ CASES = {
     "pow": (
         [x((2, 3), "a", 0.5, 2), x((2, 3), "b")],
         lambda a, b: a**b,
-        ["G * b * a^(b − 1 + [b == 0] * [a == 0])", "G * out * log(a + [a == 0])"],
+        ["G * b * a^(b − 1 + [b == 0] * [a == 0])", "G * out * log(a + [a == 0] * [b >= 0])"],
     ),
     "pow_scalar": ([x((2, 3), "a", 0.5, 2)], lambda a: a**3, ["3 * G * a^2"]),
     "matmul": ([x((2, 3), "a"), x((3, 4), "b")], lambda a, b: a @ b, ["G · b^T", "a^T · G"]),

@@ -58,3 +58,19 @@ def test_a_failing_check_of_a_real_formula_exits_1(monkeypatch, capsys):
     assert verify.run(args) == 1
     out = capsys.readouterr().out
     assert "FAILED" in out and "A formula of the tutorial failed its check." in out
+
+
+def test_verify_leaves_nothing_in_the_current_folder(tmp_path, env):
+    """Hypothesis keeps its database and a cache of constants in ./.hypothesis by default (even
+    with database=None; a run of 2 examples writes it); the command's run keeps them in a
+    temporary folder, removed afterwards."""
+    result = subprocess.run(
+        [sys.executable, "-m", "autonet", "verify", "--examples", "2", "--max-side", "1"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -6,12 +6,14 @@ optim.SGD; at every step the autograd gradients are compared with `seed_gradient
 the tutorial derives by hand. Writes into the output folder: the computation graph of one more
 step of the trained network (graph.svg: values, gradients, a cluster per layer), the loss curve
 (loss_curve.png, when matplotlib is installed), the trained weights (model.npz, for an.load) and
-report.md.
+report.md: the numbers, with the two pictures embedded as data: URIs, so that the report is whole
+on its own (Markdown viewers such as VS Code's and Jupyter's show them; GitHub's does not).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,14 +22,20 @@ import numpy as np
 from tqdm import tqdm
 
 import autonet as an
+from autonet.cli import positive_float, positive_int
 from autonet.nn import functional as F
 from autonet.plotting import save_loss_curve
 from autonet.seed import XNOR_INPUTS, XNOR_TARGETS, seed_gradients
+from autonet.viz.rendering import write_atomically
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--steps", type=int, default=5000, help="gradient steps (default 5000)")
-    parser.add_argument("--lr", type=float, default=1.0, help="step size alpha (default 1.0)")
+    parser.add_argument(
+        "--steps", type=positive_int, default=5000, help="gradient steps (default 5000)"
+    )
+    parser.add_argument(
+        "--lr", type=positive_float, default=1.0, help="step size alpha (default 1.0)"
+    )
     parser.add_argument("--seed", type=int, default=1, help="random seed of the weights")
     parser.add_argument(
         "--out",
@@ -84,9 +92,14 @@ def trained_graph(model: an.nn.Module) -> an.Tensor:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.steps < 1:
-        print(f"autonet demo: --steps must be at least 1, got {args.steps}", file=sys.stderr)
-        return 2
+    out = args.out
+    try:  # before training, so that a bad --out is said at once
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OSError(
+            f"cannot create the folder {out} ({error.strerror}); pass --out a folder you can "
+            "write in"
+        ) from error
     result = train_seed_network(args.steps, args.lr, args.seed, progress=sys.stderr.isatty())
     rows = [
         f"  {x.astype(int)}  {y[0]:.0f}       {o[0]:.4f}"
@@ -98,8 +111,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"final loss 1/2 sum (O - Y)^2 = {result.final_loss:.6f}")
     print(f"max |autograd - hand-derived formula| over all steps = {result.worst:.2e}")
 
-    out = args.out
-    out.mkdir(parents=True, exist_ok=True)
     written = []
     an.render(
         trained_graph(result.model),
@@ -113,22 +124,38 @@ def run(args: argparse.Namespace) -> int:
         written.append(("loss_curve.png", "the loss before each step (log scale)"))
     an.save(result.model.state_dict(), out / "model.npz")
     written.append(("model.npz", "the trained weights: `model.load_state_dict(an.load(path))`"))
-    report = out / "report.md"
-    report.write_text(make_report(args, result, rows, written))
-    written.append(("report.md", "this report"))
+    report = make_report(args, result, rows, out, written)
+    write_atomically(out / "report.md", report.encode("utf-8"))
+    written.append(("report.md", "this report, its pictures embedded"))
     for name, _ in written:
         print(f"wrote {out / name}")
     return 0
 
 
+def data_uri(path: Path, media_type: str) -> str:
+    """The file's bytes as a data: URI, for a document that shows it without the file beside it."""
+    return f"data:{media_type};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+
+
 def make_report(
-    args: argparse.Namespace, result: SeedRun, rows: list[str], written: list[tuple[str, str]]
+    args: argparse.Namespace,
+    result: SeedRun,
+    rows: list[str],
+    out: Path,
+    written: list[tuple[str, str]],
 ) -> str:
-    links = "\n".join(f"- [{name}]({name}): {what}" for name, what in written)
-    if not any(name == "loss_curve.png" for name, _ in written):
-        links += (
-            "\n- no loss curve: matplotlib is not installed (`pip install 'autonet[examples]'`)"
+    """report.md: the run's numbers and its pictures (the graph, and the loss curve if this run
+    drew one: `written` lists the files written into `out`), embedded as data: URIs, so that the
+    report shows them when moved or sent on its own; the files are named, not linked."""
+    files = "\n".join(f"- `{name}`: {what}" for name, what in written)
+    if any(name == "loss_curve.png" for name, _ in written):
+        curve = data_uri(out / "loss_curve.png", "image/png")
+        loss_curve = f"![the loss before each step, log scale]({curve})"
+    else:
+        loss_curve = (
+            "No loss curve: matplotlib is not installed (`pip install 'autonet[examples]'`)."
         )
+    graph = data_uri(out / "graph.svg", "image/svg+xml")
     return f"""# autonet demo
 
 The tutorial's network (3 inputs, 4 hidden units, 1 output, sigmoid, no biases) trained on XNOR
@@ -144,7 +171,17 @@ init="uniform")`, {args.steps} steps of `optim.SGD(lr={args.lr})`, weights seede
 - largest difference between the autograd gradients and the tutorial's hand-derived formulas
   (`autonet.seed.seed_gradients`), over every entry of every step: {result.worst:.2e}
 
-## Files
+## The loss
 
-{links}
+{loss_curve}
+
+## The trained network: one more forward and backward pass
+
+Each tensor shows its value and, beside it, its gradient dL/d(tensor).
+
+![the computation graph: values, gradients, one box per layer]({graph})
+
+## Files written beside this report
+
+{files}
 """

@@ -1,24 +1,36 @@
 """`autonet graph`: draw the tutorial's network after one forward and backward pass.
 
 autonet graph                       # writes seed-graph.svg
-autonet graph --out graph.png       # .svg, .png, .pdf (system Graphviz only) or .dot
+autonet graph --out graph.png       # .svg, .png, .pdf (system Graphviz only), .dot or .html
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import autonet as an
 from autonet.seed import XNOR_INPUTS, XNOR_TARGETS, seed_weights
 from autonet.viz import find_renderer
+from autonet.viz.rendering import FORMATS
+
+
+def drawing_path(text: str) -> Path:
+    """An argparse type: a path whose suffix names a format a drawing can be written in."""
+    if Path(text).suffix.lower() not in FORMATS:
+        raise argparse.ArgumentTypeError(
+            f"cannot tell the format of {text!r} from its suffix; use one of {', '.join(FORMATS)}"
+        )
+    return Path(text)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out",
+        type=drawing_path,
         default="seed-graph.svg",
         help="file to write, the format from its suffix: .svg (default seed-graph.svg), .png, "
-        ".pdf (system Graphviz only) or .dot",
+        ".pdf (system Graphviz only), .dot or .html (an interactive page)",
     )
     parser.add_argument(
         "--rankdir",
@@ -59,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     L = seed_graph(args.seed)
     title = (
         "The tutorial's network after one forward and backward pass on XNOR\n"
-        "each tensor shows its value and, beside it, dL/d(tensor)"
+        "each tensor shows its value and dL/d(tensor)"
     )
     drawing = an.draw(
         L, rankdir=args.rankdir, color_by_grad=args.color_by_grad, title=title, legend=True

@@ -16,11 +16,14 @@ fails, including the deliberately wrong one (so `--show-wrong --strict` exits 1)
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import contextlib
+import tempfile
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from autonet.cli import positive_int
 from autonet.ops import sigmoid
 from autonet.seed import seed_forward, seed_gradients
 from autonet.tensor import Tensor
@@ -31,10 +34,13 @@ if TYPE_CHECKING:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--examples", type=int, default=100, help="Hypothesis examples per formula (default 100)"
+        "--examples",
+        type=positive_int,
+        default=100,
+        help="Hypothesis examples per formula (default 100)",
     )
     parser.add_argument(
-        "--max-side", type=int, default=4, help="largest m, n, p, k drawn (default 4)"
+        "--max-side", type=positive_int, default=4, help="largest m, n, p, k drawn (default 4)"
     )
     parser.add_argument(
         "--show-wrong",
@@ -88,6 +94,29 @@ CHECKS: list[tuple[str, Callable[..., np.ndarray], str, bool]] = [
 
 
 def run(args: argparse.Namespace) -> int:
+    with temporary_hypothesis_storage():
+        return run_checks(args)
+
+
+@contextlib.contextmanager
+def temporary_hypothesis_storage() -> Iterator[None]:
+    """Hypothesis' storage (its example database and its cache of the constants in the code under
+    test) in a temporary folder, removed on leaving, so that a run leaves no .hypothesis/ folder in
+    the current directory; then Hypothesis' default again (HYPOTHESIS_STORAGE_DIRECTORY, else
+    ./.hypothesis)."""
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    with tempfile.TemporaryDirectory(prefix="autonet-verify-") as home:
+        set_hypothesis_home_dir(home)
+        try:
+            yield
+        finally:
+            set_hypothesis_home_dir(None)
+
+
+def run_checks(args: argparse.Namespace) -> int:
+    """Check each formula of CHECKS, print the table (and each failure's counterexample); the
+    exit status."""
     # Imported here, not at the top: the `autonet` command imports every subcommand's module to
     # build its parser, and Hypothesis, slow to import, is needed by this one only.
     from hypothesis import Verbosity
@@ -162,8 +191,8 @@ def run(args: argparse.Namespace) -> int:
         if row is header[0]:
             cells[2:6] = [row[2].ljust(2 * widths[2] + 2), row[4].ljust(2 * widths[4] + 2)]
         print("  ".join(cells).rstrip())
-    for formula, error in failures:
-        print(f"\n{formula}:\n{error}")
+    for formula, failure in failures:
+        print(f"\n{formula}:\n{failure}")
     if real_failed:
         print("\nA formula of the tutorial failed its check.")
     return 1 if real_failed or (args.strict and any_failed) else 0

@@ -5,8 +5,10 @@
     # ∂L/∂syn1 = H^T · δ_O
     # ∂L/∂syn0 = S^T · (δ_O · syn1^T * H * (1 − H))
 
-The table's own VJP rules run on symbols (expr.py), printed as text or LaTeX (render.py);
-derivation.py walks the graph, naming.py names, check.py checks. How and why: docs/derive.md.
+The table's own VJP rules run on symbols (expr.py, with the identities that make the losses read
+as a textbook writes them, and softmax and onehot from forms.py), printed as text or LaTeX
+(render.py); derivation.py walks the graph, naming.py names, check.py checks. How and why:
+docs/derive.md.
 """
 
 from autonet.derive.derivation import Derivation, Formula, derive

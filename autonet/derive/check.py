@@ -83,14 +83,15 @@ def check_numerically(
     return result, None
 
 
-def agrees(value: np.ndarray, reference: np.ndarray) -> bool:
+def agrees(value: np.ndarray, reference: np.ndarray, equal_nan: bool = False) -> bool:
     """Equal up to rounding: a formula does the same arithmetic as the backward pass, regrouped
     (constants folded, products reordered), which changes the result by a few units in the last
     place per operation, relative to the magnitude of the terms; sqrt(eps) (1.5e-8 in float64)
     leaves a wide margin for that while a wrong formula (a missing factor or transpose) is off
-    by the size of the gradient itself."""
+    by the size of the gradient itself. With equal_nan, NaN agrees with NaN (a recorded forward
+    value that is NaN, such as log of a negative number, is what its definition gives too)."""
     if value.shape != reference.shape:
         return False
     tol = float(np.sqrt(np.finfo(reference.dtype).eps)) if reference.dtype.kind == "f" else 0.0
     scale = max(1.0, float(np.max(np.abs(reference), initial=0.0)))
-    return bool(np.allclose(value, reference, rtol=tol, atol=tol * scale))
+    return bool(np.allclose(value, reference, rtol=tol, atol=tol * scale, equal_nan=equal_nan))

@@ -17,7 +17,7 @@ import numpy as np
 from autonet import engine
 from autonet.derive.check import agrees, check_numerically, loss_as_function_of
 from autonet.derive.expr import Expr
-from autonet.derive.naming import name_deltas, symbols_of
+from autonet.derive.naming import name_deltas, name_labels, symbols_of
 from autonet.derive.render import format_name, render
 from autonet.gradcheck import GradcheckResult
 from autonet.modes import is_grad_enabled
@@ -54,7 +54,9 @@ class Derivation:
     str(d) prints them (named deltas first, then one line per tensor, then the forward definitions
     of the named intermediates); d.latex() is LaTeX; in Jupyter it renders as math. d[syn0] (or
     d["syn0"]) is the Formula of one tensor; d.text(syn0, expand=True) writes it with every delta
-    substituted, as the tutorial writes its formulas.
+    substituted, as the tutorial writes its formulas. d.given lists the sizes and class indices
+    the formulas name, [("m", "4"), ("T", "[1, 0, 0, 1]")], and d.misread the forward definitions
+    (of the `where` line) that do not evaluate to the recorded values (none, when verified).
     """
 
     def __init__(
@@ -66,9 +68,13 @@ class Derivation:
         names: dict[int, str],
         keys: list[Tensor],
         seed: tuple[str, str] | None = None,
+        given: list[tuple[str, str]] | None = None,
+        misread: list[str] | None = None,
     ) -> None:
         self.output = output
         self.seed = seed  # (G, y) when dL/dy = G was given for a non-scalar output y
+        self.given = given or []  # ("m", "5"), ("T", "[0, 2, 1]"): sizes and class indices
+        self.misread = misread or []  # forward definitions that differ from the recorded values
         self.formulas = formulas
         self.deltas = deltas
         self.forward = forward
@@ -84,8 +90,9 @@ class Derivation:
     @property
     def verified(self) -> bool:
         """Whether every formula evaluates to autograd's gradient and agrees with finite
-        differences (where they were compared)."""
-        return all(f.verified for f in self.formulas)
+        differences (where they were compared), and every forward definition of the `where`
+        line to the recorded value."""
+        return all(f.verified for f in self.formulas) and not self.misread
 
     @property
     def max_error(self) -> float:
@@ -144,6 +151,10 @@ class Derivation:
         if wrong:
             faults.append(f"these formulas differ from autograd's gradient: {', '.join(wrong)}")
         failed = [f for f in self.formulas if f.finite_difference_failure is not None]
+        if self.misread:
+            faults.append(
+                "these definitions differ from the recorded values: " + ", ".join(self.misread)
+            )
         if failed:
             labels = ", ".join(
                 f.label + (" (which equals autograd's: a VJP rule on its path is wrong)")
@@ -189,6 +200,7 @@ class Derivation:
     def where(self, latex: bool = False) -> str:
         """The forward definitions of the named tensors (and of the seed G, if one was given)."""
         defs = [(format_name(n, latex), render(e, latex)) for n, e in self.forward]
+        defs += [(format_name(n, latex), value) for n, value in self.given]
         if self.seed is not None:
             g, y = (format_name(n, latex) for n in self.seed)
             defs.append((g, rf"\frac{{\partial L}}{{\partial {y}}}" if latex else f"∂L/∂{y}"))
@@ -227,6 +239,10 @@ def derive(
         d.text(syn1)               # 'H^T · δ_O'
         d.verified                 # True: each formula equals autograd's gradient
 
+    A mean divides by sizes written as symbols (m, the batch size), and the losses read as a
+    textbook writes them: δ_Z = (σ(Z) − Y) / m for binary cross-entropy on logits,
+    (softmax(Z) − onehot(T)) / m for cross-entropy (docs/derive.md, "Identities").
+
     output must be a one-element tensor, or `grad` gives dL/d(output) (a Tensor, whose name is
     used, or an array, called G). The graph is kept (as retain_graph=True), so backward() can
     still follow.
@@ -258,16 +274,23 @@ def derive(
             "recorded to keep them off its kinks; call derive outside the `with an.no_grad():` "
             "block, or pass finite_differences=False"
         )
+    order = engine.topological_order(output)
+    freed = [(n.op.name, n.shape) for n in reversed(order) if n.op is not None and not n.parents]
+    if freed:
+        raise RuntimeError(
+            f"derive: the graph through {freed[0][0]} (output shape {freed[0][1]}) was freed by "
+            "backward(), so there is nothing to derive from; call derive before backward(), or "
+            "keep the graph with backward(retain_graph=True)"
+        )
     seed_array = engine.check_root_grad(output, grad, "derive")
     seed = (
         Expr.const(seed_array)
         if grad is None
         else Expr.symbol(getattr(grad, "name", None) or "G", seed_array)
     )
-    order = engine.topological_order(output)
     # With a seed G = dL/dy for a non-scalar output y, the formulas are those of dL/dx.
     loss, result = ("L", output.name or "y") if grad is not None else (output.name or "L",) * 2
-    symbols, forward = symbols_of(order, output, result)
+    symbols, forward, sizes, misread = symbols_of(order, output, result)
     found = engine.backpropagate(
         output,
         seed,
@@ -278,9 +301,9 @@ def derive(
     )
     autograd = gradients(output, wrt, grad=None if grad is None else seed_array, retain_graph=True)
     exprs = [found.get(id(t), Expr.const(np.zeros(t.shape, t.dtype))) for t in wrt]
-    names, deltas = name_deltas(
-        order, found, exprs, taken={e.name for e in symbols.values() if e.name}
-    )
+    taken = {e.name for e in [*symbols.values(), *sizes] if e.name}
+    labels = name_labels(exprs + [e for _, e in forward], taken)
+    names, deltas = name_deltas(order, found, exprs, taken)
     formulas = []
     for i, (t, expr, auto) in enumerate(zip(wrt, exprs, autograd, strict=True)):
         symbol = symbols.get(id(t))
@@ -298,4 +321,13 @@ def derive(
             )
         formulas.append(formula)
     seed_names = None if grad is None else (str(seed.name), result)
-    return Derivation(loss, formulas, deltas, forward, names, list(wrt), seed_names)
+    given = [(str(e.name), format_array(e.value)) for e in sizes + labels]
+    return Derivation(loss, formulas, deltas, forward, names, list(wrt), seed_names, given, misread)
+
+
+def format_array(value: np.ndarray) -> str:
+    """A size (5) or class indices ([0, 2, 1]; [0, 2, 1, ..., 1] when long), as given."""
+    if value.ndim == 0:  # a length, held in the loss's float dtype
+        return str(int(value))
+    items = [str(v) for v in value.ravel().tolist()]
+    return "[" + ", ".join(items if len(items) <= 12 else [*items[:3], "...", *items[-3:]]) + "]"

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from autonet.derive.forms import LOG_SOFTMAX, ONEHOT, SOFTMAX
 from autonet.derive.render import render, transpose_axes
 from autonet.primitives import PRIMITIVES, ArrayStandIn, Primitive, keepdims_shape
 from autonet.tensor import Tensor
@@ -32,9 +33,12 @@ COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
 class Expr(ArrayStandIn):
     """A symbolic array: an operation on other Exprs, a named tensor, or a constant.
 
-    op      a Primitive of the table (or a user's), "symbol", "const", or a comparison (">", ...)
+    op      a Primitive of the table (or a user's, or softmax and onehot of forms.py), "symbol",
+            "const", or a comparison (">", ...)
     args    the operand Exprs, in order
-    params  the primitive's static arguments (axis=..., shape=...)
+    params  the primitive's static arguments (axis=..., shape=...); a symbol's kind: a size
+            ({"size": True}: a length of the data, such as the batch size m) or class indices
+            ({"labels": True})
     value   the ndarray this expression evaluates to, computed from the args' values
     name    the tensor's name, for op == "symbol"
 
@@ -79,6 +83,16 @@ class Expr(ArrayStandIn):
     @classmethod
     def const(cls, value: Any) -> Expr:
         return cls("const", value=np.asarray(value))
+
+    @classmethod
+    def dimension(cls, name: str, length: int, dtype: Any) -> Expr:
+        """A length of the data as a symbol (m, the batch size), 0-d, of the loss's dtype."""
+        return cls("symbol", params={"size": True}, value=np.asarray(length, dtype), name=name)
+
+    @classmethod
+    def labels(cls, labels: np.ndarray) -> Expr:
+        """Class indices (cross-entropy's targets) as a symbol; derive names it (T) at the end."""
+        return cls("symbol", params={"labels": True}, value=labels, name="T")
 
     @classmethod
     def apply_primitive(cls, primitive: Primitive, args: Sequence[Any], params: dict) -> Expr:
@@ -229,6 +243,8 @@ def operand(x: Any, like: Expr) -> Expr:
 ADD, SUB, MUL, DIV, NEG, POW = (PRIMITIVES[k] for k in ("add", "sub", "mul", "div", "neg", "pow"))
 MATMUL, SUM, TRANSPOSE, RESHAPE = (PRIMITIVES[k] for k in ("matmul", "sum", "transpose", "reshape"))
 BROADCAST_TO, ASTYPE, ZEROS_LIKE = (PRIMITIVES[k] for k in ("broadcast_to", "astype", "zeros_like"))
+EXP, LOGSUMEXP, GETITEM = (PRIMITIVES[k] for k in ("exp", "logsumexp", "getitem"))
+SCATTER_ADD = PRIMITIVES["scatter_add"]
 
 
 def apply(op: Primitive | str, args: tuple[Expr, ...], params: dict | None = None) -> Expr:
@@ -276,6 +292,10 @@ def simplify_mul(args: tuple[Expr, ...], params: dict) -> Expr | None:
         return apply(NEG, (apply(MUL, (a.args[0], b)),))
     if b.op is NEG:
         return apply(NEG, (apply(MUL, (a, b.args[0])),))
+    if b.op is DIV and is_size(b.args[1]):  # a * (x / m) = (a * x) / m: the size outside
+        return apply(DIV, (apply(MUL, (a, b.args[0])), b.args[1]))
+    if a.op is DIV and is_size(a.args[1]):
+        return apply(DIV, (apply(MUL, (a.args[0], b)), a.args[1]))
     if a.op != "const":
         return None
     if is_value(a, 0):
@@ -298,7 +318,12 @@ def simplify_add(args: tuple[Expr, ...], params: dict) -> Expr | None:
         return a
     if b.op is NEG:
         return apply(SUB, (a, b.args[0]))
-    return None
+    if a.op is NEG:  # −a + b = b − a
+        return apply(SUB, (b, a.args[0]))
+    positive = negated(b)
+    if positive is not None:  # a + (−2) * x = a − 2 * x
+        return apply(SUB, (a, positive))
+    return over_common_size(ADD, a, b)
 
 
 def simplify_sub(args: tuple[Expr, ...], params: dict) -> Expr | None:
@@ -310,6 +335,47 @@ def simplify_sub(args: tuple[Expr, ...], params: dict) -> Expr | None:
         return apply(NEG, (b,))
     if b.op is NEG:
         return apply(ADD, (a, b.args[0]))
+    positive = negated(b)
+    if positive is not None:  # a − (−2) * x = a + 2 * x
+        return apply(ADD, (a, positive))
+    return over_common_size(SUB, a, b)
+
+
+def over_common_size(op: Primitive, a: Expr, b: Expr) -> Expr | None:
+    """a / m ± b / m = (a ± b) / m, for the same size m."""
+    if a.op is DIV and b.op is DIV and is_size(a.args[1]) and same_size(a.args[1], b.args[1]):
+        return apply(DIV, (apply(op, (a.args[0], b.args[0])), a.args[1]))
+    return None
+
+
+def is_size(x: Expr) -> bool:
+    """A length of the data (m), or a product of them (m * n_1): what a mean divides by."""
+    if x.op is MUL:
+        return all(is_size(a) for a in x.args)
+    return x.op == "symbol" and bool(x.params.get("size"))
+
+
+def same_size(x: Expr, y: Expr) -> bool:
+    if x.op is MUL and y.op is MUL:
+        return all(same_size(a, b) for a, b in zip(x.args, y.args, strict=True))
+    return x.op == y.op == "symbol" and x.name == y.name and x.params == y.params
+
+
+def simplify_neg(args: tuple[Expr, ...], params: dict) -> Expr | None:
+    """−(−x) = x; −(c * x) = (−c) * x for a constant c: −(−0.25 * x) is 0.25 * x."""
+    (x,) = args
+    if x.op is NEG:
+        return x.args[0]
+    if x.op is MUL and x.args[0].scalar is not None:
+        return apply(MUL, (apply(NEG, x.args[:1]), x.args[1]))
+    return None
+
+
+def negated(x: Expr) -> Expr | None:
+    """For −x written with a negative constant factor, (−c) * y, the positive x' = c * y."""
+    factor = x.args[0].scalar if x.op is MUL else None
+    if isinstance(factor, numbers.Real) and factor < 0:
+        return apply(MUL, (apply(NEG, x.args[:1]), x.args[1]))
     return None
 
 
@@ -345,6 +411,13 @@ def simplify_reshape(args: tuple[Expr, ...], params: dict) -> Expr | None:
     shape = tuple(params["shape"])
     if x.shape == shape:
         return x
+    if x.op is DIV and is_size(x.args[1]):  # reshape(a / m) = reshape(a) / m
+        return apply(DIV, (apply(RESHAPE, x.args[:1], params), x.args[1]))
+    if x.op is NEG:  # reshape(−a) = −reshape(a), when reshape(a) simplifies
+        inner = simplify_reshape(x.args, params)
+        return apply(NEG, (inner,)) if inner is not None else None
+    if x.op is BROADCAST_TO and x.args[0].ndim == 0:  # a number broadcast: to the new shape
+        return apply(BROADCAST_TO, x.args, params)
     if x.op is RESHAPE:
         return apply(RESHAPE, x.args, params)
     if x.op is SUM and not x.params["keepdims"]:  # the engine's unbroadcast to a (1, n) shape
@@ -354,16 +427,128 @@ def simplify_reshape(args: tuple[Expr, ...], params: dict) -> Expr | None:
     return None
 
 
+# The identities a textbook uses for the losses: the log-sum-exp and log_softmax gradients are
+# softmax, and cross-entropy's gather at the class indices T is onehot(T) (docs/derive.md,
+# "Identities"). Each builds an expression whose value is computed anew, so a wrong one is caught
+# by derive's checks.
+
+
+def simplify_exp(args: tuple[Expr, ...], params: dict) -> Expr | None:
+    """exp(log_softmax(x)) = softmax(x); exp(x − logsumexp(x)) = softmax(x) (one axis)."""
+    (x,) = args
+    if x.op is LOG_SOFTMAX:
+        return softmax(x.args[0], x.params["axis"])
+    if x.op is SUB:
+        z, shift = x.args
+        while shift.op is RESHAPE:  # logsumexp's VJP puts the reduced axis back
+            shift = shift.args[0]
+        axis = shift.params.get("axis") if shift.op is LOGSUMEXP else None
+        if isinstance(axis, tuple) and len(axis) == 1:
+            axis = axis[0]
+        if isinstance(axis, int) and shift.args[0] is z and x.shape == z.shape:
+            return softmax(z, axis)
+    return None
+
+
+def softmax(x: Expr, axis: int) -> Expr:
+    """softmax(x) along axis; the last axis is written -1 (the default, not printed)."""
+    return apply(SOFTMAX, (x,), {"axis": -1 if axis % x.ndim == x.ndim - 1 else axis})
+
+
+def class_indices(index: Any, shape: tuple[int, ...]) -> np.ndarray | None:
+    """T when index is (arange(m), T) into shape (m, C): one class index per row, T[i] the
+    column taken from row i (cross_entropy's gather); None for any other index."""
+    if len(shape) != 2 or not isinstance(index, tuple) or len(index) != 2:
+        return None
+    rows, labels = (np.asarray(i) for i in index)
+    if rows.dtype.kind not in "iu" or labels.dtype.kind not in "iu":
+        return None
+    if rows.shape != (shape[0],) or labels.shape != rows.shape:
+        return None
+    return labels if np.array_equal(rows, np.arange(shape[0])) else None
+
+
+def onehot(labels: np.ndarray, classes: int, like: Expr) -> Expr:
+    return apply(ONEHOT, (Expr.labels(labels),), {"classes": classes, "dtype": like.dtype})
+
+
+def simplify_getitem(args: tuple[Expr, ...], params: dict) -> Expr | None:
+    """x[arange(m), T] = sum(onehot(T) * x, axis=1): row i's element T[i] (for finite x, where
+    the zeros times the other elements add exactly nothing)."""
+    (x,) = args
+    labels = class_indices(params["index"], x.shape)
+    if labels is None or not np.all(np.isfinite(x.value)):
+        return None
+    return apply(MUL, (onehot(labels, x.shape[1], x), x)).sum(axis=1)
+
+
+def simplify_scatter_add(args: tuple[Expr, ...], params: dict) -> Expr | None:
+    """g scattered at (arange(m), T) into (m, C) = g (one value per row) * onehot(T)."""
+    (g,) = args
+    labels = class_indices(params["index"], tuple(params["shape"]))
+    if labels is None:
+        return None
+    return apply(MUL, (per_row(g), onehot(labels, params["shape"][1], g)))
+
+
+def per_row(g: Expr) -> Expr:
+    """g, of shape (m,), as a factor of an (m, C) array: a column, or the scalar it broadcasts."""
+    if g.op is NEG:
+        return apply(NEG, (per_row(g.args[0]),))
+    if g.op is BROADCAST_TO and g.args[0].ndim == 0:
+        return g.args[0]
+    return apply(RESHAPE, (g,), {"shape": (len(g), 1)})
+
+
+def simplify_sum(args: tuple[Expr, ...], params: dict) -> Expr | None:
+    """Sums that a textbook does in its head: of onehot rows (1 each), of a sum over all axes of
+    a sum (one sum); of −x and x / m, −sum(x) and sum(x) / m when sum(x) is one of those (else
+    the sum keeps its operand, which may be a named delta: sum(δ_Z, axis=0))."""
+    (x,) = args
+    axis, keepdims = params["axis"], params["keepdims"]
+    if x.op is NEG or (x.op is DIV and is_size(x.args[1])):
+        inner = simplify_sum(x.args[:1], params)
+        return apply(x.op, (inner, *x.args[1:])) if inner is not None else None
+    if axis is None and not keepdims and x.op is SUM and not x.params["keepdims"]:
+        return apply(SUM, x.args, params)
+    if axis not in (1, (1,)) or x.ndim != 2:
+        return None
+    out_shape = keepdims_shape(x.shape, 1) if keepdims else x.shape[:1]
+    if x.op is ONEHOT:  # each row of onehot(T) holds one 1
+        return Expr.const(np.ones(out_shape, x.dtype))
+    if x.op is MUL and keepdims:  # sum(c * onehot(T), axis=1) = c, for c constant along axis 1
+        for factor, other in (x.args, x.args[::-1]):
+            if factor.op is ONEHOT and other.shape == out_shape:
+                return other
+    return None
+
+
+def simplify_broadcast_to(args: tuple[Expr, ...], params: dict) -> Expr | None:
+    (x,) = args
+    if x.shape == tuple(params["shape"]):
+        return x
+    if x.op is DIV and is_size(x.args[1]):  # broadcast_to(a / m) = broadcast_to(a) / m
+        return apply(DIV, (apply(BROADCAST_TO, x.args[:1], params), x.args[1]))
+    if x.op is NEG:  # broadcast_to(−a) = −broadcast_to(a), when broadcast_to(a) simplifies
+        inner = simplify_broadcast_to(x.args, params)
+        return apply(NEG, (inner,)) if inner is not None else None
+    return None
+
+
 SIMPLIFICATIONS: dict[Primitive, Callable[[tuple[Expr, ...], dict], Expr | None]] = {
     MUL: simplify_mul,
     ADD: simplify_add,
     SUB: simplify_sub,
     DIV: simplify_div,
     POW: simplify_pow,
-    NEG: lambda args, params: args[0].args[0] if args[0].op is NEG else None,
+    NEG: simplify_neg,
     TRANSPOSE: simplify_transpose,
     RESHAPE: simplify_reshape,
-    BROADCAST_TO: lambda args, params: args[0] if args[0].shape == tuple(params["shape"]) else None,
+    BROADCAST_TO: simplify_broadcast_to,
     ASTYPE: lambda args, params: args[0] if args[0].dtype == np.dtype(params["dtype"]) else None,
     ZEROS_LIKE: lambda args, params: zeros(args[0].shape, args[0]),
+    EXP: simplify_exp,
+    GETITEM: simplify_getitem,
+    SCATTER_ADD: simplify_scatter_add,
+    SUM: simplify_sum,
 }

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from autonet.derive.forms import printed_params
 from autonet.primitives import PRIMITIVES
 
 if TYPE_CHECKING:  # for annotations only: Expr prints itself through render, one way
@@ -98,7 +99,7 @@ def form(e: Expr, args: list[tuple[str, int]], latex: bool) -> tuple[str, int]:
     label = notation.text if not latex else notation.latex or rf"\mathrm{{{escape(notation.text)}}}"
     items = [text for text, _ in args] + [
         format_param(k, v, latex, bare=k in notation.bare)
-        for k, v in e.params.items()
+        for k, v in printed_params(e.op, e.params, e.ndim).items()
         if v is not None and (k, v) not in notation.omitted
     ]
     return (

@@ -6,6 +6,12 @@ and dL/d(tensor) once backward() has run); edges follow the data flow, input -> 
 are labelled a, b (or 0, 1, ...) where the order of the operands matters (a - b, a @ b). What the
 nodes say and their colours are in labels.py.
 
+Parameters named "<module>.<attribute>" (layers.0.weight) group their module's ops in a box; in
+a drawing of more than EXPAND_LIMIT nodes each module is collapsed into one node (m0, m1, ...)
+listing its parameters and outputs (modules.py), so an 8-layer MLP reads as a column of 8
+layers. Leaves meeting a computed value at an op sit beside that op, not above it, so each layer
+takes one rank.
+
 The walk is the engine's `topological_order` (iterative), so a graph of any depth draws; one
 larger than `max_nodes` is drawn from the output back as far as the limit allows, the rest folded
 into one node that counts what it holds. The same graph always gives the same DOT text: node ids
@@ -27,10 +33,17 @@ from autonet.viz.labels import (
     LabelOptions,
     caption,
     caption_notes,
+    formula,
+    module_node,
     op_attributes,
     summary_label,
-    tensor_colors,
-    tensor_label,
+    tensor_node,
+)
+from autonet.viz.modules import (
+    module_clusters,
+    module_order,
+    module_outputs,
+    modules_to_collapse,
 )
 from autonet.viz.rendering import Drawing
 
@@ -89,6 +102,7 @@ def draw(
     color_by_grad: bool = False,
     highlight: Tensor | None = None,
     group: bool = True,
+    expand: bool | Iterable[str] | None = None,
     title: str | None = None,
     legend: bool = False,
     max_nodes: int = 100,
@@ -102,21 +116,32 @@ def draw(
         an.draw(L, names=locals())      # nodes named S, syn0, H, Y, L
 
     names          a mapping name -> tensor (such as locals()) or (name, tensor) pairs naming
-                   the nodes; a tensor's own `name=` wins over it
+                   the nodes; a tensor's own `name=` wins over it. A named tensor computed from
+                   named operands shows how: "Hr = S · syn0"
     rankdir        "TB" (top to bottom), "LR", "BT" or "RL", as in Graphviz
     show_values    print the values of tensors with at most `max_values` elements (else their
-                   range), rounded to `precision` digits (NumPy's array2string)
+                   min, max and mean)
     show_grads     print each gradient: its norm sqrt(sum g^2), and its values when small
-    color_by_grad  fill each tensor by log10 of its gradient's norm (pale: vanishing, red:
-                   largest), with the scale drawn above the graph
+    color_by_grad  fill each tensor by log10 of its gradient's norm (pale: vanishing, orange:
+                   largest), with the scale drawn above the graph; NaN and inf stay red octagons
     highlight      a tensor of the graph (usually a parameter): the paths from it to root are
                    drawn in red
     group          put each op that consumes parameters named "<prefix>.<attr>" (as nn modules
                    name them, e.g. layers.0.weight) in a box labelled <prefix>, with them
+    expand         which modules (groups) to draw op by op; the others are collapsed into one
+                   box each, listing their parameters and outputs: True (all), False (none), a
+                   list of module names such as ["layers.4"], or None (the default): all if the
+                   drawing has at most 60 nodes, none if it has more
     title          a caption above the graph (any notes and the colour scale go under it)
     legend         say above the graph what the colours and shapes mean
     max_nodes      most nodes drawn; a larger graph is drawn from root back as far as the limit
                    allows, the rest folded into one node that counts what it holds
+    precision      significant digits of every number printed (values, gradients, norms,
+                   summaries): 0.00012 and 1.23e-07 at 3, never rounded to 0 (NumPy's
+                   array2string counts digits after the point instead)
+
+    Parameters and constants feeding an op whose other input is computed are drawn beside the
+    op (weights beside their matmul), so each layer of a network takes one rank, not two.
 
     After a backward() that freed the graph, only what is left is drawn, marked, with a
     RuntimeWarning: run backward inside `with an.retain_grads(L):` to keep it.
@@ -129,27 +154,53 @@ def draw(
             f"draw: max_nodes={max_nodes} is too small; at least 3 (the output, its op and a node "
             "for the rest) are needed"
         )
+    if isinstance(precision, bool) or not isinstance(precision, int) or precision < 1:
+        raise ValueError(
+            f"draw: precision is the number of significant digits printed, a whole number >= 1; "
+            f"got {precision!r}"
+        )
     nodes = graph_nodes(root)
     ids = {id(t): f"t{i}" for i, t in enumerate(nodes)}
     labels = display_names(nodes, names)
     shown, hidden = nodes_within(nodes, root, max_nodes)
     on_path = path_to_root(nodes, highlight, ids) if highlight is not None else set()
     grad_scale = GradScale(nodes) if color_by_grad else None
-    options = LabelOptions(show_values, show_grads, max_values, precision)
+    options = LabelOptions(
+        show_values, show_grads, max_values, precision, side_by_side=rankdir in ("TB", "BT")
+    )
 
     g = empty_drawing(rankdir)
     clusters = module_clusters(shown, labels) if group else {}
-    members: dict[str, list[NodeStatement]] = {prefix: [] for prefix in clusters.values()}
+    modules = module_order(shown, clusters)
+    collapsed = modules_to_collapse(modules, expand, sum(cost(t) for t in shown))
+    module_ids = {prefix: f"m{k}" for k, prefix in enumerate(modules)}
+    stands_for = {
+        id(t): module_ids[clusters[id(t)]] for t in shown if clusters.get(id(t)) in collapsed
+    }
+    members: dict[str, list[NodeStatement]] = {prefix: [] for prefix in modules}
     top: list[NodeStatement] = []
     for t in shown:
+        if id(t) in stands_for:
+            continue
         tid, highlighted = ids[id(t)], id(t) in on_path
-        fill, border = tensor_colors(t, root, grad_scale, highlighted)
-        label = tensor_label(t, labels.get(id(t)), fill, border, t is root, options)
+        name = labels.get(id(t))
+        made_by = formula(t, labels) if name else None
+        attrs = tensor_node(t, root, name, made_by, grad_scale, highlighted, options)
         place = members[clusters[id(t)]] if id(t) in clusters else top
-        place.append((tid, {"label": label, "shape": "plain"}))
+        place.append((tid, attrs))
         if t.op is not None:
             place.append((f"op{tid[1:]}", op_attributes(t, highlighted)))
-    add_nodes(g, shown, clusters, top, members)
+    for prefix in collapsed:
+        inside = [t for t in shown if clusters.get(id(t)) == prefix]
+        outputs = module_outputs(inside, shown, root, clusters)
+        highlighted = any(id(t) in on_path for t in inside)
+        top.append(
+            (
+                module_ids[prefix],
+                module_node(prefix, inside, outputs, labels, grad_scale, highlighted, options),
+            )
+        )
+    add_nodes(g, top, [prefix for prefix in modules if prefix not in collapsed], members)
     if hidden:
         g.node(
             "rest",
@@ -159,12 +210,13 @@ def draw(
             color="#6b7280",
             fontcolor="#374151",
         )
-    add_edges(g, shown, ids, on_path)
+    add_edges(g, shown, ids, on_path, stands_for)
 
     freed = sum(1 for t in shown if t.op is not None and not t.parents)
     notes = caption_notes(nodes, root, freed)
     if title or legend or grad_scale is not None or notes:
-        g.attr(label=caption(title, legend, grad_scale, notes), labelloc="t", fontsize="11")
+        label = caption(title, legend, grad_scale, notes, precision)
+        g.attr(label=label, labelloc="t", fontsize="11")
     if freed:
         warnings.warn(
             f"draw: the graph was freed by backward() ({freed} op(s) lost their inputs); to draw "
@@ -173,6 +225,7 @@ def draw(
             RuntimeWarning,
             stacklevel=2,
         )
+    g.drawn = (root, labels)  # for an .html page (interactive.py): the values and gradients
     return g
 
 
@@ -275,41 +328,21 @@ def path_to_root(nodes: list[Tensor], start: Tensor, ids: dict[int, str]) -> set
     return on
 
 
-def module_clusters(nodes: list[Tensor], labels: dict[int, str]) -> dict[int, str]:
-    """id -> module prefix, for parameters named "<prefix>.<attribute>" (layers.0.weight is in
-    layers.0) and for the ops that consume them directly, with their outputs. An op consuming
-    parameters of several modules goes with the first."""
-    prefix_of: dict[int, str] = {}
-    for t in nodes:
-        name = labels.get(id(t), "")
-        if t.op is None and t.requires_grad and "." in name:
-            prefix_of[id(t)] = name.rsplit(".", 1)[0]
-    clusters = dict(prefix_of)
-    for t in nodes:
-        for parent in t.parents:
-            if id(parent) in prefix_of:
-                clusters[id(t)] = prefix_of[id(parent)]
-                break
-    return clusters
-
-
 # ---------------------------------------------------------------------------------------------
 # Nodes and edges.
 
 
 def add_nodes(
     g: Drawing,
-    shown: list[Tensor],
-    clusters: dict[int, str],
     top: list[NodeStatement],
+    expanded: list[str],
     members: dict[str, list[NodeStatement]],
 ) -> None:
-    """The nodes outside any module, then one box (a Graphviz cluster) per module with its
-    members, in the order of the modules' first ops, so layer 0 comes before layer 1."""
+    """The nodes outside any module (collapsed modules among them), then one box (a Graphviz
+    cluster) per expanded module with its members."""
     for tid, attrs in top:
         g.node(tid, **attrs)
-    first_op = [clusters[id(t)] for t in shown if t.op is not None and id(t) in clusters]
-    for k, prefix in enumerate(dict.fromkeys(first_op + list(clusters.values()))):
+    for k, prefix in enumerate(expanded):
         with g.subgraph(name=f"cluster_{k}") as c:
             c.attr(label=prefix, style="rounded,dashed", color="#6b7280", labeljust="l")
             for tid, attrs in members[prefix]:
@@ -324,31 +357,51 @@ def operand_position(t: Tensor, i: int) -> str:
     return "ab"[i] if len(t.parents) == 2 else str(i)
 
 
-def add_edges(g: Drawing, shown: list[Tensor], ids: dict[int, str], on_path: set[int]) -> None:
+def add_edges(
+    g: Drawing,
+    shown: list[Tensor],
+    ids: dict[int, str],
+    on_path: set[int],
+    stands_for: dict[int, str],
+) -> None:
     """input -> op -> output for every op drawn, labelled with operand positions where order
-    matters; inputs not drawn come from the "rest" node, in one dashed edge per op."""
+    matters; inputs not drawn come from the "rest" node, in one dashed edge per op. A collapsed
+    module (stands_for: tensor -> its module's node) gets one edge from each node it reads."""
     shown_ids = {id(t) for t in shown}
+    into_modules: set[tuple[str, str]] = set()
     for t in shown:
         if t.op is None:
             continue
-        tid = ids[id(t)]
-        op_id = f"op{tid[1:]}"
+        module = stands_for.get(id(t))
+        op_id = module or f"op{ids[id(t)][1:]}"
         edge_style = {"color": HIGHLIGHT, "penwidth": "2.5"} if id(t) in on_path else {}
         # Heavier edges along computed values keep the data path straight, with parameters
         # and constants hanging at its side (else a chain of layers drifts sideways).
-        g.edge(op_id, tid, weight="3", **edge_style)
+        if module is None:
+            g.edge(op_id, ids[id(t)], weight="3", **edge_style)
+        # Leaves feeding an op that also reads a computed value sit beside it (minlen 0: the
+        # same rank), as a weight beside its matmul: a layer takes one rank, not two.
+        beside = any(parent.op is not None for parent in t.parents)
         hidden_positions = []
         for i, parent in enumerate(t.parents):
             position = operand_position(t, i)
-            if id(parent) not in shown_ids:
+            tail = "rest" if id(parent) not in shown_ids else stands_for.get(id(parent))
+            tail = tail or ids[id(parent)]
+            if module is not None and (tail == module or (tail, module) in into_modules):
+                continue
+            if tail == "rest":
                 hidden_positions.append(position)
                 continue
-            attrs = {"label": position} if position else {}
+            attrs = {"label": position} if position and module is None else {}
             if parent.op is not None:
                 attrs["weight"] = "3"
+            elif beside and module is None:
+                attrs["minlen"] = "0"
             if id(parent) in on_path:
                 attrs.update(edge_style)
-            g.edge(ids[id(parent)], op_id, **attrs)
+            if module is not None:
+                into_modules.add((tail, module))
+            g.edge(tail, op_id, **attrs)
         if hidden_positions:
-            label = ", ".join(p for p in hidden_positions if p)
+            label = ", ".join(p for p in hidden_positions if p and module is None)
             g.edge("rest", op_id, style="dashed", **({"label": label} if label else {}))

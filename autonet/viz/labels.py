@@ -4,12 +4,19 @@
     input or constant                     grey box (never recorded, so always a leaf)
     intermediate result                   white box
     output (the tensor drawn)             orange box, thick border
-    NaN or inf in values or gradient      red box, counted in the label
+    module, collapsed                     teal box: its parameters and output, summarised
+    NaN or inf in values or gradient      red octagon, counted in the label
     op (a primitive of the table)         violet ellipse
 
-A tensor's label is a table: name, shape and dtype above its values and, beside them, dL/d(tensor)
-once backward() has run. With color_by_grad, tensors are filled by their gradient's norm instead,
-on a log scale drawn in the caption.
+A tensor's label is a table: name (and the formula that made it, when its operands are named),
+shape and dtype above its values and, beside them, dL/d(tensor) once backward() has run. With
+color_by_grad, tensors are filled by their gradient's norm instead, on a log scale drawn in the
+caption; the scale runs from pale to orange and never reaches the red of NaN and inf, which are
+also the only octagons, so a huge gradient never looks like a broken one.
+
+Every number is printed by one rule, `format_number`: `precision` significant digits, in
+scientific notation when fixed notation would hide them (0.00012 stays 0.00012; 1.2e-07 and
+1.23e+03 at precision 3), so no small value is drawn as 0.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import html
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -29,8 +37,11 @@ STYLES = {
     "constant": ("#f3f4f6", "#9ca3af"),
     "intermediate": ("#ffffff", "#6b7280"),
     "output": ("#fef3c7", "#d97706"),
-    "nonfinite": ("#fee2e2", "#dc2626"),
+    "module": ("#ccfbf1", "#0f766e"),
+    "nonfinite": ("#fecaca", "#b91c1c"),
 }
+# NaN and inf: the only octagons (a stop sign), so they stand out with or without colour.
+NONFINITE_SHAPE = "octagon"
 # ordering="in" keeps an op's inputs in operand order, a left of b, as in the formula.
 OP_STYLE = {
     "shape": "ellipse",
@@ -41,19 +52,34 @@ OP_STYLE = {
 }
 HIGHLIGHT = "#dc2626"
 
-# Gradient-magnitude colours, smallest to largest: pale for vanishing gradients, hot for large;
-# all light enough for the black and grey text on them.
-GRAD_PALETTE = ["#f1f5f9", "#bfdbfe", "#fef08a", "#fdba74", "#fca5a5"]
+# Gradient-magnitude colours, smallest to largest: pale for vanishing gradients, orange for the
+# largest; all light enough for the black and grey text on them, and none red: red is NaN's.
+GRAD_PALETTE = ["#f1f5f9", "#bfdbfe", "#fef08a", "#fdba74", "#fb923c"]
 
 
 @dataclass(frozen=True)
 class LabelOptions:
-    """What a tensor's label shows: draw()'s show_values, show_grads, max_values and precision."""
+    """What a tensor's label shows: draw()'s show_values, show_grads, max_values and precision;
+    side_by_side puts the gradient beside the values (top-to-bottom drawings) rather than under
+    them (left-to-right ones), so nodes grow across the flow, not along it."""
 
     show_values: bool = True
     show_grads: bool = True
     max_values: int = 16
     precision: int = 3
+    side_by_side: bool = True
+
+
+def format_number(x: float | np.number, precision: int) -> str:
+    """x to `precision` significant digits (Python's "g" format): fixed notation for
+    1e-4 <= |x| < 10**precision, else scientific; trailing zeros dropped; nan, inf, -inf.
+    Integers are printed whole.
+
+        format_number(0.00012, 3) == "0.00012"     format_number(1234.5, 3) == "1.23e+03"
+    """
+    if isinstance(x, (int, np.integer, bool, np.bool_)):
+        return str(int(x))
+    return f"{float(x):.{precision}g}"
 
 
 def op_label(t: Tensor) -> str:
@@ -83,8 +109,15 @@ def op_attributes(t: Tensor, highlighted: bool) -> dict[str, str]:
     return attrs
 
 
+def is_finite(t: Tensor) -> bool:
+    """Values and gradient (if any) hold no NaN or inf."""
+    return bool(np.isfinite(t.data).all()) and (
+        t.grad is None or bool(np.isfinite(t.grad.data).all())
+    )
+
+
 def tensor_kind(t: Tensor, root: Tensor) -> str:
-    if not np.isfinite(t.data).all() or (t.grad is not None and not np.isfinite(t.grad.data).all()):
+    if not is_finite(t):
         return "nonfinite"
     if t is root:
         return "output"
@@ -93,72 +126,176 @@ def tensor_kind(t: Tensor, root: Tensor) -> str:
     return "parameter" if t.requires_grad else "constant"
 
 
-def tensor_colors(
-    t: Tensor, root: Tensor, grad_scale: GradScale | None, highlighted: bool
-) -> tuple[str, str]:
-    """(fill, border) of a tensor's box: its kind's; filled by its gradient's norm on the
-    grad_scale (NaN and inf stay red); the border red on the highlighted path."""
+def formula(t: Tensor, names: dict[int, str]) -> str | None:
+    """How t was computed, in derive's notation of its op, when every operand has a name and the
+    op no static argument: "Hr = S · syn0" says what Hr is. None otherwise."""
+    if (
+        t.op is None
+        or not t.parents
+        or any(v is not None and v is not False for v in t.params.values())
+    ):
+        return None
+    operands = [names.get(id(parent)) for parent in t.parents]
+    if None in operands:
+        return None
+    notation = t.op.notation
+    if notation.infix and len(operands) == 2:
+        return f"{operands[0]}{notation.text}{operands[1]}"
+    return f"{notation.text}({', '.join(str(o) for o in operands)})"
+
+
+def node_frame(kind: str, fill: str, border: str, highlighted: bool) -> tuple[dict[str, str], str]:
+    """(node attributes, table attributes) of a box in the given colours: a plain node whose
+    table draws the rounded border, or for NaN and inf a filled octagon around a borderless
+    table. On the highlighted path the border is red."""
+    if highlighted:
+        border = HIGHLIGHT
+    if kind == "nonfinite":
+        attrs = {
+            "shape": NONFINITE_SHAPE,
+            "style": "filled",
+            "fillcolor": fill,
+            "color": border,
+            "penwidth": "2.5",
+            "margin": "0.02",
+        }
+        return attrs, f'BORDER="0" BGCOLOR="{fill}"'
+    width = 2 if kind == "output" else 1
+    return {"shape": "plain"}, f'BORDER="{width}" STYLE="rounded" BGCOLOR="{fill}" COLOR="{border}"'
+
+
+def tensor_node(
+    t: Tensor,
+    root: Tensor,
+    name: str | None,
+    made_by: str | None,
+    grad_scale: GradScale | None,
+    highlighted: bool,
+    options: LabelOptions,
+) -> dict[str, str]:
+    """A tensor's node attributes: its kind's colours (filled by its gradient's norm on the
+    grad_scale, except NaN and inf) and an HTML-like label: a table of name, formula, shape and
+    dtype; values; gradient."""
     kind = tensor_kind(t, root)
     fill, border = STYLES[kind]
     if grad_scale is not None and kind != "nonfinite" and t.grad is not None:
         fill = grad_scale.color(t.grad.data)
-    if highlighted:
-        border = HIGHLIGHT
-    return fill, border
-
-
-def tensor_label(
-    t: Tensor, name: str | None, fill: str, border: str, is_output: bool, options: LabelOptions
-) -> str:
-    """An HTML-like Graphviz label: a table of name, shape and dtype; values; gradient."""
-    show_values, max_values, precision = options.show_values, options.max_values, options.precision
+    attrs, frame = node_frame(kind, fill, border, highlighted)
+    precision, max_values = options.precision, options.max_values
     shape = "scalar" if t.ndim == 0 else str(t.shape)
     header = f'<FONT COLOR="#4b5563">{shape} {t.dtype}</FONT>'
+    if made_by:
+        header = f"= {html.escape(made_by)}  " + header
     if name:
-        header = f"<B>{html.escape(name)}</B>  " + header
+        header = f"<B>{html.escape(name)}</B> " + header
     cells = []
     grad = t.grad if options.show_grads else None
-    if show_values:
+    if options.show_values:
         caption = '<FONT COLOR="#4b5563">value</FONT><BR ALIGN="LEFT"/>' if grad is not None else ""
         cells.append(caption + values_text(t.data, max_values, precision))
     if grad is not None:
         g = grad.data
         # the norm of a one-element gradient is its absolute value, printed just below
-        norm = "" if show_values and g.size == 1 else f", norm {grad_norm(g):.{precision}g}"
+        show_norm = not (options.show_values and g.size == 1)
+        norm = f", norm {format_number(grad_norm(g), precision)}" if show_norm else ""
         grad_text = f'<FONT COLOR="#4b5563">grad{norm}</FONT>'
-        if show_values and g.size <= max_values:
+        if options.show_values and g.size <= max_values:
             grad_text += '<BR ALIGN="LEFT"/>' + values_text(g, max_values, precision)
         cells.append(grad_text)
-    # Values and gradient side by side (as micrograd's "data | grad"), so a node grows in width
-    # rather than height and the layers of a network stay close together.
-    body = "".join(f'<TD ALIGN="LEFT" BALIGN="LEFT" VALIGN="TOP">{cell}</TD>' for cell in cells)
-    span = f' COLSPAN="{len(cells)}"' if len(cells) > 1 else ""
-    rows = f'<TR><TD ALIGN="LEFT"{span}>{header}</TD></TR>'
-    if body:
-        rows += f"<TR>{body}</TR>"
-    width = 2 if is_output else 1
-    return (
-        f'<<TABLE BORDER="{width}" CELLBORDER="0" CELLSPACING="0" CELLPADDING="4" '
-        f'STYLE="rounded" BGCOLOR="{fill}" COLOR="{border}">{rows}</TABLE>>'
+    # Values and gradient side by side (as micrograd's "data | grad") when the flow is vertical,
+    # so a node grows in width rather than height and the layers stay close; stacked when the
+    # flow is horizontal, for the same reason.
+    body = [f'<TD ALIGN="LEFT" BALIGN="LEFT" VALIGN="TOP">{cell}</TD>' for cell in cells]
+    rows = [body] if options.side_by_side else [[cell] for cell in body]
+    columns = max((len(row) for row in rows), default=1)
+    span = f' COLSPAN="{columns}"' if columns > 1 else ""
+    text = f'<TR><TD ALIGN="LEFT"{span}>{header}</TD></TR>'
+    text += "".join(f"<TR>{''.join(row)}</TR>" for row in rows if row)
+    attrs["label"] = (
+        f'<<TABLE {frame} CELLBORDER="0" CELLSPACING="0" CELLPADDING="4">{text}</TABLE>>'
     )
+    return attrs
 
 
 def values_text(a: np.ndarray, max_values: int, precision: int) -> str:
-    """The values, rounded, one matrix row per line (monospace), or their range if many; NaN
-    and inf counted in red."""
-    finite = a[np.isfinite(a)]
+    """The values, one matrix row per line (monospace, columns aligned), or if there are more
+    than max_values their min, max and mean; NaN and inf counted in red. Every number by
+    format_number."""
+    finite = a[np.isfinite(a)] if a.dtype.kind == "f" else a.ravel()
     if a.size <= max_values:
-        text = np.array2string(a, precision=precision, separator=" ", max_line_width=60)
+        width = max((len(format_number(v, precision)) for v in a.flat), default=0)
+
+        def number(v: Any) -> str:
+            return format_number(v, precision).rjust(width)
+
+        floats = a.dtype.kind == "f"
+        text = np.array2string(
+            a,
+            separator=" ",
+            max_line_width=60,
+            formatter={"float_kind": number} if floats else None,
+        )
         lines = [html.escape(line) for line in text.split("\n")]
         body = '<FONT FACE="Courier">' + '<BR ALIGN="LEFT"/>'.join(lines) + "</FONT>"
     elif finite.size:
-        body = f"values in [{finite.min():.{precision}g}, {finite.max():.{precision}g}]"
+        low, high, mean = (format_number(v, precision) for v in summary(finite))
+        body = f"values in [{low}, {high}], mean {mean}"
     else:
         body = "no finite values"
     if finite.size < a.size:
         nan, inf = int(np.isnan(a).sum()), int(np.isinf(a).sum())
         body += f'<BR ALIGN="LEFT"/><FONT COLOR="{HIGHLIGHT}"><B>{nan} nan, {inf} inf</B></FONT>'
     return body
+
+
+def summary(finite: np.ndarray) -> tuple[float, float, float]:
+    """(min, max, mean) of finite values; the mean taken on values scaled by the largest
+    magnitude, so that values near the float64 limit do not overflow their sum."""
+    low, high = finite.min(), finite.max()
+    if finite.dtype.kind != "f":
+        return low, high, float(np.mean(finite, dtype=np.float64))
+    scale = float(max(abs(float(low)), abs(float(high))))
+    mean = scale * float(np.mean(finite.astype(np.float64) / scale)) if scale > 0 else 0.0
+    return low, high, mean
+
+
+def module_node(
+    prefix: str,
+    members: list[Tensor],
+    outputs: list[Tensor],
+    names: dict[int, str],
+    grad_scale: GradScale | None,
+    highlighted: bool,
+    options: LabelOptions,
+) -> dict[str, str]:
+    """A collapsed module's node: its name and ops, one line per parameter (shape, gradient
+    norm) and per output (shape, values summarised, gradient norm). Teal, filled by its
+    parameters' gradient norm on the grad_scale; a red octagon if anything in it is NaN or inf."""
+    precision = options.precision
+    parameters = [t for t in members if t.op is None and t.requires_grad]
+    kind = "module" if all(is_finite(t) for t in members) else "nonfinite"
+    fill, border = STYLES[kind]
+    grads = [t.grad.data for t in parameters if t.grad is not None]
+    if grad_scale is not None and kind == "module" and grads:
+        fill = grad_scale.color(np.concatenate([g.ravel() for g in grads]))
+    attrs, frame = node_frame(kind, fill, border, highlighted)
+    ops = ", ".join(dict.fromkeys(t.op.name for t in members if t.op is not None))
+    rows = [f'<B>{html.escape(prefix)}</B>  <FONT COLOR="#4b5563">{html.escape(ops)}</FONT>']
+    for t, is_output in [(t, False) for t in parameters] + [(t, True) for t in outputs]:
+        name = "out" if is_output else names.get(id(t), "").rsplit(".", 1)[-1]
+        shape = "scalar" if t.ndim == 0 else str(t.shape)
+        text = f'{html.escape(name)} <FONT COLOR="#4b5563">{shape} {t.dtype}</FONT>'
+        if options.show_values and is_output:
+            text += "  " + values_text(t.data, 1, precision).replace('<BR ALIGN="LEFT"/>', "  ")
+        if options.show_grads and t.grad is not None:
+            norm = format_number(grad_norm(t.grad.data), precision)
+            text += f'  <FONT COLOR="#4b5563">grad norm</FONT> {norm}'
+        rows.append(text)
+    cells = "".join(f'<TR><TD ALIGN="LEFT">{row}</TD></TR>' for row in rows)
+    attrs["label"] = (
+        f'<<TABLE {frame} CELLBORDER="0" CELLSPACING="0" CELLPADDING="3">{cells}</TABLE>>'
+    )
+    return attrs
 
 
 def summary_label(hidden: list[Tensor], max_nodes: int) -> str:
@@ -179,7 +316,7 @@ def summary_label(hidden: list[Tensor], max_nodes: int) -> str:
 
 class GradScale:
     """Colours for gradient norms on a log scale, from the smallest nonzero norm in the graph
-    (pale) to the largest (red); a scale narrower than one decade is widened to one."""
+    (pale) to the largest (orange); a scale narrower than one decade is widened to one."""
 
     def __init__(self, nodes: list[Tensor]) -> None:
         norms = [grad_norm(t.grad.data) for t in nodes if t.grad is not None]
@@ -193,21 +330,28 @@ class GradScale:
             return GRAD_PALETTE[0]
         return interpolate((np.log10(norm) - self.low) / (self.high - self.low))
 
-    def legend(self) -> str:
+    def legend(self, precision: int) -> str:
         """A row of colour cells labelled with the norms at both ends."""
         steps = 8
         cells = "".join(
             f'<TD BGCOLOR="{interpolate(k / (steps - 1))}" WIDTH="18"> </TD>' for k in range(steps)
         )
+        low, high = (format_number(10.0**end, precision) for end in (self.low, self.high))
         return (
             '<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0" COLOR="#9ca3af"><TR>'
-            f'<TD BORDER="0">grad norm  {10**self.low:.1e} </TD>{cells}'
-            f'<TD BORDER="0"> {10**self.high:.1e}</TD></TR></TABLE>'
+            f'<TD BORDER="0">grad norm  {low} </TD>{cells}'
+            f'<TD BORDER="0"> {high}</TD></TR></TABLE>'
         )
 
 
 def grad_norm(g: np.ndarray) -> float:
-    return float(np.sqrt(np.sum(np.square(g, dtype=np.float64))))
+    """sqrt(sum g^2), as m * sqrt(sum (g / m)^2) with m = max |g|, so that gradients of 1e200
+    do not overflow to inf nor those of 1e-200 underflow to 0. NaN if g holds a NaN."""
+    magnitude = np.abs(np.asarray(g, dtype=np.float64))
+    m = float(magnitude.max(initial=0.0))
+    if m == 0.0 or not np.isfinite(m):
+        return m
+    return m * float(np.sqrt(np.sum(np.square(magnitude / m))))
 
 
 def interpolate(x: float) -> str:
@@ -236,7 +380,13 @@ def caption_notes(nodes: list[Tensor], root: Tensor, freed: int) -> list[str]:
     return notes
 
 
-def caption(title: str | None, legend: bool, grad_scale: GradScale | None, notes: list[str]) -> str:
+def caption(
+    title: str | None,
+    legend: bool,
+    grad_scale: GradScale | None,
+    notes: list[str],
+    precision: int,
+) -> str:
     """The graph's label: the title (one line per line of it), the legend, notes, the scale."""
     rows = []
     if title:
@@ -246,7 +396,7 @@ def caption(title: str | None, legend: bool, grad_scale: GradScale | None, notes
         rows.append(f"<TR><TD>{legend_table()}</TD></TR>")
     rows += [f'<TR><TD><FONT COLOR="{HIGHLIGHT}">{html.escape(n)}</FONT></TD></TR>' for n in notes]
     if grad_scale is not None:
-        rows.append(f"<TR><TD>{grad_scale.legend()}</TD></TR>")
+        rows.append(f"<TR><TD>{grad_scale.legend(precision)}</TD></TR>")
     return '<<TABLE BORDER="0" CELLSPACING="2">' + "".join(rows) + "</TABLE>>"
 
 
@@ -257,7 +407,8 @@ def legend_table() -> str:
         ("constant", "input or constant"),
         ("intermediate", "intermediate"),
         ("output", "output"),
-        ("nonfinite", "NaN or inf"),
+        ("module", "module (collapsed)"),
+        ("nonfinite", "NaN or inf (octagon)"),
     ]
     cells = [
         f'<TD BGCOLOR="{STYLES[kind][0]}" COLOR="{STYLES[kind][1]}" STYLE="rounded">{text}</TD>'

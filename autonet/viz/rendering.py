@@ -1,4 +1,5 @@
-"""Writing a drawing: DOT source laid out and rendered to SVG, PNG or PDF, or written as DOT.
+"""Writing a drawing: DOT source laid out and rendered to SVG, PNG or PDF, or written as DOT; or
+an interactive HTML page (interactive.py) for a drawing made by draw(), which knows its tensors.
 
 Rendering runs the system Graphviz `dot` when it is on PATH, else `graphviz-pure` (a pip package,
 installed with autonet: a self-contained port of dot that writes SVG and PNG, not PDF). Files are
@@ -19,7 +20,14 @@ from typing import Any
 
 import graphviz
 
-FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
+FORMATS = {
+    ".svg": "svg",
+    ".png": "png",
+    ".pdf": "pdf",
+    ".dot": "dot",
+    ".gv": "dot",
+    ".html": "html",
+}
 # PNG: 144 dpi is sharp on high-density screens and in print (the renderers default to 72 or 96);
 # a drawing larger than 60 x 60 inches (8640 pixels a side) is scaled down to fit, since bitmaps
 # of large graphs take minutes and gigabytes (graphviz-pure aborts on them). Use SVG for those.
@@ -34,9 +42,21 @@ class Drawing(graphviz.Digraph):
     system Graphviz is installed (graphviz.Digraph's own `.render()` and `.pipe()` need `dot`).
     """
 
+    # (the tensor drawn, id -> the name shown), set by draw(): an .html page shows the tensors'
+    # values and gradients, which the DOT source does not hold. None for a Drawing made by hand.
+    drawn: tuple[Any, dict[int, str]] | None = None
+
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the drawing to path: .svg, .png, .pdf (system dot only) or .dot, atomically."""
-        return save(self.source, path)
+        """Write the drawing to path: .svg, .png, .pdf (system dot only), .dot, or .html (an
+        interactive page; a drawing made by an.draw only), atomically."""
+        path = Path(path)
+        if path.suffix.lower() != ".html" or self.drawn is None:
+            return save(self.source, path)
+        # imported here: interactive.py imports drawing.py, which imports this module
+        from autonet.viz.interactive import page
+
+        write_atomically(path, page(self.source, *self.drawn).encode("utf-8"))
+        return path
 
     def _repr_mimebundle_(
         self, include: Iterable[str] | None = None, exclude: Iterable[str] | None = None, **_: Any
@@ -45,7 +65,11 @@ class Drawing(graphviz.Digraph):
         wanted -= set(exclude or ())
         if "image/svg+xml" not in wanted:
             return {}
-        return {"image/svg+xml": layout(self.source, "svg", "draw").decode("utf-8")}
+        try:
+            svg = layout(self.source, "svg", "draw").decode("utf-8")
+        except RuntimeError as error:  # no renderer: Jupyter shows why, not a traceback
+            return {"text/plain": f"{error}\n(the DOT source is in drawing.source)"}
+        return {"image/svg+xml": svg}
 
 
 def save(source: str, path: str | os.PathLike[str]) -> Path:
@@ -56,6 +80,12 @@ def save(source: str, path: str | os.PathLike[str]) -> Path:
         raise ValueError(
             f"render: cannot tell the format of {str(path)!r} from its suffix; use one of "
             + ", ".join(FORMATS)
+        )
+    if fmt == "html":
+        raise ValueError(
+            f"render: an .html page ({str(path)!r}) shows the tensors' values and gradients, "
+            "which DOT source lacks; save a drawing made by an.draw (an.render(root, path) or "
+            "an.draw(root).save(path)), or write .svg"
         )
     data = source.encode("utf-8") if fmt == "dot" else layout(source, fmt, "render")
     write_atomically(path, data)
@@ -102,9 +132,14 @@ def layout(source: str, fmt: str, caller: str) -> bytes:
     return result.stdout
 
 
-def write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes, caller: str = "render") -> None:
     """Write data to path through a temporary file in the same directory and os.replace, so a
     reader never sees half a file and a failure leaves any old file as it was."""
+    if not path.parent.is_dir():  # say so here: os.open would name the temporary file
+        raise FileNotFoundError(
+            f"{caller}: there is no folder {str(path.parent)!r} to write {path.name!r} in; "
+            "create it first, or give a path in an existing folder"
+        )
     temporary = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
     try:
         # 0o666 less the umask: the permissions an ordinary open() would give.
