@@ -7,8 +7,9 @@ y.backward()
 x.grad          # sigmoid(x) * (1 - sigmoid(x))
 """
 
-from autonet import nn, optim
+from autonet import datasets, nn, onnx, optim
 from autonet.anomaly import detect_anomaly, is_anomaly_enabled
+from autonet.batched import ValuesNeededError
 from autonet.checkpoint import load, save
 from autonet.derive import Derivation, derive
 from autonet.engine import topological_order
@@ -114,6 +115,7 @@ from autonet.transforms import (
     jvp,
     value_and_grad,
     vjp,
+    vmap,
 )
 from autonet.viz import draw, render, retain_grads
 
@@ -128,6 +130,7 @@ __all__ = [
     "Primitive",
     "Replay",
     "Tensor",
+    "ValuesNeededError",
     "abs",
     "add",
     "arange",
@@ -143,6 +146,7 @@ __all__ = [
     "cos",
     "cosh",
     "cumsum",
+    "datasets",
     "derive",
     "detect_anomaly",
     "div",
@@ -186,6 +190,7 @@ __all__ = [
     "mul",
     "neg",
     "nn",
+    "onnx",
     "no_grad",
     "ones",
     "ones_like",
@@ -229,6 +234,7 @@ __all__ = [
     "value_and_grad",
     "var",
     "vjp",
+    "vmap",
     "where",
     "zeros",
     "zeros_like",

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
+import string
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -88,6 +89,12 @@ class Primitive:
         notation      how derive writes it (a Notation); by default a function named `name`
         explain       (inputs, params, exc) -> the error to raise when NumPy refuses the inputs,
                       naming shapes and the fix; by default NumPy's message with shapes and dtypes
+        batch         vmap's rule for a primitive that is neither element-wise nor a one-input
+                      op on axes (those two follow from the facts above):
+                      batch(k, batched, *inputs, **params) -> the outputs of every example at
+                      once, where a batched input carries k leading batch axes (length 1 where
+                      it is not mapped: they broadcast) and an unbatched one is one example's
+                      array (see "Batching rules" below; without one, vmap loops and warns)
 
     Calling a primitive applies it: to ndarrays it returns the forward value; if any argument is a
     Tensor (or another kind that defines ``apply_primitive``, such as derive's symbols) that kind
@@ -109,6 +116,7 @@ class Primitive:
         "kink",
         "notation",
         "explain",
+        "batch",
     )
 
     def __init__(
@@ -124,6 +132,7 @@ class Primitive:
         kink: Kink | None = None,
         notation: Notation | None = None,
         explain: Callable[..., Exception] | None = None,
+        batch: Callable[..., Any] | None = None,
     ) -> None:
         if not vjps:
             raise TypeError(f"Primitive {name!r} needs one VJP per input (got none)")
@@ -138,6 +147,7 @@ class Primitive:
         self.kink = kink
         self.notation = notation if notation is not None else Notation(name)
         self.explain = explain
+        self.batch = batch
 
     def __call__(self, *args: Any, **params: Any) -> Any:
         for arg in args:
@@ -358,6 +368,19 @@ def matmul_vjp_b(g: Any, out: Any, a: Any, b: Any) -> Any:
         column = a.swapaxes(-1, -2) @ g.reshape(g.shape + (1,))
         return column.reshape(column.shape[:-1])
     return a.swapaxes(-1, -2) @ g
+
+
+def quiet_at_zero(rule: Callable[..., Any]) -> Callable[..., Any]:
+    """rule (a forward or a VJP) without NumPy's divide-by-zero RuntimeWarning: the values and
+    gradients of sqrt and pow at 0 are +-inf by their formulas (0^-1, 1 / (2 sqrt 0)), as in
+    PyTorch, which does not warn either. Other warnings (sqrt(-1), 0 * inf) still show."""
+
+    @functools.wraps(rule)
+    def quiet(*args: Any, **params: Any) -> Any:
+        with np.errstate(divide="ignore"):
+            return rule(*args, **params)
+
+    return quiet
 
 
 def pow_scalar_vjp(g: Any, out: Any, x: Any, exponent: float) -> Any:
@@ -800,6 +823,279 @@ def explain_getitem(inputs: Any, params: dict, exc: Exception) -> Exception:
 
 
 # ---------------------------------------------------------------------------------------------
+# Batching rules (vmap). A rule computes every example's output at once: a batched input holds
+# k leading batch axes (one per enclosing vmap that maps it; length 1 where it is not mapped,
+# which broadcasts), an unbatched input is one example's array, the same for every example.
+# `batched` says which inputs are which. Element-wise primitives and one-input primitives on
+# axes need no rule of their own (transforms/vmap.py derives theirs from those facts).
+
+
+def with_rank(x: np.ndarray, is_batched: bool, k: int, rank: int) -> np.ndarray:
+    """A batched x with length-1 axes inserted after its k batch axes, so that one example has
+    `rank` axes: NumPy then broadcasts its examples against arrays of that rank as it broadcasts
+    one example (an unbatched x broadcasts from the right as it is)."""
+    if not is_batched:
+        return x
+    return x.reshape(x.shape[:k] + (1,) * (rank - (x.ndim - k)) + x.shape[k:])
+
+
+def example_ranks(arrays: tuple, batched: tuple, k: int) -> list[int]:
+    return [x.ndim - k if b else x.ndim for x, b in zip(arrays, batched, strict=True)]
+
+
+def batch_lead(arrays: tuple, batched: tuple, k: int) -> tuple[int, ...]:
+    """The batch axes' lengths, broadcast over the batched inputs."""
+    return np.broadcast_shapes(*(x.shape[:k] for x, b in zip(arrays, batched, strict=True) if b))
+
+
+def with_lead(x: np.ndarray, is_batched: bool, k: int, lead: tuple[int, ...]) -> np.ndarray:
+    """x with exactly the batch axes `lead`: batched ones stretched, unbatched ones repeated."""
+    shape = x.shape[k:] if is_batched else x.shape
+    return np.broadcast_to(x, lead + shape)
+
+
+class Mapped(NamedTuple):
+    """A param that differs between examples (an index array mapped by vmap, x[labels]): its
+    value with the k batch axes in front (length 1 where it is not mapped)."""
+
+    value: np.ndarray
+
+
+def param_at(value: Any, lead: tuple[int, ...], i: tuple[int, ...] | None) -> Any:
+    """A param as example i sees it: a Mapped one's i-th entry (in tuples too); with i None,
+    zeros of one example's shape (to learn the output's shape of an empty batch)."""
+    if isinstance(value, Mapped):
+        k = len(lead)
+        if i is None:
+            return np.zeros(value.value.shape[k:], value.value.dtype)
+        return np.broadcast_to(value.value, lead + value.value.shape[k:])[i]
+    if type(value) is tuple:
+        return tuple(param_at(v, lead, i) for v in value)
+    return value
+
+
+def mapped_leads(params: dict, k: int) -> list[tuple[int, ...]]:
+    found = []
+    for value in params.values():
+        for v in value if type(value) is tuple else (value,):
+            if isinstance(v, Mapped):
+                found.append(v.value.shape[:k])
+    return found
+
+
+def per_example(forward: Callable[..., Any]) -> Callable[..., Any]:
+    """The rule that runs forward once per example and stacks the outputs: right for any
+    primitive, at a Python call per example (what a rule that handles the batch at once avoids)."""
+
+    def rule(k: int, batched: tuple, *arrays: np.ndarray, **params: Any) -> np.ndarray:
+        lead = np.broadcast_shapes(
+            *(x.shape[:k] for x, b in zip(arrays, batched, strict=True) if b),
+            *mapped_leads(params, k),
+        )
+        arrays = tuple(
+            with_lead(x, b, k, lead) if b else x for x, b in zip(arrays, batched, strict=True)
+        )
+        if math.prod(lead) == 0:  # no example to run: the shape from zeros of one example's
+            probe = [
+                np.zeros(x.shape[k:], x.dtype) if b else x
+                for x, b in zip(arrays, batched, strict=True)
+            ]
+            first = {name: param_at(v, lead, None) for name, v in params.items()}
+            out = np.asarray(forward(*probe, **first))
+            return np.zeros(lead + out.shape, out.dtype)
+        outs = [
+            np.asarray(
+                forward(
+                    *(x[i] if b else x for x, b in zip(arrays, batched, strict=True)),
+                    **{name: param_at(v, lead, i) for name, v in params.items()},
+                )
+            )
+            for i in np.ndindex(*lead)
+        ]
+        return np.stack(outs).reshape(lead + outs[0].shape)
+
+    return rule
+
+
+def matmul_batch(k: int, batched: tuple, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b per example: a 1-D operand becomes a one-row (a) or one-column (b) matrix, the
+    examples' batch axes are lined up in front of the matrix axes, and the added axis is
+    dropped again, as numpy.matmul does for one example."""
+    rank_a, rank_b = example_ranks((a, b), batched, k)
+    if rank_a == 0 or rank_b == 0:
+        raise ValueError("matmul: an operand is 0-d (use * to multiply by a number)")
+    if rank_a == 1:
+        a = np.expand_dims(a, -2)
+    if rank_b == 1:
+        b = np.expand_dims(b, -1)
+    rank = max(rank_a, rank_b, 2)
+    out = np.matmul(with_rank(a, batched[0], k, rank), with_rank(b, batched[1], k, rank))
+    if rank_b == 1:
+        out = out[..., 0]
+    if rank_a == 1:
+        out = out[..., 0, :] if rank_b != 1 else out[..., 0]
+    return out
+
+
+def cumsum_batch(k: int, batched: tuple, x: np.ndarray, axis: Any = None) -> np.ndarray:
+    """Each example's cumulative sum (axis None: over its flattened elements)."""
+    if axis is None:
+        return np.cumsum(x.reshape(x.shape[:k] + (-1,)), axis=k)
+    return np.cumsum(x, axis=axis + k)
+
+
+def reshape_batch(k: int, batched: tuple, x: np.ndarray, shape: Any) -> np.ndarray:
+    """Each example reshaped: the batch axes stay in front."""
+    return x.reshape(x.shape[:k] + (tuple(shape) if isinstance(shape, tuple) else (shape,)))
+
+
+def broadcast_to_batch(k: int, batched: tuple, x: np.ndarray, shape: tuple) -> np.ndarray:
+    """Each example broadcast to `shape`, behind its batch axes."""
+    x = with_rank(x, True, k, len(shape))
+    return broadcast_to_forward(x, x.shape[:k] + tuple(shape))
+
+
+def is_basic(item: Any) -> bool:
+    return item is None or item is Ellipsis or isinstance(item, slice)
+
+
+def advanced_block(items: tuple) -> tuple[int, int] | None:
+    """(start, stop) of the advanced items of an index (arrays, lists, and integers when there
+    are arrays: NumPy then treats integers as arrays too), None if there are none."""
+    arrays = [i for i, item in enumerate(items) if not (is_basic(item) or is_integer(item))]
+    if not arrays:
+        return None
+    advanced = [i for i, item in enumerate(items) if not is_basic(item)]
+    return advanced[0], advanced[-1] + 1
+
+
+def is_integer(item: Any) -> bool:
+    return isinstance(item, (int, np.integer))
+
+
+def gather_plan(k: int, lead: tuple[int, ...], index: Any) -> tuple[tuple, int, int] | None:
+    """How to index every example at once: (the index for the batched array, where the
+    examples' advanced axes come out, how many) -- or None when a loop is needed.
+
+    With nothing mapped in the index, k full slices in front keep the batch axes first, unless
+    the advanced items are split by a basic one (NumPy then moves their axes to the front). With
+    mapped index arrays, aranges over the batch axes join the advanced items: they come out
+    first, then the advanced axes, which belong after the `before` axes of the basic items
+    ahead of them."""
+    items = index if type(index) is tuple else (index,)
+    block = advanced_block(items)
+    if block is not None and any(is_basic(item) for item in items[block[0] : block[1]]):
+        return None
+    if not any(isinstance(item, Mapped) for item in items):
+        return (slice(None),) * k + items, 0, 0
+    if any(item is None or item is Ellipsis for item in items):
+        return None
+    assert block is not None  # a Mapped item is an advanced one
+    per_example = [
+        item.value if isinstance(item, Mapped) else np.asarray(item)
+        for item in items[block[0] : block[1]]
+    ]
+    shape = np.broadcast_shapes(
+        *(
+            a.shape[k:] if isinstance(i, Mapped) else a.shape
+            for a, i in zip(per_example, items[block[0] : block[1]], strict=True)
+        )
+    )
+    width = len(shape)
+    advanced = [
+        a.reshape(a.shape[:k] + (1,) * (width - (a.ndim - k)) + a.shape[k:])
+        if isinstance(item, Mapped)
+        else a
+        for a, item in zip(per_example, items[block[0] : block[1]], strict=True)
+    ]
+    aranges = [
+        np.arange(n).reshape((1,) * j + (n,) + (1,) * (k - 1 - j + width))
+        for j, n in enumerate(lead)
+    ]
+    return (*aranges, *items[: block[0]], *advanced, *items[block[1] :]), block[0], width
+
+
+def getitem_batch(k: int, batched: tuple, x: np.ndarray, index: Any) -> np.ndarray:
+    """x[index] per example, for every example at once (see gather_plan)."""
+    lead = np.broadcast_shapes(
+        *([x.shape[:k]] if batched[0] else []), *mapped_leads({"i": index}, k)
+    )
+    plan = gather_plan(k, lead, index)
+    if plan is None:
+        return per_example(lambda x, index: x[index])(k, batched, x, index=index)
+    physical, before, width = plan
+    out = with_lead(x, batched[0], k, lead)[physical]
+    if before:  # the advanced axes came out first: move them behind the basic ones before them
+        out = np.moveaxis(out, range(k, k + width), range(k + before, k + before + width))
+    return out
+
+
+def scatter_add_batch(k: int, batched: tuple, g: np.ndarray, index: Any, shape: tuple) -> Any:
+    """zeros(shape) with g added at index, per example (getitem's transpose, batched alike)."""
+    lead = np.broadcast_shapes(
+        *([g.shape[:k]] if batched[0] else []), *mapped_leads({"i": index}, k)
+    )
+    plan = gather_plan(k, lead, index)
+    if plan is None:
+        return per_example(scatter_add_forward)(k, batched, g, index=index, shape=shape)
+    physical, before, width = plan
+    g = with_lead(g, batched[0], k, lead)
+    if before:
+        g = np.moveaxis(g, range(k + before, k + before + width), range(k, k + width))
+    out = np.zeros(lead + tuple(shape), dtype=g.dtype)
+    np.add.at(out, physical, g)
+    return out
+
+
+def concatenate_batch(k: int, batched: tuple, *xs: np.ndarray, axis: Any = 0) -> np.ndarray:
+    """The examples' pieces joined along their axis; an unbatched piece is repeated per example."""
+    lead = batch_lead(xs, batched, k)
+    xs = tuple(with_lead(x, b, k, lead) for x, b in zip(xs, batched, strict=True))
+    if axis is None:  # numpy.concatenate flattens each piece first
+        xs, axis = tuple(x.reshape(lead + (-1,)) for x in xs), 0
+    return np.concatenate(xs, axis=axis + k)
+
+
+def pad_batch(k: int, batched: tuple, x: np.ndarray, pad_width: tuple, **params: Any) -> Any:
+    """Each example padded; the batch axes get no padding."""
+    return pad_forward(x, ((0, 0),) * k + tuple(pad_width), **params)
+
+
+def einsum_batch(k: int, batched: tuple, *xs: np.ndarray, subscripts: str) -> np.ndarray:
+    """The same contraction with k more letters, unused by the subscripts, for the batch axes of
+    the batched operands and of the output."""
+    letters = "".join(c for c in string.ascii_letters if c not in subscripts)[:k]
+    operands, result = subscripts.split("->")
+    terms = [letters + t if b else t for t, b in zip(operands.split(","), batched, strict=True)]
+    lead = batch_lead(xs, batched, k)
+    xs = tuple(with_lead(x, True, k, lead) if b else x for x, b in zip(xs, batched, strict=True))
+    return einsum_forward(*xs, subscripts=",".join(terms) + "->" + letters + result)
+
+
+def samplewise(forward: Callable[..., Any], sample_inputs: tuple[int, ...]) -> Callable[..., Any]:
+    """The rule of an image op whose output's sample n depends on sample n of the inputs at
+    `sample_inputs` only (pooling, and convolution with one set of weights): the batch axes join
+    the samples axis (N), one call, and are split off again. With another input batched
+    (per-example weights) the op runs once per example."""
+    looped = per_example(forward)
+
+    def rule(k: int, batched: tuple, *arrays: np.ndarray, **params: Any) -> np.ndarray:
+        if any(b for i, b in enumerate(batched) if i not in sample_inputs):
+            return looped(k, batched, *arrays, **params)
+        lead = batch_lead(arrays, batched, k)
+        merged = [
+            with_lead(x, b, k, lead).reshape((-1,) + x.shape[k + 1 if b else 1 :])
+            if i in sample_inputs
+            else x
+            for i, (x, b) in enumerate(zip(arrays, batched, strict=True))
+        ]
+        out = forward(*merged, **params)
+        return out.reshape(lead + (-1,) + out.shape[1:])
+
+    return rule
+
+
+# ---------------------------------------------------------------------------------------------
 # The table. g = dL/d(out); one VJP per input, in input order.
 
 PRIMITIVES: dict[str, Primitive] = {
@@ -848,21 +1144,22 @@ PRIMITIVES: dict[str, Primitive] = {
         # out = a ** b               grad_a = g * b * a^(b-1),  grad_b = g * out * log(a)
         # At a = 0 these give 0 * inf = nan where the derivative has a limit; take it, as PyTorch:
         # for a = b = 0, a^0 = 1 and grad_a = 0 (there the exponent b-1 is raised to 0, so the
-        # factor is 1); for b > 0, grad_b = lim a^b log a = 0 (log is taken of a + 1 = 1 where
-        # a = 0). The exponent is changed only where a = 0 too: elsewhere grad_a stays b a^(b-1)
-        # as a function of b, so its derivative in b at b = 0 is a^-1 (mixed second derivatives).
+        # factor is 1); for b >= 0, grad_b = lim a^b log a = 0 (log is taken of a + 1 = 1 where
+        # a = 0), and for b < 0 it is inf * log 0 = -inf. The exponent is changed only where
+        # a = 0 too: elsewhere grad_a stays b a^(b-1) as a function of b, so its derivative in b
+        # at b = 0 is a^-1 (mixed second derivatives).
         Primitive(
             "pow",
-            np.power,
-            lambda g, out, a, b: g * b * a ** (b - 1 + (b == 0) * (a == 0)),
-            lambda g, out, a, b: g * out * log(a + (a == 0)),
+            quiet_at_zero(np.power),
+            quiet_at_zero(lambda g, out, a, b: g * b * a ** (b - 1 + (b == 0) * (a == 0))),
+            quiet_at_zero(lambda g, out, a, b: g * out * log(a + (a == 0) * (b >= 0))),
             elementwise=True,
         ),
         # out = x ** p, p a number   grad_x = g * p * x^(p-1)   (p a param, not an input: see vjp)
         Primitive(
             "pow_scalar",
-            lambda x, exponent: x**exponent,
-            pow_scalar_vjp,
+            quiet_at_zero(lambda x, exponent: x**exponent),
+            quiet_at_zero(pow_scalar_vjp),
             elementwise=True,
         ),
         # out = a @ b                grad_a = g @ b^T,  grad_b = a^T @ g   (1-D, batched: see vjps)
@@ -872,6 +1169,7 @@ PRIMITIVES: dict[str, Primitive] = {
             matmul_vjp_a,
             matmul_vjp_b,
             notation=Notation(" · ", r" \cdot ", infix="matmul"),
+            batch=matmul_batch,
             explain=explain_matmul,
         ),
         # out = exp(x)               grad_x = g * out                        (reuses out)
@@ -891,7 +1189,9 @@ PRIMITIVES: dict[str, Primitive] = {
             notation=Notation("log", r"\log"),
         ),
         # out = sqrt(x)              grad_x = g / (2 * out)                  (reuses out)
-        Primitive("sqrt", np.sqrt, lambda g, out, x: g / (2 * out), elementwise=True),
+        Primitive(
+            "sqrt", np.sqrt, quiet_at_zero(lambda g, out, x: g / (2 * out)), elementwise=True
+        ),
         # out = sigmoid(x)           grad_x = g * out * (1 - out)            (reuses out)
         Primitive(
             "sigmoid",
@@ -1034,7 +1334,7 @@ PRIMITIVES: dict[str, Primitive] = {
         # (the forward shifts by the maximum, as log_softmax's: see logsumexp_forward)
         Primitive("logsumexp", logsumexp_forward, logsumexp_vjp, axis_param="axis"),
         # out = cumsum(x, axis)      grad_x = cumsum of g from the far end of the axis
-        Primitive("cumsum", np.cumsum, cumsum_vjp, axis_param="axis"),
+        Primitive("cumsum", np.cumsum, cumsum_vjp, axis_param="axis", batch=cumsum_batch),
         # out = prod(x, axis)        grad_x_i = g * product of the other x_j  (zeros allowed)
         Primitive("prod", np.prod, prod_vjp, axis_param="axis"),
         # out = broadcast_to(x, shape)   grad_x = g summed back to x's shape   (by the engine)
@@ -1043,6 +1343,7 @@ PRIMITIVES: dict[str, Primitive] = {
             broadcast_to_forward,
             lambda g, out, x, shape: g,
             notation=Notation("broadcast_to", bare=("shape",)),
+            batch=broadcast_to_batch,
         ),
         # out = reshape(x, shape)    grad_x = reshape(g, x.shape)
         Primitive(
@@ -1051,6 +1352,7 @@ PRIMITIVES: dict[str, Primitive] = {
             lambda g, out, x, shape: g.reshape(x.shape),
             notation=Notation("reshape", bare=("shape",)),
             explain=explain_reshape,
+            batch=reshape_batch,
         ),
         # out = transpose(x, axes)   grad_x = transpose(g, argsort(axes))
         Primitive(
@@ -1067,19 +1369,36 @@ PRIMITIVES: dict[str, Primitive] = {
             lambda x, index: x[index],
             lambda g, out, x, index: scatter_add(g, index=index, shape=x.shape),
             explain=explain_getitem,
+            batch=getitem_batch,
         ),
         # out = zeros(shape) with g added at index      grad_g = out_grad[index]
-        Primitive("scatter_add", scatter_add_forward, lambda g, out, x, index, shape: g[index]),
+        Primitive(
+            "scatter_add",
+            scatter_add_forward,
+            lambda g, out, x, index, shape: g[index],
+            batch=scatter_add_batch,
+        ),
         # out = concatenate(xs, axis)    grad_xs[i] = the slice of g that xs[i] filled
         Primitive(
-            "concatenate", concatenate_forward, concatenate_vjp, variadic=True, axis_param="axis"
+            "concatenate",
+            concatenate_forward,
+            concatenate_vjp,
+            variadic=True,
+            axis_param="axis",
+            batch=concatenate_batch,
         ),
         # out = pad(x, pad_width, constant)    grad_x = g with the padding sliced off
-        Primitive("pad", pad_forward, pad_vjp, notation=Notation("pad", bare=("pad_width",))),
+        Primitive(
+            "pad",
+            pad_forward,
+            pad_vjp,
+            notation=Notation("pad", bare=("pad_width",)),
+            batch=pad_batch,
+        ),
         # out = einsum(subscripts, xs)   grad_xs[i] = einsum of g with the other operands onto
         # x_i's subscripts (letters only x_i has: broadcast; repeated ones: on the diagonal).
         # The subscripts param is explicit ("ij,jk->ik"), without "...": an.einsum writes it so.
-        Primitive("einsum", einsum_forward, einsum_vjp, variadic=True),
+        Primitive("einsum", einsum_forward, einsum_vjp, variadic=True, batch=einsum_batch),
         # out = x as dtype           grad_x = g as x's dtype
         Primitive(
             "astype",
@@ -1103,6 +1422,7 @@ PRIMITIVES: dict[str, Primitive] = {
             lambda g, out, x, w, **p: conv2d_input_grad(g, w, input_size=x.shape[2:], **p),
             lambda g, out, x, w, **p: conv2d_weight_grad(x, g, kernel_size=w.shape[2:], **p),
             notation=Notation("conv2d", omitted=CONV_DEFAULTS),
+            batch=samplewise(conv2d_forward, sample_inputs=(0,)),
         ),
         # out = conv2d_input_grad(u, w), bilinear: <g, out> = <conv2d(g, w), u>, which is
         # <conv2d_weight_grad(g, u), w>:  grad_u = conv2d(g, w),  grad_w = conv2d_weight_grad(g, u)
@@ -1114,6 +1434,7 @@ PRIMITIVES: dict[str, Primitive] = {
                 g, u, kernel_size=w.shape[2:], **p
             ),
             notation=Notation("conv2d_input_grad", omitted=CONV_DEFAULTS),
+            batch=samplewise(conv2d_input_grad_forward, sample_inputs=(0,)),
         ),
         # out = conv2d_weight_grad(x, u), bilinear: <g, out> = <conv2d(x, g), u>, which is
         # <x, conv2d_input_grad(u, g)>:   grad_x = conv2d_input_grad(u, g),  grad_u = conv2d(x, g)
@@ -1125,6 +1446,8 @@ PRIMITIVES: dict[str, Primitive] = {
             ),
             lambda g, out, x, u, kernel_size, **p: conv2d(x, g, **p),
             notation=Notation("conv2d_weight_grad", omitted=CONV_DEFAULTS),
+            # each example's weight gradient sums over its own samples: one call per example
+            batch=per_example(conv2d_weight_grad_forward),
         ),
         # out = the mean of each window of x (the padding's zeros count: PyTorch's default)
         #                            grad_x = avg_pool2d_grad(g)  (its transpose: g / (kh * kw)
@@ -1134,6 +1457,7 @@ PRIMITIVES: dict[str, Primitive] = {
             avg_pool2d_forward,
             lambda g, out, x, **p: avg_pool2d_grad(g, input_size=x.shape[2:], **p),
             notation=Notation("avg_pool2d", omitted=POOL_DEFAULTS),
+            batch=samplewise(avg_pool2d_forward, sample_inputs=(0,)),
         ),
         # out = avg_pool2d_grad(u), linear; its transpose is avg_pool2d    grad_u = avg_pool2d(g)
         Primitive(
@@ -1141,6 +1465,7 @@ PRIMITIVES: dict[str, Primitive] = {
             avg_pool2d_grad_forward,
             lambda g, out, u, input_size, **p: avg_pool2d(g, **p),
             notation=Notation("avg_pool2d_grad", omitted=POOL_DEFAULTS),
+            batch=samplewise(avg_pool2d_grad_forward, sample_inputs=(0,)),
         ),
         # out = the maximum of each window of x (padded with -inf)
         #                            grad_x = max_pool2d_scatter(g, x):
@@ -1153,6 +1478,7 @@ PRIMITIVES: dict[str, Primitive] = {
             lambda g, out, x, **p: max_pool2d_scatter(g, x, **p),
             kink=Kink(MAX_POOL_TIES, window_maxima),
             notation=Notation("max_pool2d", omitted=POOL_DEFAULTS),
+            batch=samplewise(max_pool2d_forward, sample_inputs=(0,)),
         ),
         # out = max_pool2d_scatter(u, x): u added at the maxima of x's windows. Linear in u; in x
         # constant between ties:    grad_u = max_pool2d_gather(g, x),  grad_x = 0
@@ -1163,6 +1489,7 @@ PRIMITIVES: dict[str, Primitive] = {
             lambda g, out, u, x, **p: zeros_like(x),
             kink=Kink(MAX_POOL_TIES, window_maxima),
             notation=Notation("max_pool2d_scatter", omitted=POOL_DEFAULTS),
+            batch=samplewise(max_pool2d_scatter_forward, sample_inputs=(0, 1)),
         ),
         # out = max_pool2d_gather(v, x): v read at the maxima of x's windows (the scatter's
         # transpose):               grad_v = max_pool2d_scatter(g, x),  grad_x = 0
@@ -1173,6 +1500,50 @@ PRIMITIVES: dict[str, Primitive] = {
             lambda g, out, v, x, **p: zeros_like(x),
             kink=Kink(MAX_POOL_TIES, window_maxima),
             notation=Notation("max_pool2d_gather", omitted=POOL_DEFAULTS),
+            batch=samplewise(max_pool2d_gather_forward, sample_inputs=(0, 1)),
+        ),
+    ]
+}
+
+
+# Operations outside the graph: their outputs are booleans or indices, which have no gradient, so
+# recording never keeps them (tensor.record keeps floating outputs only). They are primitives so
+# that every operation on a tensor takes one path, vmap's batching rules included; not being
+# differentiable, they are not in the table.
+
+
+def index_of_extreme_batch(find: Callable[..., Any]) -> Callable[..., Any]:
+    """argmax / argmin per example: along the axis moved past the batch axes, or (axis None)
+    over each example's flattened elements."""
+
+    def rule(k: int, batched: tuple, x: np.ndarray, axis: Any = None, keepdims: bool = False):
+        if axis is None:
+            out = find(x.reshape(x.shape[:k] + (-1,)), axis=k)
+            return out.reshape(out.shape + (1,) * (x.ndim - k)) if keepdims else out
+        return find(x, axis=axis + k, keepdims=keepdims)
+
+    return rule
+
+
+OUTSIDE_GRAPH: dict[str, Primitive] = {
+    p.name: p
+    for p in [
+        *(
+            Primitive(name, ufunc, None, None, elementwise=True)
+            for name, ufunc in [
+                ("less", np.less),
+                ("less_equal", np.less_equal),
+                ("greater", np.greater),
+                ("greater_equal", np.greater_equal),
+                ("equal", np.equal),
+                ("not_equal", np.not_equal),
+            ]
+        ),
+        Primitive(
+            "argmax", np.argmax, None, axis_param="axis", batch=index_of_extreme_batch(np.argmax)
+        ),
+        Primitive(
+            "argmin", np.argmin, None, axis_param="axis", batch=index_of_extreme_batch(np.argmin)
         ),
     ]
 }

@@ -29,9 +29,10 @@ from typing import Any
 import numpy as np
 
 from autonet import engine, modes
+from autonet.batched import Batched, ValuesNeededError
 from autonet.engine import array_of, next_tick
-from autonet.modes import grad_mode, is_grad_enabled
-from autonet.primitives import PRIMITIVES, Primitive
+from autonet.modes import grad_mode, is_grad_enabled, replay_recording
+from autonet.primitives import OUTSIDE_GRAPH, PRIMITIVES, Primitive
 
 # Held while a .grad is read and replaced (Tensor.accumulate_grad): one lock for all tensors, as
 # it is held briefly and backward passes that contend for it are rare.
@@ -280,6 +281,8 @@ class Tensor:
         return self.data
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        if type(self._data) is Batched:
+            self._data.needs_values("converting a tensor to a NumPy array")
         if dtype is not None and dtype != self.data.dtype:
             return self.data.astype(dtype)
         return self.data.copy() if copy else self.data
@@ -301,6 +304,32 @@ class Tensor:
     def __float__(self) -> float:
         return float(self.item())
 
+    def __format__(self, format_spec: str) -> str:
+        """f"{loss:.4f}": a one-element tensor with a format spec formats its number, t.item();
+        f"{t}" is str(t), except for a 0-d tensor: its number, as in PyTorch ("2.5"). PyTorch
+        takes a spec for 0-d tensors only; autonet for any one-element tensor, as item() does."""
+        if self.data.size == 1 and (format_spec or self.ndim == 0):
+            return format(self.item(), format_spec)
+        if not format_spec:
+            return str(self)
+        raise TypeError(
+            f"format: the format spec {format_spec!r} is for one number, but this tensor has "
+            f"shape {self.shape} ({self.data.size} elements); format a one-element tensor "
+            "(e.g. t.sum() or t[0]), or the elements one by one"
+        )
+
+    def __round__(self, ndigits: int | None = None) -> Any:
+        """round(t) and round(t, n) of a one-element tensor: round(t.item(), n), a Python number
+        (round half to even, as Python's round). PyTorch's Tensor has no __round__ (round(t) raises
+        TypeError there; torch.round(t) rounds each element into a tensor)."""
+        if self.data.size != 1:
+            raise TypeError(
+                f"round: only a one-element tensor can be rounded to a Python number, this one "
+                f"has shape {self.shape}; to round each element use np.round(t.numpy(), ndigits) "
+                "(a constant, outside the graph)"
+            )
+        return round(self.item(), ndigits)
+
     def __bool__(self) -> bool:
         if self.data.size != 1:
             raise ValueError(
@@ -310,6 +339,8 @@ class Tensor:
         return bool(self.data)
 
     def __repr__(self) -> str:
+        if type(self._data) is Batched:
+            return f"tensor({self._data!r})"
         body = np.array2string(self.data, separator=", ", prefix="tensor(", threshold=50)
         extras = []
         if self.data.dtype != np.float64:
@@ -321,6 +352,13 @@ class Tensor:
         if self.name:
             extras.append(f"name={self.name!r}")
         return "tensor(" + ", ".join([body, *extras]) + ")"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's display: the repr above a drawing of the graph that computed the tensor
+        (autonet.viz.tensor_html); print(t) and repr(t) stay text."""
+        from autonet.viz import tensor_html  # autonet.viz imports this module
+
+        return tensor_html(self)
 
     # -- gradients ----------------------------------------------------------------------------
 
@@ -340,6 +378,13 @@ class Tensor:
                 f"backward: this tensor (shape {self.shape}) does not require grad: none of the "
                 "tensors it was computed from has requires_grad=True (or it was computed under "
                 "no_grad)"
+            )
+        if type(self._data) is Batched:
+            raise RuntimeError(
+                f"backward: this tensor (shape {self.shape}) is batched by vmap, and .grad would "
+                "hold the whole batch's gradients; inside vmap take gradients with an.grad or "
+                "an.value_and_grad (as JAX and torch.func do), e.g. "
+                "an.vmap(an.grad(loss), in_axes=(None, 0, 0))(w, X, Y)"
             )
         root_grad: Any = engine.check_root_grad(self, grad, "backward")
         if create_graph:
@@ -435,22 +480,22 @@ class Tensor:
 
     # Comparisons are not differentiable: they return boolean tensors outside the graph.
     def __lt__(self, other: Any) -> Tensor:
-        return Tensor.wrap(np.asarray(self.data < as_operand(other, self).data))
+        return record(OUTSIDE_GRAPH["less"], (self, as_operand(other, self)))
 
     def __le__(self, other: Any) -> Tensor:
-        return Tensor.wrap(np.asarray(self.data <= as_operand(other, self).data))
+        return record(OUTSIDE_GRAPH["less_equal"], (self, as_operand(other, self)))
 
     def __gt__(self, other: Any) -> Tensor:
-        return Tensor.wrap(np.asarray(self.data > as_operand(other, self).data))
+        return record(OUTSIDE_GRAPH["greater"], (self, as_operand(other, self)))
 
     def __ge__(self, other: Any) -> Tensor:
-        return Tensor.wrap(np.asarray(self.data >= as_operand(other, self).data))
+        return record(OUTSIDE_GRAPH["greater_equal"], (self, as_operand(other, self)))
 
     def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return Tensor.wrap(np.asarray(self.data == as_operand(other, self).data))
+        return record(OUTSIDE_GRAPH["equal"], (self, as_operand(other, self)))
 
     def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return Tensor.wrap(np.asarray(self.data != as_operand(other, self).data))
+        return record(OUTSIDE_GRAPH["not_equal"], (self, as_operand(other, self)))
 
     # -- element-wise functions ---------------------------------------------------------------
 
@@ -552,7 +597,9 @@ class Tensor:
             tuple(self.shape[a] for a in kept) + (-1,)
         )
         out = record(PRIMITIVES["prod"], (merged,), {"axis": len(kept), "keepdims": False})
-        return out.reshape(np.prod(self.data, axis=axis, keepdims=keepdims).shape)
+        if keepdims:
+            return out.reshape(tuple(1 if a in axis else n for a, n in enumerate(self.shape)))
+        return out.reshape(tuple(n for a, n in enumerate(self.shape) if a not in axis))
 
     def cumsum(self, axis: int | None = None) -> Tensor:
         """Cumulative sum along axis (of the flattened tensor for None), as ndarray.cumsum."""
@@ -561,11 +608,11 @@ class Tensor:
     def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
         """Index of the largest element along axis (of the flattened tensor for None), as an
         integer tensor outside the graph (an index has no gradient)."""
-        return Tensor.wrap(np.asarray(np.argmax(self.data, axis=axis, keepdims=keepdims)))
+        return record(OUTSIDE_GRAPH["argmax"], (self,), {"axis": axis, "keepdims": keepdims})
 
     def argmin(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
         """Index of the smallest element along axis, as argmax: outside the graph."""
-        return Tensor.wrap(np.asarray(np.argmin(self.data, axis=axis, keepdims=keepdims)))
+        return record(OUTSIDE_GRAPH["argmin"], (self,), {"axis": axis, "keepdims": keepdims})
 
     def clip(self, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002 - ndarray's names
         """Values below min set to min, above max to max (as ndarray.clip, torch.clamp).
@@ -676,6 +723,10 @@ def record(
     floating-point, record the node (as PyTorch, a cast to integers or bool leaves the graph)."""
     if modes.record_hook is not None and hooked:  # a mode that watches every op (modes.py)
         return modes.record_hook(primitive, inputs, params)
+    if modes.batched_record is not None:  # inside vmap: a batched input takes its batching rule
+        batched = modes.batched_record(primitive, inputs, params)
+        if batched is not None:
+            return batched
     if params and primitive.axis_param is not None:
         params = with_normalized_axes(primitive, inputs, params)
     try:
@@ -702,7 +753,21 @@ def record(
             if grad_mode.enabled and out.dtype.kind == "f":
                 return Tensor.wrap(out, primitive, inputs, params)
             break
+    if replay_recording.active:
+        return recorded_for_replay(out, primitive, inputs, params)
     return Tensor.wrap(out)
+
+
+def recorded_for_replay(
+    out: np.ndarray, primitive: Primitive, inputs: tuple[Tensor, ...], params: dict
+) -> Tensor:
+    """While an.replay records a step: an op outside the graph (a comparison, argmax, a cast to
+    integers) on what the step computes is kept as a node that needs no gradient, so that the
+    recording computes it again at each call rather than freezing this call's mask."""
+    t = Tensor.wrap(out)
+    if any(p.requires_grad or p.op is not None for p in inputs):
+        t.op, t.parents, t.params = primitive, inputs, params
+    return t
 
 
 def with_normalized_axes(primitive: Primitive, inputs: tuple[Tensor, ...], params: dict) -> dict:
@@ -731,6 +796,13 @@ def graph_of(root: Tensor) -> list[Tensor]:
     return nodes
 
 
+def numbers_of(x: Any) -> np.ndarray:
+    """The numbers of a tensor (of every example, inside vmap) or an array: for checks that hold
+    for all of them (finite values, indices in range), which need no single example's."""
+    data = x._data if isinstance(x, Tensor) else x
+    return np.asarray(data.value if type(data) is Batched else data)
+
+
 def to_array(data: Any, dtype: Any = None) -> np.ndarray:
     """data as an ndarray: Python numbers and lists become float64, arrays keep their dtype.
 
@@ -738,6 +810,8 @@ def to_array(data: Any, dtype: Any = None) -> np.ndarray:
     """
     if isinstance(data, Tensor):
         data = data.data
+    if type(data) is Batched:  # a tensor inside vmap
+        return data.copy() if dtype is None else data.astype(dtype)
     if dtype is None and not isinstance(data, (np.ndarray, np.generic)):
         try:
             array = np.array(data)
@@ -864,6 +938,13 @@ def plain_index(index: Any) -> Any:
     if isinstance(index, tuple):
         return tuple(map(plain_index, index))
     if isinstance(index, Tensor):
+        if index.op is not None and replay_recording.active:
+            raise ValuesNeededError(
+                f"replay: an index (shape {index.shape}, dtype {index.dtype}) computed from the "
+                "step's values (a mask or argmax) would be frozen at this call's values in the "
+                "recording; select with an.where(mask, x, 0) instead, or run the step without "
+                "an.replay"
+            )
         return index._data.copy()
     if isinstance(index, np.ndarray):
         return index.copy()

@@ -17,6 +17,70 @@ DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs" / "errors.md"
 # (bad input, code, exception type, exact message)
 CASES = [
     (
+        "onnx.export of an integer input",
+        'an.onnx.export(lambda i: i * 2.0, np.arange(3), "int.onnx")',
+        TypeError,
+        "onnx.export: example input 0 has dtype int64; only floating-point inputs are "
+        "supported (an integer input used as an index would be frozen at the example's "
+        "values)",
+    ),
+    (
+        "onnx.export of a primitive without an ONNX operator",
+        'cube = an.Primitive("cube", lambda x: x**3, lambda g, out, x:'
+        ' 3 * g * x**2); an.onnx.export(cube, np.ones(2), "cube.onnx")',
+        NotImplementedError,
+        "onnx.export: primitive 'cube' (output shape (2,)) has no ONNX operator in autonet's "
+        "exporter (autonet.onnx.EXPORTS lists those that have); write the function with the "
+        "table's primitives, or add an entry to EXPORTS",
+    ),
+    (
+        "onnx.export with an opset older than 18",
+        'an.onnx.export(lambda x: x * 2, np.ones(2), "old.onnx", opset=13)',
+        ValueError,
+        "onnx.export: opset 13 is older than 18, the first in which every reduction takes its "
+        "axes as an input; pass opset=18 or newer",
+    ),
+    (
+        "vmap of a function that branches on a tensor's value",
+        "an.vmap(lambda x: x if x.sum() > 0 else -x)(np.ones((3, 2)))",
+        an.ValuesNeededError,
+        "vmap: the truth value of a tensor (an `if` or `while` on it) needs the values of one "
+        "example, but inside vmap a tensor of shape () stands for a whole batch (shape (3,)); "
+        "compute with autonet operations instead (an.where(x > 0, a, b) for an `if`, a mask "
+        "for a loop), or call the function outside vmap",
+    ),
+    (
+        "vmap over axes of different lengths",
+        "an.vmap(lambda x, y: x * y)(np.ones(3), np.ones(4))",
+        ValueError,
+        "vmap: the mapped axes have different lengths [3, 4]; every mapped argument needs the "
+        "same number of examples",
+    ),
+    (
+        "vmap over an axis out of range",
+        "an.vmap(lambda x: x, in_axes=2)(np.ones((3, 2)))",
+        ValueError,
+        "vmap: in_axes=2 is out of range for argument 0 of shape (3, 2) (2 axes); map over an "
+        "axis from -2 to 1",
+    ),
+    (
+        "backward() inside vmap",
+        "an.vmap(lambda x: (x * an.tensor(2.0, requires"
+        "_grad=True)).sum().backward())(np.ones((3, 2)))",
+        RuntimeError,
+        "backward: this tensor (shape ()) is batched by vmap, and .grad would hold the whole "
+        "batch's gradients; inside vmap take gradients with an.grad or an.value_and_grad (as "
+        "JAX and torch.func do), e.g. an.vmap(an.grad(loss), in_axes=(None, 0, 0))(w, X, Y)",
+    ),
+    (
+        "a vmapped result that depends on a tensor requiring grad",
+        "w = an.tensor([1.0, 2.0], requires_grad=True); an.vmap(lambda x: x * w)(np.ones((3, 2)))",
+        NotImplementedError,
+        "vmap: the output (shape (2,)) depends on a tensor that requires grad from outside "
+        "the mapped function, but vmap's results are not differentiable from outside; put the "
+        "derivative inside the map (an.vmap(an.grad(f))), or pass that tensor .detach()",
+    ),
+    (
         "a clip bound that requires grad",
         "x = an.tensor([0.0, 2.0], requires_grad=True); "
         "an.clip(x, an.tensor([0.5, 0.5], requires_grad=True), 1.0)",
@@ -205,6 +269,57 @@ CASES = [
         "(3,)",
     ),
     (
+        "a format spec for a tensor with several elements",
+        "f'{an.tensor(np.ones(3)):.4f}'",
+        TypeError,
+        "format: the format spec '.4f' is for one number, but this tensor has shape (3,) "
+        "(3 elements); format a one-element tensor (e.g. t.sum() or t[0]), or the elements one by "
+        "one",
+    ),
+    (
+        "round() of a tensor with several elements",
+        "round(an.tensor(np.ones(3)))",
+        TypeError,
+        "round: only a one-element tensor can be rounded to a Python number, this one has shape "
+        "(3,); to round each element use np.round(t.numpy(), ndigits) (a constant, outside the "
+        "graph)",
+    ),
+    (
+        "cross_entropy with float class indices",
+        "an.nn.functional.cross_entropy(an.tensor(np.ones((3, 4))), np.array([0.0, 1.0, 3.0]))",
+        TypeError,
+        "cross_entropy: a 1-D target holds class indices, which must be integers, got dtype "
+        "float64 (target shape (3,), logits shape (3, 4)); convert it with target.astype(int), or "
+        "pass class probabilities of shape (3, 4)",
+    ),
+    (
+        "a drawing written into a folder that does not exist",
+        "an.render(an.tensor(1.0), 'no/such/folder/x.dot')",
+        FileNotFoundError,
+        "render: there is no folder 'no/such/folder' to write 'x.dot' in; create it first, or "
+        "give a path in an existing folder",
+    ),
+    (
+        "a drawing's precision that is not a number of digits",
+        "an.draw(an.tensor([1.0]), precision=0)",
+        ValueError,
+        "draw: precision is the number of significant digits printed, a whole number >= 1; got 0",
+    ),
+    (
+        "a drawing asked to expand a module it does not have",
+        "w = an.tensor([1.0], requires_grad=True, name='layer.w'); "
+        "an.draw((w * 2).sum(), expand=['layer.x'])",
+        ValueError,
+        "draw: expand names ['layer.x'], not modules of the drawing; its modules (the prefixes of "
+        "parameter names, layers.0 for layers.0.weight) are ['layer']",
+    ),
+    (
+        "a drawing's expand that is neither a flag nor names",
+        "an.draw(an.tensor([1.0]), expand=3)",
+        TypeError,
+        "draw: expand must be True, False, None or a list of module names, got int",
+    ),
+    (
         "truth value of a tensor with several elements",
         "bool(an.tensor(np.ones(3)))",
         ValueError,
@@ -320,6 +435,15 @@ CASES = [
         "backward: the graph through sum (output shape ()) was already freed by an earlier "
         "backward(); call the first backward(retain_graph=True) to backpropagate through the same "
         "graph twice",
+    ),
+    (
+        "derive() after backward() freed the graph",
+        "x = an.tensor(np.ones(3), requires_grad=True); y = x.exp().sum(); y.backward(); "
+        "an.derive(y, wrt=[x])",
+        RuntimeError,
+        "derive: the graph through sum (output shape ()) was freed by backward(), so there is "
+        "nothing to derive from; call derive before backward(), or keep the graph with "
+        "backward(retain_graph=True)",
     ),
     (
         "retain_grad() on a tensor that does not require grad",
@@ -524,6 +648,148 @@ CASES = [
         ValueError,
         "conv1d: the kernel spans 5 but the padded input is only 4 (input shape (2, 3, 4), "
         "padding 0); use a smaller kernel or dilation, or more padding",
+    ),
+    (
+        "a list of modules assigned to a module (use ModuleList)",
+        "m = an.nn.Module(); m.layers = [an.nn.Linear(2, 2), an.nn.Tanh()]",
+        TypeError,
+        "Module: attribute 'layers' is a list holding Modules; parameters(), state_dict() and "
+        "train() do not look inside it, so its layers would be silently left out. Wrap it: "
+        "self.layers = an.nn.ModuleList(...)",
+    ),
+    (
+        "a layer given an input with the wrong number of channels",
+        "an.nn.Conv2d(3, 8, 3)(an.tensor(np.ones((2, 4, 8, 8))))",
+        ValueError,
+        "Conv2d(3, 8, kernel_size=(3, 3), stride=(1, 1), padding=(0, 0), dilation=(1, 1), "
+        "bias=True): expected input of shape (N, 3, H, W), got (2, 4, 8, 8); the numbers are "
+        "the sizes the layer was built for: build it for this input, or reshape the input",
+    ),
+    (
+        "batch norm in training with one value per channel",
+        "an.nn.BatchNorm1d(4)(an.tensor(np.ones((1, 4))))",
+        ValueError,
+        "batch_norm: input of shape (1, 4) has 1 value per channel; training needs more than 1 "
+        "to estimate a variance (as PyTorch); use a larger batch, or eval mode",
+    ),
+    (
+        "embedding indices that are not integers",
+        "an.nn.Embedding(10, 3)(np.array([1.0, 2.0]))",
+        TypeError,
+        "embedding: indices must be integers, got dtype float64 (shape (2,)); convert them with "
+        ".astype(int)",
+    ),
+    (
+        "embedding indices out of range",
+        "an.nn.Embedding(10, 3)(np.array([3, 10]))",
+        IndexError,
+        "embedding: indices must be in [0, 10) for a weight of shape (10, 3), got values in [3, "
+        "10]",
+    ),
+    (
+        "load_state_dict of a state with missing entries",
+        "an.nn.Linear(2, 3).load_state_dict({'weight': np.ones((2, 3))})",
+        ValueError,
+        "load_state_dict: the state does not fit Linear (nothing was changed): missing 'bias' "
+        "(shape (3,)). Load a state saved from a model built with the same layer sizes and "
+        "options, or pass strict=False to load the entries whose names match",
+    ),
+    (
+        "an .html page of a drawing not made by an.draw",
+        "an.viz.Drawing().save('graph.html')",
+        ValueError,
+        "render: an .html page ('graph.html') shows the tensors' values and gradients, which DOT "
+        "source lacks; save a drawing made by an.draw (an.render(root, path) or "
+        "an.draw(root).save(path)), or write .svg",
+    ),
+    (
+        "load_digits with n_class outside 1..10",
+        "from autonet.datasets import load_digits; load_digits(n_class=11)",
+        ValueError,
+        "load_digits: n_class must be an integer in 1..10 (it keeps the digits 0..n_class-1), "
+        "got 11",
+    ),
+    (
+        "optimizer load_state_dict of a state for another number of parameters",
+        "sgd = an.optim.SGD(an.nn.Linear(2, 3).parameters(), lr=0.1)\n"
+        "sgd.load_state_dict(an.optim.SGD(an.nn.Linear(2, 3, bias=False).parameters(), "
+        "lr=0.1).state_dict())",
+        ValueError,
+        "SGD.load_state_dict: the state lists 1 parameter(s), this optimizer has 2 (nothing "
+        "was changed); load a state saved from an optimizer of the same model, built the "
+        "same way",
+    ),
+    (
+        "optimizer load_state_dict of a state of another shape",
+        "w = an.tensor(np.ones(3), requires_grad=True); adam = an.optim.Adam([w]); w.grad = "
+        "np.ones(3); adam.step()\n"
+        "state = adam.state_dict(); state['state'][0]['exp_avg'] = np.zeros(4)\n"
+        "adam.load_state_dict(state)",
+        ValueError,
+        "Adam.load_state_dict: 'exp_avg' of parameter 0 has shape (4,) and dtype float64, "
+        "but the parameter has shape (3,) and dtype float64 (nothing was changed); load a "
+        "state saved from an optimizer of the same model",
+    ),
+    (
+        "optimizer load_state_dict of another optimizer's state",
+        "params = an.nn.Linear(2, 3).parameters()\n"
+        "an.optim.SGD(params, lr=0.1).load_state_dict(an.optim.Adam(params).state_dict())",
+        ValueError,
+        "SGD.load_state_dict: the state holds ['amsgrad', 'betas', "
+        "'decoupled_weight_decay', 'eps', 'lr', 'weight_decay'], but SGD's are "
+        "['dampening', 'lr', 'momentum', 'nesterov', 'weight_decay']; was it saved from "
+        "another optimizer or scheduler? (nothing was changed)",
+    ),
+    (
+        "optimizer load_state_dict of a model's state_dict",
+        "model = an.nn.Linear(2, 3)\n"
+        "an.optim.SGD(model.parameters(), lr=0.1).load_state_dict(model.state_dict())",
+        ValueError,
+        "SGD.load_state_dict: expected {'state': {...}, 'param_groups': [...]} as "
+        "optimizer.state_dict() returns, got keys ['bias', 'weight']; pass the optimizer's "
+        "part of the checkpoint (checkpoint['optimizer'])",
+    ),
+    (
+        "scheduler load_state_dict of another schedule's state",
+        "sgd = an.optim.SGD(an.nn.Linear(2, 3).parameters(), lr=0.1)\n"
+        "an.optim.CosineAnnealingLR(sgd, T_max=10).load_state_dict(an.optim.StepLR(sgd, "
+        "step_size=2).state_dict())",
+        ValueError,
+        "CosineAnnealingLR.load_state_dict: the state holds ['base_lr', 'gamma', "
+        "'last_epoch', 'step_size'], but CosineAnnealingLR's are ['T_max', 'base_lr', "
+        "'eta_min', 'last_epoch']; was it saved from another optimizer or scheduler? "
+        "(nothing was changed)",
+    ),
+    (
+        "clip_grad_norm_ of a non-finite gradient, error_if_nonfinite=True",
+        "w = an.tensor(np.ones(2), requires_grad=True); w.grad = np.array([np.inf, 1.0])\n"
+        "an.nn.utils.clip_grad_norm_([w], 1.0, error_if_nonfinite=True)",
+        RuntimeError,
+        "clip_grad_norm_: the total norm of order 2.0 of the gradients is inf, so they "
+        "cannot be clipped; find the non-finite gradient (an.detect_anomaly() names the "
+        "operation), or pass error_if_nonfinite=False to scale by the non-finite norm "
+        "anyway",
+    ),
+    (
+        "clip_grad_norm_ with a norm_type that is not a number",
+        "w = an.tensor(np.ones(2), requires_grad=True); w.grad = np.ones(2)\n"
+        "an.nn.utils.clip_grad_norm_([w], 1.0, norm_type='fro')",
+        ValueError,
+        "clip_grad_norm_: norm_type must be a number, inf or 'inf', got 'fro'",
+    ),
+    (
+        "SGD with nesterov=True but no momentum",
+        "an.optim.SGD(an.nn.Linear(2, 3).parameters(), lr=0.1, nesterov=True)",
+        ValueError,
+        "SGD: nesterov=True needs a momentum > 0 and dampening 0, got momentum 0.0 and "
+        "dampening 0.0",
+    ),
+    (
+        "ReduceLROnPlateau with a factor of 1 or more",
+        "an.optim.ReduceLROnPlateau(an.optim.SGD(an.nn.Linear(2, 3).parameters(), lr=0.1), "
+        "factor=2.0)",
+        ValueError,
+        "ReduceLROnPlateau: factor must be < 1, got 2.0",
     ),
 ]
 
