@@ -376,3 +376,17 @@ def test_results_share_no_memory_with_the_callers_arrays():
     repeated = an.vmap(lambda x: w, in_axes=0)(np.ones((1, 2)))  # one example: a broadcast
     repeated.data[0, 0] = 5.0
     assert w.data[0] == 1.0
+
+
+def test_per_example_cross_entropy_with_mapped_labels():
+    rng = np.random.default_rng(6)
+    W, X, labels = rng.normal(size=(5, 3)), rng.normal(size=(4, 5)), np.array([0, 2, 1, 2])
+
+    def loss(w, x, label):
+        return an.nn.functional.cross_entropy((x @ w)[None], label[None])
+
+    per_example = an.vmap(an.grad(loss), in_axes=(None, 0, 0))(W, X, labels)
+    for i in range(4):
+        np.testing.assert_allclose(per_example.data[i], an.grad(loss)(W, X[i], labels[i]).data)
+    with pytest.raises(ValueError, match=r"class indices must be in \[0, 3\) .* \[0, 5\]"):
+        an.vmap(loss, in_axes=(None, 0, 0))(W, X, np.array([0, 2, 1, 5]))

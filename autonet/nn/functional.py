@@ -32,7 +32,7 @@ import numpy as np
 from autonet.modes import is_recording
 from autonet.ops import as_tensor, erf, where
 from autonet.primitives import PRIMITIVES
-from autonet.tensor import Tensor
+from autonet.tensor import Tensor, numbers_of
 
 LOG_SOFTMAX, SOFTPLUS = PRIMITIVES["log_softmax"], PRIMITIVES["softplus"]
 CONV2D, MAX_POOL2D, AVG_POOL2D = (PRIMITIVES[k] for k in ("conv2d", "max_pool2d", "avg_pool2d"))
@@ -133,24 +133,28 @@ def cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> Tensor:
             "use logits.reshape(1, -1)"
         )
     log_p = log_softmax(logits, axis=-1)
-    t = np.asarray(target.data if isinstance(target, Tensor) else target)
+    # the target's numbers (inside vmap, every example's: the checks hold for all of them) and
+    # its shape (one example's)
+    t = numbers_of(target)
+    shape = target.shape if isinstance(target, Tensor) else t.shape
     if t.dtype.kind in "iu":
         n, c = logits.shape
-        if t.shape != (n,):
+        if shape != (n,):
             raise ValueError(
                 f"cross_entropy: class-index targets must have shape ({n},) for logits of shape "
-                f"{logits.shape}, got {t.shape}"
+                f"{logits.shape}, got {shape}"
             )
         if t.size and (t.min() < 0 or t.max() >= c):
             raise ValueError(
                 f"cross_entropy: class indices must be in [0, {c}) for {c} classes, got values in "
                 f"[{t.min()}, {t.max()}]"
             )
-        loss = -log_p[np.arange(n), t]
-    elif t.ndim == 1:
+        # a Tensor index stays one (inside vmap, each example's labels)
+        loss = -log_p[np.arange(n), target if isinstance(target, Tensor) else t]
+    elif len(shape) == 1:
         raise TypeError(
             f"cross_entropy: a 1-D target holds class indices, which must be integers, got dtype "
-            f"{t.dtype} (target shape {t.shape}, logits shape {logits.shape}); convert it with "
+            f"{t.dtype} (target shape {shape}, logits shape {logits.shape}); convert it with "
             f"target.astype(int), or pass class probabilities of shape {logits.shape}"
         )
     else:
