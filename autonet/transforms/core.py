@@ -209,12 +209,18 @@ def one_hot(shape: tuple[int, ...], dtype: Any, k: int) -> np.ndarray:
 def assemble(pieces: list[Tensor], out: Tensor, x: Tensor, rows: bool) -> Tensor:
     """The Jacobian block of out with respect to x, shape out.shape + x.shape, from its rows (one
     per element of out, each of x's shape) or its columns (one per element of x, out's shape)."""
-    out_shape, in_shape = out.shape, x.shape
     if not pieces:  # out or x is empty
-        return Tensor(np.zeros(out_shape + in_shape, dtype=np.result_type(out.dtype, x.dtype)))
+        return Tensor(np.zeros(out.shape + x.shape, dtype=np.result_type(out.dtype, x.dtype)))
+    return arranged(stack(pieces), out, x, rows)
+
+
+def arranged(stacked: Tensor, out: Tensor, x: Tensor, rows: bool) -> Tensor:
+    """The Jacobian block, shape out.shape + x.shape, from its rows or columns stacked on a
+    first axis (as assemble, or as vmap over the seeds gives them)."""
+    out_shape, in_shape = out.shape, x.shape
     if rows:
-        return stack(pieces).reshape(out_shape + in_shape)
-    block = stack(pieces).reshape(in_shape + out_shape)
+        return stacked.reshape(out_shape + in_shape)
+    block = stacked.reshape(in_shape + out_shape)
     n_in, n_out = len(in_shape), len(out_shape)
     if n_in == 0 or n_out == 0:
         return block.reshape(out_shape + in_shape)

@@ -10,6 +10,7 @@ import numpy as np
 from autonet.tensor import Tensor
 from autonet.transforms.core import (
     add_up,
+    arranged,
     assemble,
     call,
     gradients,
@@ -22,6 +23,7 @@ from autonet.transforms.core import (
     zeros_for,
 )
 from autonet.transforms.reverse import grad, jacobian, jacobian_by
+from autonet.transforms.vmap import vmap
 
 # ---------------------------------------------------------------------------------------------
 # Forward mode, by transposing the VJP
@@ -106,19 +108,32 @@ def columns_by_forward_mode(
     outs: Sequence[Tensor], wanted: list[Tensor], keep: bool
 ) -> list[tuple[Tensor, ...]]:
     """Each Jacobian block from its columns: J e_k for each element k of each input, all from
-    one recorded VJP."""
+    one recorded VJP -- the columns of an input at once, by vmap over the basis tangents, unless
+    they are recorded (vmap's results cannot be differentiated from outside)."""
     us, gs = transposed(outs, wanted)
-    columns: list[list[list[Tensor]]] = []  # [j][k]: J e_k, e_k the k-th element of input j
+    blocks: list[list[Tensor]] = [[] for _ in outs]  # [i][j]: d out_i / d input_j
     for j, x in enumerate(wanted):
+        if not keep and x.size:
+
+            def column(v: Tensor, j: int = j) -> tuple[Tensor, ...]:
+                return tuple(
+                    pushed_forward(
+                        us, gs, [v if m == j else None for m in range(len(wanted))], False
+                    )
+                )
+
+            tangents = np.eye(x.size, dtype=x.dtype).reshape((x.size, *x.shape))
+            for i, stacked in enumerate(vmap(column)(tangents)):
+                blocks[i].append(arranged(stacked, outs[i], x, rows=False))
+            continue
         basis: list[Any] = [None] * len(wanted)
-        columns.append([])
+        columns = []  # [k]: J e_k, e_k the k-th element of input j
         for k in range(x.size):
             basis[j] = one_hot(x.shape, x.dtype, k)
-            columns[j].append(pushed_forward(us, gs, basis, keep))
-    return [
-        tuple(assemble([c[i] for c in columns[j]], o, x, rows=False) for j, x in enumerate(wanted))
-        for i, o in enumerate(outs)
-    ]
+            columns.append(pushed_forward(us, gs, basis, keep))
+        for i, o in enumerate(outs):
+            blocks[i].append(assemble([c[i] for c in columns], o, x, rows=False))
+    return [tuple(block) for block in blocks]
 
 
 # ---------------------------------------------------------------------------------------------

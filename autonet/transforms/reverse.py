@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+
 from autonet.tensor import Tensor
 from autonet.transforms.core import (
     add_up,
@@ -22,6 +24,7 @@ from autonet.transforms.core import (
     variables,
     zeros_for,
 )
+from autonet.transforms.vmap import vmap
 
 # ---------------------------------------------------------------------------------------------
 # Reverse mode
@@ -172,9 +175,18 @@ def jacobian_by(
 def rows_by_reverse_mode(
     outs: Sequence[Tensor], wanted: list[Tensor], keep: bool
 ) -> list[tuple[Tensor, ...]]:
-    """Each Jacobian block from its rows: a backward pass per output element, seeded by e_k."""
+    """Each Jacobian block from its rows: a backward pass per output element, seeded by e_k --
+    all of them at once, by vmap over the seeds, unless the rows are recorded (vmap's results
+    cannot be differentiated from outside), or there are none."""
     blocks = []
     for o in outs:
+        if o.requires_grad and not keep and o.size:
+            seeds = np.eye(o.size, dtype=o.dtype).reshape((o.size, *o.shape))
+            rows = vmap(lambda u, o=o: gradients(o, wanted, u, True, False))(seeds)
+            blocks.append(
+                tuple(r.reshape(o.shape + x.shape) for r, x in zip(rows, wanted, strict=True))
+            )
+            continue
         rows = [
             gradients(o, wanted, one_hot(o.shape, o.dtype, k), True, keep)
             if o.requires_grad
