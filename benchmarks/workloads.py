@@ -5,16 +5,21 @@ workload once (forward, backward and, for training steps, the SGD update) and re
 gradients it computed as NumPy arrays, so that run.py can check them against hand formulas before
 timing. Engines:
 
-    hand      hand-written NumPy: the tutorial's formulas (the physical limit of a NumPy engine)
+    hand      hand-written NumPy: for the tutorial's network, the tutorial's own step (its
+              sigmoid 1 / (1 + exp(-x)), its formulas); elsewhere the formulas written by hand
+    stable    the tutorial's step with autonet's sigmoid (stable_sigmoid: scipy's expit, which
+              never overflows), as autonet.seed writes the reference formulas
     eager     autonet: operators record the graph, loss.backward() walks it
     replay    autonet.replay: the step recorded once, replayed as generated NumPy code
     torch     PyTorch CPU eager (when installed)
     autograd  HIPS autograd (when installed)
 
-The hand-written step uses autonet.primitives.stable_sigmoid, the same sigmoid as autonet and the
-tutorial's reference formulas (autonet.seed), so hand and autonet compute the same numbers;
-PyTorch uses torch.sigmoid, and HIPS autograd (which has no sigmoid) (1 + tanh(x / 2)) / 2: the
-tutorial's 1 / (1 + exp(-x)) overflows in float32 at the large size.
+PyTorch uses torch.sigmoid, and HIPS autograd (which has no sigmoid) (1 + tanh(x / 2)) / 2. The
+tutorial's sigmoid overflows exp(-x) to inf for x < -709 (float64) or x < -88 (float32, at the
+large size), where 1 / (1 + inf) = 0 is still the right value; run.py silences that warning.
+
+The digits workloads (`make_digits_epoch`) train a whole epoch instead: an MLP or a small CNN on
+the 8x8 digits, with autonet's fit (eagerly or replayed) or PyTorch's usual loop.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ LR = 0.1
 def available_engines() -> list[str]:
     """The engines that can run here: autonet's always, torch and autograd when installed."""
     # find_spec looks for the package without importing it (importing torch takes seconds)
-    return ["hand", "eager", "replay"] + [
+    return ["hand", "stable", "eager", "replay"] + [
         module for module in ("torch", "autograd") if importlib.util.find_spec(module) is not None
     ]
 
@@ -48,14 +53,27 @@ def available_engines() -> list[str]:
 # The tutorial's network: H = sigmoid(S syn0), O = sigmoid(H syn1), L = 1/2 sum (O - Y)^2.
 
 
-def tutorial_hand(S: np.ndarray, Y: np.ndarray, w0: np.ndarray, w1: np.ndarray) -> Step:
+def tutorial_sigmoid(x: np.ndarray) -> np.ndarray:
+    """The tutorial's sigmoid, as it writes it: 1 / (1 + e^(-x))."""
+    return 1 / (1 + np.exp(-x))
+
+
+def tutorial_hand(
+    S: np.ndarray,
+    Y: np.ndarray,
+    w0: np.ndarray,
+    w1: np.ndarray,
+    sigmoid: Callable[[np.ndarray], np.ndarray] = tutorial_sigmoid,
+) -> Step:
+    """The tutorial's step: its forward pass, its hand-derived gradients (autonet.seed's
+    docstring), its update syn' = syn - alpha grad in place, and the loss L it reports."""
     syn0, syn1 = w0.copy(), w1.copy()
     lr = LR / len(S)
 
     def step() -> tuple[np.ndarray, ...]:
         nonlocal syn0, syn1  # updated in place below, as the tutorial does
-        H = stable_sigmoid(S @ syn0)
-        O = stable_sigmoid(H @ syn1)
+        H = sigmoid(S @ syn0)
+        O = sigmoid(H @ syn1)
         loss = 0.5 * np.sum((O - Y) ** 2)
         delta_O = (O - Y) * O * (1 - O)
         grad1 = H.T @ delta_O
@@ -148,6 +166,8 @@ def make_tutorial(
 ) -> Step:
     if engine in ("eager", "replay"):
         return tutorial_autonet(S, Y, w0, w1, replayed=engine == "replay")
+    if engine == "stable":
+        return tutorial_hand(S, Y, w0, w1, sigmoid=stable_sigmoid)
     return {"hand": tutorial_hand, "torch": tutorial_torch, "autograd": tutorial_autograd}[engine](
         S, Y, w0, w1
     )
@@ -357,3 +377,135 @@ def make_mlp(engine: str, X: np.ndarray, T: np.ndarray, weights: list[np.ndarray
     if engine in ("eager", "replay"):
         return mlp_autonet(X, T, weights, replayed=engine == "replay")
     return {"hand": mlp_hand, "torch": mlp_torch, "autograd": mlp_autograd}[engine](X, T, weights)
+
+
+# ---------------------------------------------------------------------------------------------
+# Epochs on the 8x8 digits: an MLP (64-128-10, ReLU) and a small CNN (Conv2d 3x3 to 8 channels,
+# ReLU, MaxPool2d 2, Linear 128-10), cross-entropy against one-hot targets, SGD on batches
+# of DIGITS_BATCH in the order fit(seed=0) shuffles them. One-hot float targets (rather than class
+# indices, which a recording fixes) let fit replay the steps.
+
+DIGITS_BATCH = 32
+DIGITS_LR = 0.1
+
+
+def digits_data() -> tuple[np.ndarray, np.ndarray, str]:
+    """(images (N, 1, 8, 8) in [0, 1], one-hot targets (N, 10), where they come from): autonet's
+    copy of the digits, else scikit-learn's, else random images of the same shape."""
+    try:
+        from autonet.datasets import load_digits
+
+        images, labels = load_digits(return_images=True)
+        source = "the 8x8 digits (autonet.datasets.load_digits)"
+    except ImportError:
+        try:
+            from sklearn.datasets import load_digits as sklearn_digits
+
+            digits = sklearn_digits()
+            images, labels = digits.images, digits.target
+            source = "the 8x8 digits (sklearn.datasets.load_digits)"
+        except ImportError:
+            rng = np.random.default_rng(0)
+            images, labels = rng.integers(0, 17, (1797, 8, 8)), rng.integers(0, 10, 1797)
+            source = "synthetic 8x8 images (no digits data set installed)"
+    images = (np.asarray(images, dtype=np.float64) / 16)[:, None]
+    return images, np.eye(10)[labels], source
+
+
+def digits_weights(model: str) -> list[np.ndarray]:
+    """Initial weights (He-normal, zero biases), in autonet's layouts: Linear (in, out), Conv2d
+    (out, in, kH, kW) as PyTorch's."""
+    rng = np.random.default_rng(0)
+
+    def he(*shape: int, fan_in: int) -> np.ndarray:
+        return rng.normal(scale=np.sqrt(2 / fan_in), size=shape)
+
+    if model == "mlp":
+        return [he(64, 128, fan_in=64), np.zeros(128), he(128, 10, fan_in=128), np.zeros(10)]
+    return [he(8, 1, 3, 3, fan_in=9), np.zeros(8), he(128, 10, fan_in=128), np.zeros(10)]
+
+
+def digits_model(model: str) -> an.nn.Module:
+    """The MLP or the CNN from autonet's layers, with the weights of digits_weights(model)."""
+    nn = an.nn
+    if model == "mlp":
+        layers = [nn.Flatten(), nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10)]
+    else:
+        layers = [
+            nn.Conv2d(1, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(128, 10),
+        ]
+    net = nn.Sequential(*layers)
+    for parameter, weights in zip(net.parameters(), digits_weights(model), strict=True):
+        parameter.data = weights.copy()
+    return net
+
+
+def digits_autonet(
+    model: str, images: np.ndarray, targets: np.ndarray, epochs: int, replayed: bool
+) -> Step:
+    net = digits_model(model)
+    sgd = an.optim.SGD(net.parameters(), lr=DIGITS_LR)
+    F = an.nn.functional
+
+    def step() -> tuple[np.ndarray, ...]:
+        an.nn.fit(
+            net,
+            images,
+            targets,
+            loss=F.cross_entropy,
+            optimizer=sgd,
+            epochs=epochs,
+            batch_size=DIGITS_BATCH,
+            seed=0,
+            progress=False,
+            replay=replayed,
+        )
+        return tuple(p.data.copy() for p in net.parameters())
+
+    return step
+
+
+def digits_torch(model: str, images: np.ndarray, targets: np.ndarray, epochs: int) -> Step:
+    import torch
+    import torch.nn.functional as TF
+
+    w0, b0, w1, b1 = (torch.tensor(w, requires_grad=True) for w in digits_weights(model))
+    params = [w0, b0, w1, b1]
+    sgd = torch.optim.SGD(params, lr=DIGITS_LR)
+    X, T = torch.from_numpy(images), torch.from_numpy(targets)
+
+    def forward(x: Any) -> Any:
+        if model == "mlp":
+            h = torch.relu(x.reshape(len(x), -1) @ w0 + b0)
+        else:
+            h = TF.max_pool2d(torch.relu(TF.conv2d(x, w0, b0, padding=1)), 2)
+            h = h.reshape(h.shape[0], -1)
+        return h @ w1 + b1
+
+    def step() -> tuple[np.ndarray, ...]:
+        rng = np.random.default_rng(0)  # the batches of fit(seed=0)
+        for _ in range(epochs):
+            order = torch.from_numpy(rng.permutation(len(X)))
+            for start in range(0, len(X), DIGITS_BATCH):
+                batch = order[start : start + DIGITS_BATCH]
+                sgd.zero_grad()
+                loss = TF.cross_entropy(forward(X[batch]), T[batch])
+                loss.backward()
+                sgd.step()
+                loss.item()  # as fit reads every batch's loss
+        return tuple(p.detach().numpy().copy() for p in params)
+
+    return step
+
+
+def make_digits_epoch(
+    engine: str, model: str, images: np.ndarray, targets: np.ndarray, epochs: int
+) -> Step:
+    """`epochs` epochs of training the digits `model` ("mlp" or "cnn"); returns the weights."""
+    if engine == "torch":
+        return digits_torch(model, images, targets, epochs)
+    return digits_autonet(model, images, targets, epochs, replayed=engine == "replay")

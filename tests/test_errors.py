@@ -710,6 +710,12 @@ CASES = [
         "got 11",
     ),
     (
+        "fit on no samples",
+        "an.nn.fit(an.nn.Linear(2, 1), np.zeros((0, 2)), np.zeros((0, 1)))",
+        ValueError,
+        "fit: X has no samples (shape (0, 2)); pass at least one",
+    ),
+    (
         "optimizer load_state_dict of a state for another number of parameters",
         "sgd = an.optim.SGD(an.nn.Linear(2, 3).parameters(), lr=0.1)\n"
         "sgd.load_state_dict(an.optim.SGD(an.nn.Linear(2, 3, bias=False).parameters(), "

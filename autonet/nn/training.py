@@ -8,10 +8,16 @@ Each epoch visits the training samples once, in batches:
 
 and for each batch computes the loss, calls backward() and optimizer.step(). With shuffle=True the
 order is drawn anew every epoch from a Generator seeded with `seed`, so runs repeat exactly.
+
+The steps of full batches are replayed (an.replay: recorded once, then re-run as generated NumPy
+code, with eager mode's results bit for bit) when that is correct and pays: see replay_refusal()
+and the checks in fit(). Otherwise, and for a last shorter batch, a step runs eagerly;
+History.replay_reason says why.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,11 +28,15 @@ from tqdm import tqdm
 
 from autonet.modes import no_grad
 from autonet.nn import functional as F
+from autonet.nn.layers import Dropout
 from autonet.nn.modules import Module
-from autonet.optim import SGD, Optimizer
+from autonet.optim import SGD, Optimizer, ReduceLROnPlateau
+from autonet.replay import Replay
+from autonet.replay import replay as replay_step
 from autonet.tensor import Tensor
 
 Loss = Callable[[Tensor, Any], Tensor]
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -38,12 +48,29 @@ class History:
     val_loss        the validation loss after the epoch, in evaluation mode (empty without one)
     best_epoch      the epoch (0-based) with the lowest monitored loss
     stopped_early   True if early stopping ended the run before `epochs`
+    replayed_steps  training steps replayed (an.replay), and eager_steps those run eagerly
+    replay_reasons  why steps ran eagerly, each reason once, in order (replay_reason: joined)
     """
 
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
     best_epoch: int = 0
     stopped_early: bool = False
+    replayed_steps: int = 0
+    eager_steps: int = 0
+    replay_reasons: list[str] = field(default_factory=list)
+
+    @property
+    def replay_reason(self) -> str | None:
+        """Why steps ran eagerly, the reasons joined by "; "; None if every step replayed."""
+        return "; ".join(self.replay_reasons) or None
+
+    def ran_eagerly(self, reason: str) -> None:
+        """Count one eager step, and note (and log, at INFO level) its reason the first time."""
+        self.eager_steps += 1
+        if reason not in self.replay_reasons:
+            self.replay_reasons.append(reason)
+            logger.info("fit: a step runs eagerly: %s", reason)
 
 
 def split_validation(
@@ -60,6 +87,115 @@ def split_validation(
         )
     val, train = order[:n_val], order[n_val:]
     return X[train], Y[train], X[val], Y[val]
+
+
+def replay_refusal(
+    model: Module, X: np.ndarray, Y: np.ndarray, size: int, epochs: int, replay: bool
+) -> str | None:
+    """Why fit must not (or need not) replay this model's training step, or None if it may.
+
+    A recording fixes what it saw (docs/replay.md): a random draw (Dropout in training mode),
+    the update of a buffer (BatchNorm's running statistics, updated outside the graph: once, while
+    recording), and the values of integer arrays, so integer inputs or targets (class indices)
+    would record again for every new batch. A fit of one step would pay for a recording it never
+    reuses."""
+    if not replay:
+        return "replay=False"
+    dropouts = [m for m in model.modules() if isinstance(m, Dropout) and m.training and m.p > 0]
+    if dropouts:
+        return (
+            f"Dropout(p={dropouts[0].p}) in training mode draws a new mask at every step, which "
+            "a recording would fix"
+        )
+    buffers = [name for name, _ in model.named_buffers()]
+    if buffers:
+        return (
+            f"the model has buffers ({', '.join(buffers)}), which modules in training mode "
+            "update outside the graph (running statistics), and a recording would update once"
+        )
+    for name, array, fix in (
+        ("X", X, "pass float inputs"),
+        ("Y", Y, "pass one-hot float targets to replay a classifier"),
+    ):
+        if array.dtype.kind != "f" and size < len(X):
+            return (
+                f"{name} is {array.dtype} (not floating point): a recording fixes the values of "
+                f"such arrays, so each new batch would record again; {fix}"
+            )
+    if epochs * (len(X) // size) < 2:
+        return "a single step: recording it would cost more than running it"
+    return None
+
+
+def module_state(model: Module) -> dict[tuple[int, str], Any]:
+    """What a module's forward could change besides the graph: every attribute of every
+    sub-module, by identity, with the bytes of arrays and of tensors that are not parameters
+    (running statistics) and the state of random generators. Parameters and their .grad are
+    left out: the step's backward pass and the optimizer change those."""
+    state: dict[tuple[int, str], Any] = {}
+    for index, module in enumerate(model.modules()):
+        for attr, value in vars(module).items():
+            fingerprint: Any = id(value)
+            if isinstance(value, Tensor) and not value.requires_grad:
+                fingerprint = (id(value), id(value.data), value.data.tobytes())
+            elif isinstance(value, np.ndarray):
+                fingerprint = (id(value), value.tobytes())
+            elif isinstance(value, np.random.Generator):
+                fingerprint = repr(value.bit_generator.state)
+            elif isinstance(value, (bool, int, float, str)):
+                fingerprint = (id(value), value)
+            state[index, attr] = fingerprint
+    return state
+
+
+def state_changes(model: Module, before: dict[tuple[int, str], Any]) -> list[str]:
+    """The attributes (`Type.attr`) of model's sub-modules that differ from `before`."""
+    after, modules = module_state(model), model.modules()
+    return [
+        f"{type(modules[index]).__name__}.{attr}"
+        for index, attr in after.keys() | before.keys()
+        if after.get((index, attr)) != before.get((index, attr))
+    ]
+
+
+def check_replayed_step(model: Module, step: Replay, before: dict | None) -> str | None:
+    """Why the steps after this replayed one must run eagerly, or None: the model changed its
+    own state outside the graph while the step was recorded (`before`, the module_state() from
+    before it; replay would not repeat such an update), or the step recorded a second time (a
+    tensor it read was replaced, or an argument's values are part of the recording), which
+    would repeat at every step and cost more than eager mode. The step itself gave eager mode's
+    results either way: a recording runs the step eagerly."""
+    changed = [] if before is None else state_changes(model, before)
+    if changed:
+        return (
+            f"the model changed {', '.join(sorted(changed))} during a step, outside the graph "
+            "(running statistics?): replay would not repeat that"
+        )
+    if step.recorded > 1:
+        return f"the step recorded {step.recorded} times for one batch shape"
+    return None
+
+
+def replay_differs(
+    step: Replay, model: Module, loss: Loss, parameters: list[Tensor], x: np.ndarray, y: np.ndarray
+) -> tuple[Tensor, bool]:
+    """Run one step both ways, replayed then eagerly, and compare the losses and gradients bit
+    for bit: a forward that reads its input outside the graph (an.tensor(x), x.data) records it
+    as a constant, and its replays would train on the recorded batch forever. Returns the eager
+    loss (the gradients are eager's too) and whether the replayed results differed."""
+    before = [p.grad for p in parameters]  # accumulation makes new arrays: these stay as they are
+    replayed_value = step(x, y)
+    replayed = [p.grad for p in parameters]
+    for p, grad in zip(parameters, before, strict=True):
+        p.grad = grad
+    value = loss(model(x), y)
+    value.backward()
+    differs = replayed_value.data.tobytes() != value.data.tobytes() or any(
+        (g is None) != (p.grad is None)
+        or (g is not None and g.data.tobytes() != p.grad.data.tobytes())
+        for p, g in zip(parameters, replayed, strict=True)
+    )
+    return value, differs
 
 
 def fit(
@@ -79,6 +215,7 @@ def fit(
     restore_best: bool = True,
     schedule: Any = None,
     progress: bool | None = None,
+    replay: bool = True,
 ) -> History:
     """Train model on (X, Y) and return the History of losses.
 
@@ -91,10 +228,25 @@ def fit(
     patience        early stopping: stop when the validation loss (the training loss if there is
                     no validation set) has not improved by more than min_delta for `patience`
                     epochs; with restore_best the model gets back the weights of its best epoch
-    schedule        an object with step() called after every epoch (e.g. optim.StepLR)
+    schedule        an object with step() called after every epoch (e.g. optim.StepLR);
+                    optim.ReduceLROnPlateau is stepped with the monitored loss (the validation
+                    loss if there is validation data, else the training loss)
     progress        a tqdm progress bar; None: shown only when stderr is a terminal
+    replay          replay the steps of full batches (an.replay) where that gives eager mode's
+                    results; False: every step eagerly. History.replay_reason says why steps ran
+                    eagerly: replay=False, Dropout or buffers (BatchNorm) in training mode, a
+                    layer that refuses to be recorded (F.dropout called by a module of your
+                    own), integer inputs or targets with mini-batches, a single step, a model that
+                    changed its own state during a step, a step that recorded again, a first
+                    replay whose results differ from an eager run of the same batch (which
+                    fit runs to check it), or the last batch of an epoch being shorter than
+                    batch_size (it runs eagerly, the rest replay). A
+                    replayed step does not call model and loss: their Python side effects
+                    (prints, counters) happen only when a step records or runs eagerly
 
-    The model is left in evaluation mode (model.eval()), ready for predictions.
+    The model is in training mode (model.train()) for the steps and in evaluation mode for the
+    validation loss, and is left in evaluation mode (model.eval()), ready for predictions.
+    PyTorch has no fit(); its steps are the usual zero_grad(), loss.backward(), step().
     """
     X, Y = (
         np.asarray(X.data if isinstance(X, Tensor) else X),
@@ -102,6 +254,8 @@ def fit(
     )
     if len(X) != len(Y):
         raise ValueError(f"fit: X has {len(X)} samples but Y has {len(Y)}; they must match")
+    if len(X) == 0:
+        raise ValueError(f"fit: X has no samples (shape {X.shape}); pass at least one")
     if epochs < 1:
         raise ValueError(f"fit: epochs must be at least 1, got {epochs}")
     if batch_size is not None and batch_size < 1:
@@ -116,6 +270,12 @@ def fit(
     optimizer = optimizer or SGD(model.parameters(), lr=1.0)
     size = len(X) if batch_size is None else min(batch_size, len(X))
     history = History()
+    refusal = replay_refusal(model.train(), X, Y, size, epochs, replay)
+    step: Replay | None = None if refusal else replay_step(lambda x, y: loss(model(x), y))
+    # the first replayed step records: did the model change its own state? The second is the
+    # first to replay a recording: is it what eager mode computes?
+    watch, verify = step is not None, step is not None
+    parameters = list(dict.fromkeys([*model.parameters(), *optimizer.params]))
     best, best_state, waited = np.inf, None, 0
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(range(epochs), disable=not show, unit="epoch", leave=False, file=sys.stderr)
@@ -125,9 +285,46 @@ def fit(
         total = 0.0
         for start in range(0, len(X), size):
             batch = order[start : start + size]
-            value = loss(model(X[batch]), Y[batch])
             optimizer.zero_grad()
-            value.backward()
+            if step is None or len(batch) < size:
+                value = loss(model(X[batch]), Y[batch])
+                value.backward()
+                history.ran_eagerly(
+                    refusal or f"the last batch of each epoch has {len(batch)} samples, not {size}"
+                )
+            elif watch:  # records
+                before, watch = module_state(model), False
+                try:
+                    value = step(X[batch], Y[batch])
+                except RuntimeError as error:
+                    # a layer called functionally (F.dropout, F.batch_norm in training) refuses
+                    # to be recorded, before it draws or updates anything: run the step eagerly
+                    if "while an.replay records a step" not in str(error):
+                        raise
+                    refusal = f"a layer refused to be recorded: {str(error).split(';')[0]}"
+                    value = loss(model(X[batch]), Y[batch])
+                    value.backward()
+                    history.ran_eagerly(refusal)
+                else:
+                    refusal = check_replayed_step(model, step, before)
+                    history.replayed_steps += 1
+            elif verify:  # replays a recording for the first time, and checks it
+                value, differs = replay_differs(step, model, loss, parameters, X[batch], Y[batch])
+                verify, refusal = False, check_replayed_step(model, step, None)
+                if differs:
+                    refusal = (
+                        "a replayed step gave other results than eager mode: does the model read "
+                        "its input outside the graph (an.tensor(x), x.data) or branch on values?"
+                    )
+                if refusal:
+                    history.ran_eagerly(refusal)
+                else:
+                    history.replayed_steps += 1
+            else:
+                value = step(X[batch], Y[batch])
+                refusal = check_replayed_step(model, step, None)
+                history.replayed_steps += 1
+            step = None if refusal else step
             optimizer.step()
             total += float(value.data) * len(batch)
         history.train_loss.append(total / len(X))
@@ -137,7 +334,9 @@ def fit(
             with no_grad():
                 monitored = float(loss(model(X_val), Y_val).data)
             history.val_loss.append(monitored)
-        if schedule is not None:
+        if isinstance(schedule, ReduceLROnPlateau):  # it steps on the monitored loss
+            schedule.step(monitored)
+        elif schedule is not None:
             schedule.step()
         bar.set_postfix(loss=f"{history.train_loss[-1]:.4g}", refresh=False)
         if monitored < best - min_delta:
