@@ -130,16 +130,22 @@ OPTIMISERS = {
 @settings(max_examples=12, deadline=None)
 @given(data=st.data(), seed=st.integers(0, 2**32 - 1))
 def test_optimisers_match_torch_step_by_step(name, data, seed):
+    stepped_both(name, data.draw(OPTIMISERS[name], label="options"), seed, steps=8)
+
+
+def stepped_both(name, options, seed, steps):
+    """autonet's and torch's optimiser `name` on the same random weights, after `steps` steps of
+    step_both (which checks them equal at each step): (ours, theirs)."""
     torch = pytest.importorskip("torch")
-    options = data.draw(OPTIMISERS[name], label="options")
     rng = np.random.default_rng(seed)
     initial = [rng.normal(size=shape) for shape in SHAPES]
-    targets = [[rng.normal(size=shape) for shape in SHAPES] for _ in range(8)]
+    targets = [[rng.normal(size=shape) for shape in SHAPES] for _ in range(steps)]
     weights = [an.tensor(w, requires_grad=True) for w in initial]
     torch_weights = [torch.tensor(w, requires_grad=True) for w in initial]
     ours = getattr(optim, name)(weights, **options)
     theirs = getattr(torch.optim, name)(torch_weights, **options)
-    step_both(ours, theirs, weights, torch_weights, targets, len(targets))
+    step_both(ours, theirs, weights, torch_weights, targets, steps)
+    return ours, theirs
 
 
 def test_adam_counts_each_parameters_own_steps_for_its_bias_correction():

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import autonet as an
 from autonet import optim
-from tests.test_optim import OPTIMISERS, SHAPES, step_both
+from tests.test_optim import OPTIMISERS, SHAPES, stepped_both
 
 # keys torch.optim's param_groups hold that autonet's do not (options autonet does not have)
 TORCH_ONLY = {"maximize", "foreach", "capturable", "differentiable", "fused", "params"}
@@ -41,16 +41,7 @@ def assert_same_weights(ours, theirs):
 @settings(max_examples=6, deadline=None)
 @given(data=st.data(), seed=st.integers(0, 2**32 - 1))
 def test_state_dict_has_torchs_structure_and_values(name, data, seed):
-    torch = pytest.importorskip("torch")
-    options = data.draw(OPTIMISERS[name], label="options")
-    rng = np.random.default_rng(seed)
-    initial = [rng.normal(size=shape) for shape in SHAPES]
-    targets = [[rng.normal(size=shape) for shape in SHAPES] for _ in range(4)]
-    weights = [an.tensor(w, requires_grad=True) for w in initial]
-    torch_weights = [torch.tensor(w, requires_grad=True) for w in initial]
-    ours = getattr(optim, name)(weights, **options)
-    theirs = getattr(torch.optim, name)(torch_weights, **options)
-    step_both(ours, theirs, weights, torch_weights, targets, len(targets))
+    ours, theirs = stepped_both(name, data.draw(OPTIMISERS[name], label="options"), seed, 4)
     mine, expected = ours.state_dict(), theirs.state_dict()
     (group,) = mine["param_groups"]
     (torch_group,) = expected["param_groups"]

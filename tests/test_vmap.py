@@ -43,7 +43,7 @@ def loop(function, args, in_axes):
 
 @st.composite
 def batched_case(draw, name):
-    """(arrays with a batch axis somewhere or none, in_axes, params, count) for primitive name."""
+    """(arrays with a batch axis somewhere or none, in_axes, params) for primitive name."""
     inputs, params = draw(PRIMITIVE_CASES[name])
     count = draw(st.integers(1, 3))
     mapped = draw(st.lists(st.booleans(), min_size=len(inputs), max_size=len(inputs)))
@@ -59,14 +59,14 @@ def batched_case(draw, name):
         axis = draw(st.integers(0, x.ndim))
         args.append(np.moveaxis(examples_of(x, count), 0, axis))
         in_axes.append(axis)
-    return args, tuple(in_axes), params, count
+    return args, tuple(in_axes), params
 
 
 @pytest.mark.parametrize("name", sorted(PRIMITIVES))
 @settings(max_examples=8, deadline=None)
 @given(data=st.data())
 def test_vmap_of_each_primitive_is_the_loop_over_examples(name, data):
-    args, in_axes, params, _ = data.draw(batched_case(name))
+    args, in_axes, params = data.draw(batched_case(name))
     primitive = PRIMITIVES[name]
 
     def f(*xs):
@@ -86,7 +86,7 @@ def test_vmap_of_each_primitive_is_the_loop_over_examples(name, data):
 @given(data=st.data())
 def test_per_example_gradients_of_each_primitive_are_the_loop(name, data):
     """vmap(grad): the backward pass runs its VJPs through the batching rules."""
-    args, in_axes, params, _ = data.draw(batched_case(name))
+    args, in_axes, params = data.draw(batched_case(name))
     primitive = PRIMITIVES[name]
     vjps = primitive.vjps * len(args) if primitive.variadic else primitive.vjps
     wrt = tuple(
