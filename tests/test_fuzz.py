@@ -589,3 +589,28 @@ def test_softplus_and_log_sigmoid_and_their_gradients_are_correct_to_rounding(xs
         assert y.dtype == t.grad.dtype == dtype
         np.testing.assert_allclose(y.data, values.astype(dtype), **tolerance)
         np.testing.assert_allclose(t.grad.data, slopes.astype(dtype), **tolerance)
+
+
+@graph_settings
+@given(graph=graphs(), count=st.integers(1, 3), seed=st.integers(0, 2**16))
+def test_random_graphs_per_example_gradients_by_vmap_are_the_loop(graph, count, seed):
+    """vmap(grad) of a random graph over a batch of its inputs: each primitive's batching rule,
+    in the forward pass and in the VJPs of the backward pass, against one graph per example."""
+    wrt = tuple(i for i, r in enumerate(graph.requires_grad) if r)
+    if not wrt:
+        return
+    rng = np.random.default_rng(seed)
+    batch = [
+        np.stack([x * (1 + 0.01 * k) + 0.001 * rng.normal(size=x.shape) for k in range(count)])
+        for x in graph.inputs
+    ]
+
+    def loss(*leaves):
+        return run(graph, GivenLeaves(list(leaves)))[0]
+
+    with np.errstate(all="ignore"):
+        per_example = an.vmap(an.grad(loss, argnums=wrt))(*batch)
+        for k in range(count):
+            one = an.grad(loss, argnums=wrt)(*(x[k] for x in batch))
+            for got, want in zip(per_example, one, strict=True):
+                np.testing.assert_allclose(got.data[k], want.data, rtol=1e-12, atol=1e-12)
