@@ -390,3 +390,25 @@ def test_per_example_cross_entropy_with_mapped_labels():
         np.testing.assert_allclose(per_example.data[i], an.grad(loss)(W, X[i], labels[i]).data)
     with pytest.raises(ValueError, match=r"class indices must be in \[0, 3\) .* \[0, 5\]"):
         an.vmap(loss, in_axes=(None, 0, 0))(W, X, np.array([0, 2, 1, 5]))
+
+
+def test_vmap_inside_a_replayed_step_is_refused_and_fit_runs_it_eagerly():
+    w = an.tensor(np.ones(3), requires_grad=True)
+
+    @an.replay
+    def step(X):
+        return an.vmap(lambda x: (x * w.detach()).sum())(X).sum() + (w * w).sum()
+
+    with pytest.raises(RuntimeError, match="vmap of <lambda>: called while an.replay records"):
+        step(np.ones((4, 3)))
+
+    class PerExampleNorms(an.nn.Module):
+        def __init__(self):
+            self.layer = an.nn.Linear(3, 1, rng=0)
+
+        def forward(self, x):
+            return self.layer(x) * an.vmap(lambda row: (row * row).sum())(x)[:, None]
+
+    model = PerExampleNorms()
+    history = an.nn.fit(model, np.ones((8, 3)), np.ones((8, 1)), epochs=2, batch_size=4)
+    assert history.replayed_steps == 0 and "vmap" in history.replay_reason

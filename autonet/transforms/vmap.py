@@ -62,6 +62,12 @@ def vmap(function: Callable[..., Any], in_axes: Any = 0, out_axes: Any = 0) -> C
 
     @functools.wraps(function)
     def mapped(*args: Any) -> Any:
+        if modes.is_recording():
+            raise RuntimeError(
+                f"vmap of {getattr(function, '__name__', 'a function')}: called while an.replay "
+                "records a step, which cannot follow a batch; run this step eagerly (call the loss "
+                "and backward()), or take vmap out of the replayed step"
+            )
         axes = in_axes if isinstance(in_axes, (tuple, list)) else (in_axes,) * len(args)
         if len(axes) != len(args):
             raise ValueError(
