@@ -77,8 +77,9 @@ CASES = [
         "w = an.tensor([1.0, 2.0], requires_grad=True); an.vmap(lambda x: x * w)(np.ones((3, 2)))",
         NotImplementedError,
         "vmap: the output (shape (2,)) depends on a tensor that requires grad from outside "
-        "the mapped function, but vmap's results are not differentiable from outside; put the "
-        "derivative inside the map (an.vmap(an.grad(f))), or pass that tensor .detach()",
+        "the mapped function (a parameter?), but vmap's results are not differentiable from "
+        "outside; put the derivative inside the map (an.vmap(an.grad(f))), call vmap under "
+        "an.no_grad() when no gradient is needed (inference), or pass that tensor .detach()",
     ),
     (
         "a clip bound that requires grad",

@@ -292,6 +292,13 @@ def test_what_vmap_refuses_it_refuses_clearly():
         an.vmap(lambda x: x * w)(X)
     with pytest.raises(NotImplementedError, match="requires grad"):
         an.vmap(lambda x: x)(w)
+    with pytest.raises(ValueError, match="argument 0 is 0-d, so it has no axis to map over"):
+        an.vmap(lambda x: x)(np.float64(3.0))
+    layer = an.nn.Linear(2, 3, rng=0)
+    with pytest.raises(NotImplementedError, match="an.no_grad"):
+        an.vmap(layer)(X)  # its parameters require grad
+    with an.no_grad():  # inference: per example, nothing to differentiate
+        np.testing.assert_allclose(an.vmap(layer)(X).data, layer(X).data)
     with pytest.raises(ValueError, match=r"matmul: .*\(2,\) and \(3,\)"):
         an.vmap(lambda x: x @ np.ones(3))(X)
 

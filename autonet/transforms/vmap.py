@@ -147,6 +147,11 @@ def to_batched(arg: Any, axis: Any, level: int, sizes: list[int], where: str) ->
     levels = data.levels if type(data) is Batched else ()
     value = data.value if type(data) is Batched else data
     ndim = value.ndim - len(levels)
+    if ndim == 0:
+        raise ValueError(
+            f"vmap: {where} is 0-d, so it has no axis to map over (in_axes={axis}); pass "
+            "in_axes=None for it, to share it between the examples"
+        )
     if not -ndim <= axis < ndim:
         raise ValueError(
             f"vmap: in_axes={axis} is out of range for {where} of shape "
@@ -182,9 +187,10 @@ def from_batched(out: Any, axis: Any, level: int, size: int, where: str) -> Any:
         if out.requires_grad and out.op is not None and any_outside_leaf(out):
             raise NotImplementedError(
                 f"vmap: the {where} (shape {out.shape}) depends on a tensor that requires grad "
-                "from outside the mapped function, but vmap's results are not differentiable "
-                "from outside; put the derivative inside the map (an.vmap(an.grad(f))), or "
-                "pass that tensor .detach()"
+                "from outside the mapped function (a parameter?), but vmap's results are not "
+                "differentiable from outside; put the derivative inside the map "
+                "(an.vmap(an.grad(f))), call vmap under an.no_grad() when no gradient is needed "
+                "(inference), or pass that tensor .detach()"
             )
         data = out.data
     else:
