@@ -94,3 +94,8 @@ class Batched:
     def __repr__(self) -> str:
         batch = self.value.shape[: len(self.levels)]
         return f"Batched(shape={self.shape}, dtype={self.dtype}, batch={batch})"
+
+
+class RecordedThroughMapError(NotImplementedError):
+    """A backward pass through a result of vmap was asked to record itself (create_graph, or
+    another transform's rules on Tensors): the map's VJP gives arrays only."""

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import autonet as an
+from autonet.batched import RecordedThroughMapError
 
 DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs" / "errors.md"
 
@@ -73,13 +74,13 @@ CASES = [
         "JAX and torch.func do), e.g. an.vmap(an.grad(loss), in_axes=(None, 0, 0))(w, X, Y)",
     ),
     (
-        "a vmapped result that depends on a tensor requiring grad",
-        "w = an.tensor([1.0, 2.0], requires_grad=True); an.vmap(lambda x: x * w)(np.ones((3, 2)))",
-        NotImplementedError,
-        "vmap: the output (shape (2,)) depends on a tensor that requires grad from outside "
-        "the mapped function (a parameter?), but vmap's results are not differentiable from "
-        "outside; put the derivative inside the map (an.vmap(an.grad(f))), call vmap under "
-        "an.no_grad() when no gradient is needed (inference), or pass that tensor .detach()",
+        "a second derivative through vmap's results",
+        "an.hessian(lambda w: an.vmap(lambda x: (x * w)."
+        "sum() ** 2)(np.ones((3, 2))).sum())(np.ones(2))",
+        RecordedThroughMapError,
+        "vmap: a result of vmap (shape (3,)) differentiated with create_graph=True or inside "
+        "another transform (grad of grad, jacobian, hessian, vmap): not supported; put the "
+        "derivative inside the map",
     ),
     (
         "a clip bound that requires grad",

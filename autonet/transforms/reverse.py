@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from autonet.batched import RecordedThroughMapError
 from autonet.tensor import Tensor
 from autonet.transforms.core import (
     add_up,
@@ -182,11 +183,15 @@ def rows_by_reverse_mode(
     for o in outs:
         if o.requires_grad and not keep and o.size:
             seeds = np.eye(o.size, dtype=o.dtype).reshape((o.size, *o.shape))
-            rows = vmap(lambda u, o=o: gradients(o, wanted, u, True, False))(seeds)
-            blocks.append(
-                tuple(r.reshape(o.shape + x.shape) for r, x in zip(rows, wanted, strict=True))
-            )
-            continue
+            try:
+                rows = vmap(lambda u, o=o: gradients(o, wanted, u, True, False))(seeds)
+            except RecordedThroughMapError:  # o was computed by a vmap: a pass per row below
+                pass
+            else:
+                blocks.append(
+                    tuple(r.reshape(o.shape + x.shape) for r, x in zip(rows, wanted, strict=True))
+                )
+                continue
         rows = [
             gradients(o, wanted, one_hot(o.shape, o.dtype, k), True, keep)
             if o.requires_grad

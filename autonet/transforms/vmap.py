@@ -29,16 +29,17 @@ import itertools
 import threading
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from autonet import modes
-from autonet.batched import Batched
-from autonet.engine import topological_order
+from autonet.batched import Batched, RecordedThroughMapError
 from autonet.modes import grad_mode
 from autonet.primitives import Mapped, Primitive, per_example, with_rank
-from autonet.tensor import Tensor, describe_failure, with_normalized_axes
+from autonet.tensor import Tensor, describe_failure, record, with_normalized_axes
+from autonet.transforms.core import gradients
 
 next_level = itertools.count(1).__next__  # atomic: nested and concurrent vmaps never share one
 _active = threading.Lock()
@@ -74,11 +75,12 @@ def vmap(function: Callable[..., Any], in_axes: Any = 0, out_axes: Any = 0) -> C
                 f"vmap: in_axes has {len(axes)} entries but the function was called with "
                 f"{len(args)} positional arguments; give one axis (or None) per argument"
             )
-        level, sizes = next_level(), []
+        batch = Batch(next_level())
         batched_args = [
-            to_batched(arg, axis, level, sizes, f"argument {i}")
+            to_batched(arg, axis, batch, f"argument {i}")
             for i, (arg, axis) in enumerate(zip(args, axes, strict=True))
         ]
+        sizes = batch.sizes
         if not sizes:
             raise ValueError(
                 f"vmap: in_axes={in_axes!r} maps no argument; give at least one argument an axis "
@@ -94,16 +96,27 @@ def vmap(function: Callable[..., Any], in_axes: Any = 0, out_axes: Any = 0) -> C
             out = function(*batched_args)
         finally:
             leave()
-        return from_batched(out, out_axes, level, sizes[0], "output")
+        return from_batched(out, out_axes, batch, "output")
 
     return mapped
+
+
+@dataclass
+class Batch:
+    """One call of a mapped function: its level, the lengths of the mapped axes, and the mapped
+    arguments that require grad (id of the tensor the function sees -> that tensor, the
+    argument, the argument's mapped axis)."""
+
+    level: int
+    sizes: list[int] = field(default_factory=list)
+    mapped: dict[int, tuple[Tensor, Tensor, int]] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------
 # Into the batch and out of it
 
 
-def to_batched(arg: Any, axis: Any, level: int, sizes: list[int], where: str) -> Any:
+def to_batched(arg: Any, axis: Any, batch: Batch, where: str) -> Any:
     """arg as the mapped function sees it: with axis None as it is; else a tensor of one
     example's shape holding the batch at `level` (recursing into tuples, lists and dicts)."""
     if isinstance(arg, (tuple, list)):
@@ -114,26 +127,27 @@ def to_batched(arg: Any, axis: Any, level: int, sizes: list[int], where: str) ->
                 f"{len(axes)}; give one axis per item, or one int (or None) for all"
             )
         items = [
-            to_batched(a, ax, level, sizes, f"{where}[{i}]")
+            to_batched(a, ax, batch, f"{where}[{i}]")
             for i, (a, ax) in enumerate(zip(arg, axes, strict=True))
         ]
         return type(arg)(items)
     if isinstance(arg, dict):
         axes = axis if isinstance(axis, dict) else dict.fromkeys(arg, axis)
         return {
-            key: to_batched(value, axes.get(key), level, sizes, f"{where}[{key!r}]")
+            key: to_batched(value, axes.get(key), batch, f"{where}[{key!r}]")
             for key, value in arg.items()
         }
     if axis is None:
         return arg
     if not isinstance(axis, (int, np.integer)):
         raise TypeError(f"vmap: in_axes for {where} must be an int or None, got {axis!r}")
+    differentiated = isinstance(arg, Tensor) and arg.requires_grad and grad_mode.enabled
     if isinstance(arg, Tensor):
-        if arg.requires_grad:
+        if differentiated and type(arg.data) is Batched:
             raise NotImplementedError(
-                f"vmap: {where} (shape {arg.shape}) requires grad, but vmap's results are not "
-                "differentiable from outside; put the derivative inside the map "
-                "(an.vmap(an.grad(f)) for per-example gradients), or pass it .detach()"
+                f"vmap: {where} (shape {arg.shape}) requires grad and is mapped by an enclosing "
+                "vmap too; differentiating through nested vmaps is not supported: put the "
+                "derivative inside the innermost map"
             )
         data, dtype_kind = arg.data, arg.dtype.kind
     else:
@@ -160,11 +174,14 @@ def to_batched(arg: Any, axis: Any, level: int, sizes: list[int], where: str) ->
         )
     # the new level is the innermost: its axis goes after the enclosing vmaps' axes
     value = np.moveaxis(value, len(levels) + axis % ndim, len(levels))
-    sizes.append(value.shape[len(levels)])
-    return Tensor(Batched(value, (*levels, level)))
+    batch.sizes.append(value.shape[len(levels)])
+    inner = Tensor(Batched(value, (*levels, batch.level)), requires_grad=differentiated)
+    if differentiated:  # its gradient goes back to the argument (see differentiable_result)
+        batch.mapped[id(inner)] = (inner, arg, axis % ndim)
+    return inner
 
 
-def from_batched(out: Any, axis: Any, level: int, size: int, where: str) -> Any:
+def from_batched(out: Any, axis: Any, batch: Batch, where: str) -> Any:
     """The mapped function's result with the batch at `level` moved to `axis` of each output
     (tuples, lists and dicts of outputs kept as they are)."""
     if isinstance(out, (tuple, list)):
@@ -175,26 +192,19 @@ def from_batched(out: Any, axis: Any, level: int, size: int, where: str) -> Any:
                 "entries; give one axis per output, or one for all"
             )
         return type(out)(
-            from_batched(o, ax, level, size, f"{where} {i}")
+            from_batched(o, ax, batch, f"{where} {i}")
             for i, (o, ax) in enumerate(zip(out, axes, strict=True))
         )
     if isinstance(out, dict):
         axes = axis if isinstance(axis, dict) else dict.fromkeys(out, axis)
-        return {
-            k: from_batched(v, axes.get(k), level, size, f"{where} {k!r}") for k, v in out.items()
-        }
+        return {k: from_batched(v, axes.get(k), batch, f"{where} {k!r}") for k, v in out.items()}
+    boundary = []
     if isinstance(out, Tensor):
-        if out.requires_grad and out.op is not None and any_outside_leaf(out):
-            raise NotImplementedError(
-                f"vmap: the {where} (shape {out.shape}) depends on a tensor that requires grad "
-                "from outside the mapped function (a parameter?), but vmap's results are not "
-                "differentiable from outside; put the derivative inside the map "
-                "(an.vmap(an.grad(f))), call vmap under an.no_grad() when no gradient is needed "
-                "(inference), or pass that tensor .detach()"
-            )
         data = out.data
+        boundary = boundary_of(out, batch) if out.requires_grad else []
     else:
         data = np.asarray(out)
+    level, size = batch.level, batch.sizes[0]
     levels = data.levels if type(data) is Batched else ()
     value = data.value if type(data) is Batched else data
     ndim = value.ndim - len(levels)  # one example's axes
@@ -221,6 +231,14 @@ def from_batched(out: Any, axis: Any, level: int, size: int, where: str) -> Any:
     position = levels.index(level)
     remaining = levels[:position] + levels[position + 1 :]
     value = np.moveaxis(value, position, len(remaining) + axis % (ndim + 1))
+    if boundary:
+        if remaining:
+            raise NotImplementedError(
+                f"vmap: the {where} (shape {out.shape}) is differentiable and mapped by an "
+                "enclosing vmap too; differentiating through nested vmaps is not supported: put "
+                "the derivative inside the innermost map"
+            )
+        return differentiable_result(out, np.ascontiguousarray(value), boundary, batch, axis)
     return tensor_of(np.ascontiguousarray(value), remaining)
 
 
@@ -231,12 +249,75 @@ def tensor_of(value: np.ndarray, levels: tuple[int, ...]) -> Tensor:
     return Tensor.wrap(Batched(value, levels) if levels else value)  # type: ignore[arg-type]
 
 
-def any_outside_leaf(out: Tensor) -> bool:
-    """Whether out was computed from a leaf that requires grad and is not batched (one made
-    outside the mapped function, which a gradient from outside would have to reach)."""
-    return any(
-        node.op is None and type(node._data) is not Batched for node in topological_order(out)
-    )
+def boundary_of(out: Tensor, batch: Batch) -> list[tuple[Tensor, Tensor, int | None]]:
+    """Where the gradient of a result of the map leaves it: (the tensor inside, the tensor
+    outside, the mapped axis or None) for each tensor from outside the map that requires grad
+    and that out was computed from (a parameter: the same for every example), and for each
+    mapped argument that requires grad."""
+    found, seen, todo = [], {id(out)}, [out]
+    while todo:
+        t = todo.pop()
+        if type(t._data) is not Batched:
+            found.append((t, t, None))
+            continue
+        if id(t) in batch.mapped:
+            found.append(batch.mapped[id(t)])
+            continue
+        for parent in t.parents:
+            if parent.requires_grad and id(parent) not in seen:
+                seen.add(id(parent))
+                todo.append(parent)
+    return found
+
+
+def differentiable_result(
+    out: Tensor, value: np.ndarray, boundary: list, batch: Batch, axis: int
+) -> Tensor:
+    """A result of the map as a node of the graph outside it: its inputs are the tensors the
+    gradient reaches outside (boundary_of), and its VJP is the backward pass through the map,
+    batched: dL/dw = sum over the examples of each example's gradient for a tensor w they share,
+    and each example's own gradient for a mapped argument (JAX's transpose of vmap)."""
+    out_axis = axis % (out.ndim + 1)
+    cache: dict[str, Any] = {}
+
+    def pulled_back(g: Any) -> list[np.ndarray]:
+        if cache.get("g") is not g:
+            if isinstance(g, Tensor):
+                raise RecordedThroughMapError(
+                    f"vmap: a result of vmap (shape {value.shape}) differentiated with "
+                    "create_graph=True or inside another transform (grad of grad, jacobian, "
+                    "hessian, vmap): not supported; put the derivative inside the map"
+                )
+            seed = Tensor(Batched(np.moveaxis(np.asarray(g), out_axis, 0), (batch.level,)))
+            enter()
+            try:
+                found = gradients(out, [inner for inner, _, _ in boundary], seed, True)
+            finally:
+                leave()
+            cache["g"], cache["grads"] = (
+                g,
+                [
+                    gradient_outside(f._data, mapped_axis, batch.sizes[0])
+                    for f, (_, _, mapped_axis) in zip(found, boundary, strict=True)
+                ],
+            )
+        return cache["grads"]
+
+    vjps = [lambda g, result, *inputs, i=i: pulled_back(g)[i] for i in range(len(boundary))]
+    node = Primitive("vmap", lambda *inputs: value, *vjps)
+    return record(node, tuple(outside for _, outside, _ in boundary))
+
+
+def gradient_outside(data: Any, mapped_axis: int | None, size: int) -> np.ndarray:
+    """A gradient found inside the map as the tensor outside needs it: summed over the
+    examples for a shared tensor, each example's at the argument's axis for a mapped one."""
+    if type(data) is not Batched:  # the same for every example
+        data = np.broadcast_to(data, (size, *np.shape(data)))
+    else:
+        data = data.value
+    if mapped_axis is None:
+        return data.sum(axis=0)
+    return np.ascontiguousarray(np.moveaxis(data, 0, mapped_axis))
 
 
 # ---------------------------------------------------------------------------------------------
