@@ -289,8 +289,9 @@ def test_what_vmap_refuses_it_refuses_clearly():
         an.vmap(lambda x: x, out_axes=None)(X)
     with pytest.raises(ValueError, match="argument 0 is 0-d, so it has no axis to map over"):
         an.vmap(lambda x: x)(np.float64(3.0))
-    with pytest.raises(NotImplementedError, match="a result of vmap .* create_graph=True"):
-        an.hessian(lambda w: an.vmap(lambda x: (x * w).sum() ** 2)(X).sum())(np.ones(2))
+    with pytest.raises(NotImplementedError, match="nested vmaps is not supported"):
+        per_example = an.grad(lambda w, x: an.vmap(lambda r: (r * w).sum())(x).sum())
+        an.vmap(per_example, in_axes=(None, 0))(np.ones(2), np.ones((4, 3, 2)))
     with pytest.raises(NotImplementedError, match="nested vmaps"):
         an.vmap(lambda row: an.vmap(lambda v: v * 2)(row))(an.tensor(X, requires_grad=True))
     with pytest.raises(ValueError, match=r"matmul: .*\(2,\) and \(3,\)"):
@@ -459,3 +460,23 @@ def test_jacobian_of_a_function_with_a_vmap_inside():
     w = np.array([0.3, -0.2, 0.5])
     expected = (1 - np.tanh(X @ w) ** 2)[:, None] * X
     np.testing.assert_allclose(an.jacobian(f)(w).data, expected, rtol=1e-12)
+
+
+def test_second_derivatives_through_vmaps_results():
+    rng = np.random.default_rng(8)
+    X, w, v = rng.normal(size=(5, 3)), rng.normal(size=3), rng.normal(size=3)
+
+    def loss(w):
+        return an.vmap(lambda x: an.tanh((x * w).sum()))(X).sum()
+
+    t = np.tanh(X @ w)
+    hessian = (X.T * (-2 * t * (1 - t**2))) @ X
+    np.testing.assert_allclose(an.hessian(loss)(w).data, hessian, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(an.hvp(loss, w, v).data, hessian @ v, rtol=1e-10, atol=1e-12)
+    _, pushed = an.jvp(lambda w: an.vmap(lambda x: an.sin((x * w).sum()))(X), (w,), (v,))
+    np.testing.assert_allclose(pushed.data, np.cos(X @ w) * (X @ v), rtol=1e-12)
+    Xt = an.tensor(X, requires_grad=True)
+    (first,) = an.gradients(an.vmap(lambda x: (x**3).sum())(Xt).sum(), [Xt], create_graph=True)
+    (second,) = an.gradients(first.sum(), [Xt])
+    np.testing.assert_allclose(first.data, 3 * X**2, rtol=1e-12)
+    np.testing.assert_allclose(second.data, 6 * X, rtol=1e-12)

@@ -276,31 +276,46 @@ def differentiable_result(
     """A result of the map as a node of the graph outside it: its inputs are the tensors the
     gradient reaches outside (boundary_of), and its VJP is the backward pass through the map,
     batched: dL/dw = sum over the examples of each example's gradient for a tensor w they share,
-    and each example's own gradient for a mapped argument (JAX's transpose of vmap)."""
+    and each example's own gradient for a mapped argument (JAX's transpose of vmap). Under
+    create_graph the pass is recorded and its results leave the map the same way, so second
+    derivatives go through it too."""
     out_axis = axis % (out.ndim + 1)
     cache: dict[str, Any] = {}
 
-    def pulled_back(g: Any) -> list[np.ndarray]:
+    def pulled_back(g: Any) -> list[Any]:
         if cache.get("g") is not g:
-            if isinstance(g, Tensor):
-                raise RecordedThroughMapError(
-                    f"vmap: a result of vmap (shape {value.shape}) differentiated with "
-                    "create_graph=True or inside another transform (grad of grad, jacobian, "
-                    "hessian, vmap): not supported; put the derivative inside the map"
-                )
-            seed = Tensor(Batched(np.moveaxis(np.asarray(g), out_axis, 0), (batch.level,)))
-            enter()
-            try:
-                found = gradients(out, [inner for inner, _, _ in boundary], seed, True)
-            finally:
-                leave()
-            cache["g"], cache["grads"] = (
-                g,
-                [
+            inners = [inner for inner, _, _ in boundary]
+            if not isinstance(g, Tensor):
+                seed = Tensor(Batched(np.moveaxis(np.asarray(g), out_axis, 0), (batch.level,)))
+                enter()
+                try:
+                    found = gradients(out, inners, seed, True)
+                finally:
+                    leave()
+                grads = [
                     gradient_outside(f._data, mapped_axis, batch.sizes[0])
                     for f, (_, _, mapped_axis) in zip(found, boundary, strict=True)
-                ],
-            )
+                ]
+            elif type(g._data) is Batched:
+                raise RecordedThroughMapError(
+                    f"vmap: a result of vmap (shape {value.shape}) differentiated inside another "
+                    "vmap (jacobian's rows, vmap of grad): not supported; put the derivative "
+                    "inside the map"
+                )
+            else:  # create_graph: the pass through the map recorded, and its results mapped out
+                seed = to_batched(g, out_axis, batch, "the gradient of a result of vmap")
+                enter()
+                try:
+                    found = gradients(out, inners, seed, create_graph=True)
+                finally:
+                    leave()
+                grads = [
+                    from_batched(f, 0, batch, "gradient").sum(axis=0)
+                    if mapped_axis is None
+                    else from_batched(f, mapped_axis, batch, "gradient")
+                    for f, (_, _, mapped_axis) in zip(found, boundary, strict=True)
+                ]
+            cache["g"], cache["grads"] = g, grads
         return cache["grads"]
 
     vjps = [lambda g, result, *inputs, i=i: pulled_back(g)[i] for i in range(len(boundary))]
