@@ -21,7 +21,7 @@ import math
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -38,12 +38,18 @@ def export(
     opset: int = DEFAULT_OPSET,
     input_names: list[str] | None = None,
     output_names: list[str] | None = None,
+    dynamic_batch: bool = False,
 ) -> Path:
     """Write model_or_function's forward pass on example_inputs (one array or Tensor, or a tuple
     of them) to path as an ONNX model checked by onnx.checker; returns the path.
 
     A Module runs in evaluation mode and its parameters are stored under their state_dict names;
     the inputs are named input_0, ... and the outputs output_0, ... unless names are given.
+    The shapes are the example's; with dynamic_batch=True the first axis of every input is a
+    batch axis of any length ("batch" in the model), found by running the model a second time
+    on one more example: every tensor must then differ between the two runs in its first axis
+    only, and every constant not at all (else a clear error: a mean over the batch, for one,
+    divides by a number that depends on it).
     """
     onnx = import_onnx()
     if opset < DEFAULT_OPSET:
@@ -55,7 +61,11 @@ def export(
     inputs = [leaf_of(x, i) for i, x in enumerate(examples)]
     names = parameter_names(model_or_function)
     outputs = traced_outputs(model_or_function, inputs)
+    nodes = nodes_of(outputs)
     graph = GraphWriter(onnx, names)
+    if dynamic_batch:
+        more = [leaf_of(np.concatenate([x.data, x.data[:1]]), i) for i, x in enumerate(inputs)]
+        graph.batched = batched_nodes(nodes, nodes_of(traced_outputs(model_or_function, more)))
     input_names = input_names or [f"input_{i}" for i in range(len(inputs))]
     output_names = output_names or [f"output_{i}" for i in range(len(outputs))]
     for names_given, count, what in (
@@ -69,12 +79,12 @@ def export(
             )
     for t, name in zip(inputs, input_names, strict=True):
         graph.names[id(t)] = name
-        graph.inputs.append(value_info(onnx, name, t))
-    for node in nodes_of(outputs):
+        graph.inputs.append(value_info(onnx, name, t, id(t) in graph.batched))
+    for node in nodes:
         graph.write(node)
     for out, name in zip(outputs, output_names, strict=True):
         graph.nodes.append(onnx.helper.make_node("Identity", [graph.name_of(out)], [name]))
-        graph.outputs.append(value_info(onnx, name, out))
+        graph.outputs.append(value_info(onnx, name, out, id(out) in graph.batched))
     model = onnx.helper.make_model(
         onnx.helper.make_graph(
             graph.nodes, "autonet", graph.inputs, graph.outputs, graph.initializers
@@ -151,10 +161,65 @@ def nodes_of(outputs: list[Tensor]) -> list[Tensor]:
     return sorted(seen.values(), key=lambda t: t.tick)
 
 
-def value_info(onnx: Any, name: str, t: Tensor) -> Any:
+def value_info(onnx: Any, name: str, t: Tensor, batched: bool = False) -> Any:
+    shape: list[Any] = list(t.shape)
+    if batched:
+        shape[0] = "batch"
     return onnx.helper.make_tensor_value_info(
-        name, onnx.helper.np_dtype_to_tensor_dtype(t.dtype), list(t.shape)
+        name, onnx.helper.np_dtype_to_tensor_dtype(t.dtype), shape
     )
+
+
+def batched_nodes(first: list[Tensor], second: list[Tensor]) -> set[int]:
+    """The ids of the tensors of `first` whose first axis is the batch axis, from a second run on
+    one more example: the two runs must record the same operations with the same params (but
+    the target shape of a reshape or broadcast, in its first axis), their tensors must differ in
+    the first axis only, and their constants not at all."""
+
+    def refuse(t: Tensor, why: str) -> NoReturn:
+        what = t.op.name if t.op is not None else "a constant"
+        raise ValueError(
+            f"onnx.export: dynamic_batch needs the batch to be the first axis of every tensor "
+            f"that depends on it, but {what} (shape {t.shape}) {why}; export with "
+            "dynamic_batch=False (the example's batch size), or keep the batch axis first"
+        )
+
+    if len(first) != len(second):
+        refuse(first[-1], "belongs to a graph that changes with the batch size")
+    batched = set()
+    for a, b in zip(first, second, strict=True):
+        if a.op is not b.op:
+            refuse(a, "belongs to a graph that changes with the batch size")
+        constant = a.op is None and not a.requires_grad
+        if a.shape != b.shape:
+            if a.ndim != b.ndim or a.shape[1:] != b.shape[1:] or b.shape[0] != a.shape[0] + 1:
+                refuse(a, f"becomes shape {b.shape} with one more example")
+            if constant:
+                refuse(
+                    a,
+                    "is made for the batch's size (an.zeros(x.shape)? compute it from x: 0 * x)",
+                )
+            batched.add(id(a))
+        elif constant and not np.array_equal(a.data, b.data, equal_nan=True):
+            refuse(a, "has other values with one more example (a mean over the batch?)")
+        elif a.op is not None and not same_params(a, b):
+            refuse(a, f"has other params with one more example ({a.params} and {b.params})")
+    return batched
+
+
+def same_params(a: Tensor, b: Tensor) -> bool:
+    """Whether two runs' nodes have the same params (a reshape's or broadcast's target shape may
+    differ in its first axis: the batch)."""
+    for key, value in a.params.items():
+        other = b.params.get(key)
+        if key == "shape" and a.op.name in ("reshape", "broadcast_to"):
+            value, other = tuple(value)[1:], tuple(other)[1:]
+        if type(value) is tuple and type(other) is tuple and len(value) == len(other):
+            if not all(np.array_equal(v, w) for v, w in zip(value, other, strict=True)):
+                return False
+        elif not np.array_equal(value, other):
+            return False
+    return True
 
 
 class GraphWriter:
@@ -168,6 +233,7 @@ class GraphWriter:
         self.inputs: list[Any] = []
         self.outputs: list[Any] = []
         self.names: dict[int, str] = {}
+        self.batched: set[int] = set()  # tensors whose first axis is a batch of any length
         self.count = 0
 
     def fresh(self, stem: str) -> str:
@@ -314,16 +380,31 @@ def astype(g: GraphWriter, node: Tensor, inputs: list[str]) -> str:
 
 def zeros_like(g: GraphWriter, node: Tensor, inputs: list[str]) -> str:
     value = g.onnx.numpy_helper.from_array(np.zeros(1, node.dtype), "value")
-    shape = g.constant(np.asarray(node.shape, np.int64))
-    return g.op("ConstantOfShape", [shape], value=value)
+    return g.op("ConstantOfShape", [g.op("Shape", inputs)], value=value)
+
+
+def target_shape(g: GraphWriter, node: Tensor, batch_length: int) -> str:
+    """The node's shape as a constant; its first length `batch_length` (0: Reshape's "as the
+    input's", 1: Expand's "as the input's") if its first axis is the batch."""
+    shape = list(node.shape)
+    if id(node) in g.batched:
+        x = node.parents[0]  # (Expand aligns shapes from the right: the same rank, or not 0)
+        if id(x) not in g.batched or (batch_length == 1 and x.ndim != node.ndim):
+            raise ValueError(
+                f"onnx.export: dynamic_batch: {node.op.name} moves the batch axis (input shape "
+                f"{x.shape}, output shape {node.shape}); export with "
+                "dynamic_batch=False, or keep the batch axis first"
+            )
+        shape[0] = batch_length
+    return g.constant(np.asarray(shape, np.int64))
 
 
 def reshape(g: GraphWriter, node: Tensor, inputs: list[str]) -> str:
-    return g.op("Reshape", [inputs[0], g.constant(np.asarray(node.shape, np.int64))])
+    return g.op("Reshape", [inputs[0], target_shape(g, node, 0)])
 
 
 def broadcast_to(g: GraphWriter, node: Tensor, inputs: list[str]) -> str:
-    return g.op("Expand", [inputs[0], g.constant(np.asarray(node.shape, np.int64))])
+    return g.op("Expand", [inputs[0], target_shape(g, node, 1)])
 
 
 def transpose(g: GraphWriter, node: Tensor, inputs: list[str]) -> str:
@@ -359,6 +440,10 @@ def einsum(g: GraphWriter, node: Tensor, inputs: list[str]) -> str:
     return g.op("Einsum", same_dtype(g, node, inputs), equation=node.params["subscripts"])
 
 
+def is_integer(item: Any) -> bool:
+    return isinstance(item, (int, np.integer)) and not isinstance(item, bool)
+
+
 def getitem(g: GraphWriter, node: Tensor, inputs: list[str]) -> str:
     """Basic indexing (integers, slices with steps, None, ...) as Slice, Squeeze and Unsqueeze;
     advanced indexing as a Gather of the flattened input at the positions the index picks."""
@@ -371,6 +456,11 @@ def getitem(g: GraphWriter, node: Tensor, inputs: list[str]) -> str:
     ):
         # advanced indexing (arrays, masks): the index is a constant, so the elements it picks
         # are known now: their positions in the flattened x, gathered
+        if id(x) in g.batched:
+            raise ValueError(
+                f"onnx.export: dynamic_batch: an advanced index {node.params['index']!r} of a "
+                f"tensor of shape {x.shape} with a batch axis; export with dynamic_batch=False"
+            )
         positions = np.arange(x.size, dtype=np.int64).reshape(x.shape)[node.params["index"]]
         flat = g.op("Reshape", [inputs[0], g.constant(np.asarray([-1], np.int64))])
         return g.op("Gather", [flat, g.constant(positions)], axis=0)
@@ -387,6 +477,16 @@ def getitem(g: GraphWriter, node: Tensor, inputs: list[str]) -> str:
             out_axis += 1
             continue
         length = x.shape[axis]
+        if isinstance(item, slice) and item == slice(None):  # the whole axis: nothing to slice
+            out_axis += 1
+            axis += 1
+            continue
+        if axis == 0 and id(x) in g.batched and not (is_integer(item) and item >= 0):
+            raise ValueError(
+                f"onnx.export: dynamic_batch: the index {node.params['index']!r} takes part of "
+                f"the batch axis of a tensor of shape {x.shape} relative to its length; export "
+                "with dynamic_batch=False"
+            )
         if isinstance(item, slice):
             start, stop, step = item.indices(length)
             if step < 0 and stop < 0:  # to the start: ONNX's end is exclusive, -1 would wrap

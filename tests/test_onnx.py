@@ -203,3 +203,48 @@ def test_a_cnn_with_normalisation_in_float32(tmp_path):
     model.eval()
     (got,) = run_onnx(tmp_path / "cnn.onnx", X)
     assert_close(got, model(X).data, np.float32)
+
+
+def test_a_dynamic_batch_axis(tmp_path):
+    nn = an.nn
+    model = nn.Sequential(
+        nn.Conv2d(1, 3, 3, padding=1, rng=0),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(12, 4, rng=1),
+        nn.LogSoftmax(dim=1),
+    ).to(np.float32)
+    rng = np.random.default_rng(3)
+    example = rng.normal(size=(2, 1, 4, 4)).astype(np.float32)
+    export(model, example, tmp_path / "cnn.onnx", dynamic_batch=True)
+    session = ort.InferenceSession(str(tmp_path / "cnn.onnx"))
+    assert session.get_inputs()[0].shape == ["batch", 1, 4, 4]
+    for size in (1, 3, 11):
+        X = rng.normal(size=(size, 1, 4, 4)).astype(np.float32)
+        (got,) = session.run(None, {"input_0": X})
+        assert_close(got, model(X).data, np.float32)
+
+    def with_tricks(x):  # a broadcast, slices of the features, a mask
+        shifted = an.broadcast_to((x + an.tensor([1.0, 2.0, 3.0]))[:, None, :], (x.shape[0], 2, 3))
+        return an.where(x > 0, x, 0.0) + shifted[:, 1, ::2].sum(axis=1, keepdims=True)
+
+    export(with_tricks, np.ones((2, 3)), tmp_path / "tricks.onnx", dynamic_batch=True)
+    X = rng.normal(size=(5, 3))
+    (got,) = run_onnx(tmp_path / "tricks.onnx", X)
+    assert_close(got, with_tricks(an.tensor(X)).data, np.float64)
+
+
+@pytest.mark.parametrize(
+    "function, message",
+    [
+        (lambda x: x.mean(), "has other values with one more example"),
+        (lambda x: x[-1] * 2, "takes part of the batch axis"),
+        (lambda x: x.T @ x, "becomes shape"),
+        (lambda x: x + an.zeros(x.shape), "is made for the batch's size"),
+    ],
+)
+def test_a_dynamic_batch_that_cannot_be_is_refused(function, message, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        export(function, np.ones((2, 3)), tmp_path / "x.onnx", dynamic_batch=True)
+    assert not list(tmp_path.iterdir())
