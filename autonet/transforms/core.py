@@ -233,9 +233,11 @@ def arrange(blocks: list[tuple[Tensor, ...]], out: Any, argnums: Any) -> Any:
     return tuple(per_output) if isinstance(out, tuple) else per_output[0]
 
 
-def add_up(total: list[Any], terms: Sequence[Tensor]) -> list[Any]:
-    """total + terms elementwise, a None in total counting as zero."""
-    return [t if s is None else s + t for s, t in zip(total, terms, strict=True)]
+def add_up(total: list[Any], terms: Sequence[Tensor | None]) -> list[Any]:
+    """total + terms elementwise, a None (in either) counting as zero."""
+    return [
+        s if t is None else t if s is None else s + t for s, t in zip(total, terms, strict=True)
+    ]
 
 
 def zeros_for(like: Tensor) -> Tensor:

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from autonet.engine import backpropagate
 from autonet.tensor import Tensor
 from autonet.transforms.core import (
     add_up,
@@ -41,7 +42,10 @@ def transposed(outs: Sequence[Tensor], wanted: Sequence[Tensor]) -> tuple[list[T
     gs: list[Any] = [None] * len(wanted)
     for o, u in zip(outs, us, strict=True):
         if o.requires_grad:
-            gs = add_up(gs, gradients(o, wanted, grad=u, create_graph=True))
+            # the engine's own results, not gradients()'s copies: g_j is only differentiated
+            # below, never handed out (None for an input o does not depend on)
+            found = backpropagate(o, u, retain_graph=True, create_graph=True, wanted=wanted)
+            gs = add_up(gs, [found.get(id(t)) for t in wanted])
     return us, gs
 
 
