@@ -26,6 +26,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from autonet.modes import grad_mode, replay_recording
+from autonet.primitives import is_basic, is_integer
 from autonet.tensor import Tensor, graph_of
 
 DEFAULT_OPSET = 18  # the Reduce* operators take their axes as an input from opset 18 on
@@ -440,20 +441,13 @@ def einsum(g: GraphWriter, node: Tensor, inputs: list[str]) -> str:
     return g.op("Einsum", same_dtype(g, node, inputs), equation=node.params["subscripts"])
 
 
-def is_integer(item: Any) -> bool:
-    return isinstance(item, (int, np.integer)) and not isinstance(item, bool)
-
-
 def getitem(g: GraphWriter, node: Tensor, inputs: list[str]) -> str:
     """Basic indexing (integers, slices with steps, None, ...) as Slice, Squeeze and Unsqueeze;
     advanced indexing as a Gather of the flattened input at the positions the index picks."""
     x = node.parents[0]
     items = node.params["index"]
     items = items if isinstance(items, tuple) else (items,)
-    if not all(
-        item is None or item is Ellipsis or isinstance(item, (slice, int, np.integer))
-        for item in items
-    ):
+    if not all(is_basic(item) or is_integer(item) for item in items):
         # advanced indexing (arrays, masks): the index is a constant, so the elements it picks
         # are known now: their positions in the flattened x, gathered
         if id(x) in g.batched:

@@ -970,7 +970,8 @@ def advanced_block(items: tuple) -> tuple[int, int] | None:
 
 
 def is_integer(item: Any) -> bool:
-    return isinstance(item, (int, np.integer))
+    """An integer index (a bool is not one: NumPy reads x[True] as a mask)."""
+    return isinstance(item, (int, np.integer)) and not isinstance(item, bool)
 
 
 def gather_plan(k: int, lead: tuple[int, ...], index: Any) -> tuple[tuple, int, int] | None:

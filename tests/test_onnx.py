@@ -248,3 +248,15 @@ def test_a_dynamic_batch_that_cannot_be_is_refused(function, message, tmp_path):
     with pytest.raises(ValueError, match=message):
         export(function, np.ones((2, 3)), tmp_path / "x.onnx", dynamic_batch=True)
     assert not list(tmp_path.iterdir())
+
+
+def test_a_boolean_scalar_index_is_a_mask_not_the_integer_one(tmp_path):
+    """x[True] adds an axis (NumPy reads a bool as a 0-d mask); it was exported as x[1]."""
+
+    def f(x):
+        return x[True] * 2 + x[False].sum()
+
+    x = np.arange(3.0)
+    export(f, x, tmp_path / "bool.onnx")
+    (got,) = run_onnx(tmp_path / "bool.onnx", x)
+    assert_close(got, f(an.tensor(x)).data, np.float64)

@@ -1,7 +1,7 @@
-"""A replayed step computes its masks (comparisons, argmax, casts of what it computes) again at
-each call: a recording that froze the first call's mask gave other calls wrong losses and
-gradients without a word. An index computed from the step's values, which a recording cannot
-follow, is refused."""
+"""A replayed step computes its masks (comparisons, argmax, casts of what it computes) and what
+it computes under no_grad again at each call, and gives them no gradient: a recording that froze
+the first call's mask gave other calls wrong losses and gradients without a word. An index
+computed from the step's values, which a recording cannot follow, is refused."""
 
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ def masked_loss(x, w):
     kept = an.where(z > 0, z, 0 * z).sum()  # a mask from the step's values
     small = (z * (z < 0.5).astype(float)).sum()  # a mask cast to floats
     first = (z * (z.argmax() == an.arange(3))).sum()  # argmax of the step's values
-    return kept + small + first + (x * (x >= 0)).sum()  # a mask of the argument itself
+    with an.no_grad():
+        scale = (z * z).sum()  # a value of the step that gets no gradient
+    return kept + small + first + (x * (x >= 0)).sum() + (z * scale).sum()
 
 
 @settings(max_examples=15, deadline=None)

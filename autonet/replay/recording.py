@@ -198,7 +198,10 @@ class GraphCopy:
             if op is None:
                 op = followed[node.op] = following(node.op, code)
             parents = tuple(self.shadows.get(p, p) for p in node.parents)
-            shadow = self.shadows[node] = op(*parents, **node.params)  # records the copy
+            shadow = op(*parents, **node.params)  # records the copy
+            if not node.requires_grad:  # a value the step computed without a gradient (a mask,
+                shadow = Tensor.wrap(shadow.data)  # a result under no_grad): no gradient here
+            self.shadows[node] = shadow
             code.begin(node.op.name)
             inputs = tuple(map(self.operand, parents))
             output = follow(code, op.forward, function_name(op.name), inputs, node.params)

@@ -152,8 +152,7 @@ def to_batched(arg: Any, axis: Any, batch: Batch, where: str) -> Any:
         data, dtype_kind = arg.data, arg.dtype.kind
     else:
         data = np.asarray(arg)
-        dtype_kind = data.dtype.kind
-        if dtype_kind in "biu" and not isinstance(arg, np.ndarray):
+        if data.dtype.kind in "biu" and not isinstance(arg, np.ndarray):
             data = data.astype(np.float64)  # numbers and lists: float64, as an.tensor makes them
         dtype_kind = data.dtype.kind
     if dtype_kind not in "biuf":
