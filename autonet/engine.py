@@ -11,6 +11,7 @@ the backward pass computes dL/dx by the chain rule in reverse topological order:
 from __future__ import annotations
 
 import itertools
+import math
 import operator
 import threading
 from collections.abc import Callable, Sequence
@@ -18,6 +19,8 @@ from heapq import heappop, heappush
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from autonet import backend
 
 if TYPE_CHECKING:
     from autonet.tensor import Tensor
@@ -91,6 +94,17 @@ def same_tensor(t: Tensor) -> Tensor:
     return t
 
 
+def constant_tensor(t: Tensor) -> Tensor:
+    """t's value as a new leaf that requires no grad (the rules then record nothing)."""
+    return type(t).wrap(t._data)
+
+
+def constant_tensor_of(array: Any) -> Tensor:
+    from autonet.tensor import Tensor  # the engine knows Tensors only by their nodes
+
+    return Tensor.wrap(array)
+
+
 def unbroadcast(grad: Any, shape: tuple[int, ...], op_name: str = "") -> Any:
     """Sum grad over the axes that broadcasting added or stretched, so that it has `shape`.
 
@@ -150,6 +164,13 @@ def backpropagate(
     found: dict[int, Any] = {}
     # what a node hands its VJPs for its output and inputs: arrays, or Tensors / symbols
     value_of = operand if operand is not None else same_tensor if create_graph else array_of
+    foreign = backend.is_foreign(root._data)
+    if value_of is array_of and foreign:
+        # another library's arrays (backend.py) lack NumPy's methods the rules use (.sum,
+        # .reshape, ...): they run on Tensors outside the graph, whose methods are primitives
+        value_of = constant_tensor
+        if not hasattr(root_grad, "_data"):
+            root_grad = constant_tensor_of(root_grad)
     grads: dict[Tensor, Any] = {root: root_grad}  # keyed by node: Tensors hash by identity
     # The nodes that have received a gradient and wait for their turn, in a heap of (-tick, node)
     # that hands out the latest tick first. Every consumer of a node has a later tick, so by the
@@ -196,7 +217,7 @@ def backpropagate(
                 grad = vjps[i](*args, **params)
             else:  # most ops have no params: a call without ** (benchmarks/README.md)
                 grad = vjps[i](*args)
-            data = parent._data
+            data = parent if foreign else parent._data  # shape and NumPy dtype, on any library
             try:
                 shape = grad.shape
             except AttributeError:
@@ -229,23 +250,28 @@ def check_root_grad(root: Tensor, grad: Any, caller: str) -> np.ndarray:
     """The seed dL/d(root) as an array: ones for a one-element root, else `grad`, checked."""
     if grad is None:
         data = root._data
-        if data.size != 1:
+        if math.prod(data.shape) != 1:
             raise RuntimeError(
                 f"{caller}: grad can be implied only for a one-element output, but the output has "
                 f"shape {root.shape}; reduce it first (e.g. loss.sum()) or pass "
                 f"grad=an array of shape {root.shape}"
             )
+        if backend.is_foreign(data):  # another library's array: its namespace's ones
+            return backend.namespace_of(data).ones(data.shape, dtype=data.dtype)
         one = np.array(1, dtype=data.dtype)  # (cheaper than numpy.ones)
         return one if data.ndim == 0 else one.reshape(data.shape)
-    array = np.asarray(getattr(grad, "data", grad))
+    array = getattr(grad, "data", grad)
+    if not backend.is_foreign(array):
+        array = np.asarray(array)
+    array_dtype = array.dtype if isinstance(array, np.ndarray) else backend.numpy_dtype(array)
     if array.shape != root.shape:
         raise ValueError(
             f"{caller}: grad has shape {array.shape} but the output has shape {root.shape}; "
             "pass a gradient of the output's shape"
         )
-    if array.dtype != root.dtype:
+    if array_dtype != root.dtype:
         raise TypeError(
-            f"{caller}: grad has dtype {array.dtype} but the output has dtype {root.dtype}; "
+            f"{caller}: grad has dtype {array_dtype} but the output has dtype {root.dtype}; "
             f"convert it with .astype({root.dtype.name!r})"
         )
     return array

@@ -36,9 +36,11 @@ from typing import Any
 
 import numpy as np
 
+from autonet import backend
 from autonet.engine import topological_order
 from autonet.modes import is_grad_enabled
 from autonet.ops import concatenate
+from autonet.primitives import constant_like
 from autonet.tensor import Tensor
 from autonet.transforms import gradients
 
@@ -105,9 +107,15 @@ class FiniteDifferences:
     """
 
     def __init__(
-        self, evaluate: Evaluation, arrays: Sequence[np.ndarray], wrt: Sequence[int], eps: float
+        self,
+        evaluate: Evaluation,
+        arrays: Sequence[np.ndarray],
+        wrt: Sequence[int],
+        eps: float,
+        library: Any = np,
     ) -> None:
         self.evaluate = evaluate
+        self.library = library  # the inputs' array library: f is evaluated on its arrays
         self.arrays = [a.astype(np.float64) if a.dtype.kind == "f" else a for a in arrays]
         self.wrt = list(wrt)
         self.eps = eps
@@ -115,9 +123,13 @@ class FiniteDifferences:
 
     def at(self, arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, Signature]:
         """f at arrays, flattened to float64, and the signature of its recorded graph."""
-        tensors = [Tensor(a, requires_grad=i in self.wrt) for i, a in enumerate(arrays)]
+        xp = self.library
+        tensors = [
+            Tensor(a if xp is np else xp.asarray(a), requires_grad=i in self.wrt)
+            for i, a in enumerate(arrays)
+        ]
         out, roots = self.evaluate(tensors)
-        return np.asarray(out.data, dtype=np.float64).ravel(), graph_signature(roots)
+        return out.numpy().astype(np.float64).ravel(), graph_signature(roots)
 
     def step(self, k: int, i: int) -> float:
         """h for element i of input k: eps, scaled up for elements larger than 1."""
@@ -363,7 +375,8 @@ def check(
             ),
             stacklevel=3,
         )
-    numeric = FiniteDifferences(evaluate, [t.data for t in tensors], wrt, eps)
+    library = backend.namespace_of(*(t.data for t in tensors), operation=caller)
+    numeric = FiniteDifferences(evaluate, [t.numpy() for t in tensors], wrt, eps, library)
     out, _ = evaluate(tensors)
     if vjp_of is None:
         vjp_of = autograd_vjp(out, [tensors[k] for k in wrt])
@@ -485,7 +498,7 @@ def describe_full_mismatch(
     row, i = np.unravel_index(int(np.argmax(excess)), excess.shape)
     a, n = float(jac_a[row, i]), float(jac_n[row, i])
     label = input_label(t, k)
-    out_shape = np.asarray(evaluate(tensors)[0].data).shape
+    out_shape = evaluate(tensors)[0].shape
     h = numeric.step(k, int(i))
     allowed = atol + rtol * abs(n)
     lines = [
@@ -588,8 +601,9 @@ def vjp(out: Tensor, wanted: list[Tensor], u: np.ndarray) -> list[np.ndarray]:
     """J^T u for each wanted input, as float64 arrays of the inputs' shapes."""
     if not out.requires_grad:
         return [np.zeros(t.shape) for t in wanted]
-    grads = gradients(out, wanted, grad=u.astype(out.dtype), retain_graph=True)
-    return [np.asarray(g.data, dtype=np.float64) for g in grads]
+    seed = constant_like(out, u.astype(out.dtype))  # in the output's array library
+    grads = gradients(out, wanted, grad=seed, retain_graph=True)
+    return [g.numpy().astype(np.float64) for g in grads]
 
 
 def describe_projection_mismatch(
@@ -717,7 +731,7 @@ def gradgradcheck(
     if grad_outputs is None:
         u = np.random.default_rng(seed).normal(size=out_shape)
     else:
-        u = np.asarray(getattr(grad_outputs, "data", grad_outputs), dtype=np.float64)
+        u = backend.to_numpy(getattr(grad_outputs, "data", grad_outputs)).astype(np.float64)
         if u.shape != out_shape:
             raise ValueError(
                 f"gradgradcheck: grad_outputs has shape {u.shape} but f's output has "

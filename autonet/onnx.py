@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from autonet import backend
 from autonet.modes import grad_mode, replay_recording
 from autonet.primitives import is_basic, is_integer
 from autonet.tensor import Tensor, graph_of
@@ -65,7 +66,7 @@ def export(
     nodes = nodes_of(outputs)
     graph = GraphWriter(onnx, names)
     if dynamic_batch:
-        more = [leaf_of(np.concatenate([x.data, x.data[:1]]), i) for i, x in enumerate(inputs)]
+        more = [leaf_of(one_more_example(x), i) for i, x in enumerate(inputs)]
         graph.batched = batched_nodes(nodes, nodes_of(traced_outputs(model_or_function, more)))
     input_names = input_names or [f"input_{i}" for i in range(len(inputs))]
     output_names = output_names or [f"output_{i}" for i in range(len(outputs))]
@@ -114,14 +115,22 @@ def import_onnx() -> Any:
 
 def leaf_of(x: Any, position: int) -> Tensor:
     """An example input as a fresh leaf that requires grad, so that every op on it records."""
-    data = x.data if isinstance(x, Tensor) else np.asarray(x)
-    if data.dtype.kind != "f":
+    data = x.data if isinstance(x, Tensor) else x if backend.is_foreign(x) else np.asarray(x)
+    dtype = backend.numpy_dtype(data)
+    if dtype.kind != "f":
         raise TypeError(
-            f"onnx.export: example input {position} has dtype {data.dtype}; only floating-point "
+            f"onnx.export: example input {position} has dtype {dtype}; only floating-point "
             "inputs are supported (an integer input used as an index would be frozen at the "
             "example's values)"
         )
     return Tensor(data, requires_grad=True)
+
+
+def one_more_example(x: Tensor) -> Any:
+    """x with its first example repeated at the end, in x's array library."""
+    values = x.numpy()
+    more = np.concatenate([values, values[:1]])
+    return more if not backend.is_foreign(x.data) else backend.namespace_of(x.data).asarray(more)
 
 
 def parameter_names(model: Any) -> dict[int, str]:
@@ -201,7 +210,7 @@ def batched_nodes(first: list[Tensor], second: list[Tensor]) -> set[int]:
                     "is made for the batch's size (an.zeros(x.shape)? compute it from x: 0 * x)",
                 )
             batched.add(id(a))
-        elif constant and not np.array_equal(a.data, b.data, equal_nan=True):
+        elif constant and not np.array_equal(a.numpy(), b.numpy(), equal_nan=True):
             refuse(a, "has other values with one more example (a mean over the batch?)")
         elif a.op is not None and not same_params(a, b):
             refuse(a, f"has other params with one more example ({a.params} and {b.params})")
@@ -245,7 +254,7 @@ class GraphWriter:
         name = self.names.get(id(t))
         if name is None:  # a leaf: a parameter, or a constant the model made
             name = self.parameter_names.get(id(t)) or self.fresh(t.name or "constant")
-            self.constant(t.data, name)
+            self.constant(t.numpy(), name)  # a parameter of any array library, as NumPy's
             self.names[id(t)] = name
         return name
 

@@ -31,6 +31,8 @@ from typing import Any, NamedTuple
 import numpy as np
 from scipy import special
 
+from autonet import backend
+
 
 class Kink(NamedTuple):
     """Where a primitive is not differentiable, and what its rule gives there.
@@ -65,12 +67,49 @@ class Notation(NamedTuple):
     omitted: tuple[tuple[str, Any], ...] = ()
 
 
-class Primitive:
-    """One differentiable operation: a NumPy forward and one vector-Jacobian product per input,
-    with every fact the tools need about it.
+class Standard(NamedTuple):
+    """A forward that is the Array API standard's function `name` in the inputs' namespace
+    (numpy.exp for ndarrays, torch.exp for torch tensors); `numpy`, if given, is a faster NumPy
+    function computing the same (numpy.add.reduce for sum: no Python-level dispatch)."""
 
-    forward(*inputs, **params) -> out          inputs are ndarrays; params are static (axis=...)
+    name: str
+    numpy: Callable[..., Any] | None = None
+
+
+class InNamespace(NamedTuple):
+    """A forward written against the namespace of its inputs: rule(xp, *inputs, **params), with xp
+    the Array API namespace of the arrays (backend.namespace_of). `numpy`, if given, is NumPy's
+    faster road to the same result, taken for ndarrays (scipy's expit, strided views, add.at):
+    the rule is then the standard composite every other library falls back on."""
+
+    rule: Callable[..., Any]
+    numpy: Callable[..., Any] | None = None
+
+
+def resolve_forward(spec: Any, xp: Any) -> Callable[..., Any]:
+    """The function computing a forward `spec` (Standard, InNamespace or a plain function of
+    arrays: a user's primitive, applied to any array as it is) on namespace xp's arrays."""
+    if type(spec) is Standard:
+        if xp is np and spec.numpy is not None:
+            return spec.numpy
+        return getattr(xp, spec.name)
+    if type(spec) is InNamespace:
+        if xp is np and spec.numpy is not None:
+            return spec.numpy
+        return functools.partial(spec.rule, xp)
+    return spec
+
+
+class Primitive:
+    """One differentiable operation: a forward and one vector-Jacobian product per input, with
+    every fact the tools need about it.
+
+    forward(*inputs, **params) -> out          inputs are arrays; params are static (axis=...)
     vjps[i](g, out, *inputs, **params) -> grad_i
+
+    The forward is given as a function of arrays, as the standard's function of that name
+    (Standard("exp")), or as a rule of the arrays' namespace (InNamespace): `forward` is then
+    NumPy's, and `forward_in(xp)` the one for the arrays of namespace xp (backend.py).
 
     A VJP of None marks an input without a gradient (an index, a condition): the engine never
     asks for one. A variadic primitive (concatenate) has a single rule taking the input's position
@@ -107,6 +146,8 @@ class Primitive:
     __slots__ = (
         "name",
         "forward",
+        "forward_spec",
+        "forwards",
         "vjps",
         "variadic",
         "elementwise",
@@ -137,7 +178,9 @@ class Primitive:
         if not vjps:
             raise TypeError(f"Primitive {name!r} needs one VJP per input (got none)")
         self.name = name
-        self.forward = forward
+        self.forward_spec = forward
+        self.forwards = {np: resolve_forward(forward, np)}
+        self.forward = self.forwards[np]
         self.vjps = vjps
         self.variadic = variadic
         self.elementwise = elementwise
@@ -149,13 +192,27 @@ class Primitive:
         self.explain = explain
         self.batch = batch
 
+    def forward_in(self, xp: Any) -> Callable[..., Any]:
+        """The forward for arrays of namespace xp (made once per namespace)."""
+        found = self.forwards.get(xp)
+        if found is None:
+            found = self.forwards[xp] = resolve_forward(self.forward_spec, xp)
+        return found
+
     def __call__(self, *args: Any, **params: Any) -> Any:
+        foreign = False
         for arg in args:
             if type(arg) is np.ndarray:  # the VJPs' fast path: skip the lookup
                 continue
-            apply = recorder_of(type(arg))
+            kind = type(arg)
+            apply = recorder_of(kind)
             if apply is not None:
                 return apply(self, args, params)
+            foreign = foreign or backend.is_foreign_kind(kind)
+        if foreign:
+            return self.forward_in(backend.namespace_of(*args, operation=self.name))(
+                *args, **params
+            )
         return self.forward(*args, **params)
 
     def __reduce_ex__(self, protocol: Any) -> Any:
@@ -229,11 +286,11 @@ def stable_sigmoid(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def sign_with(x: np.ndarray, at_zero: float = 0.0) -> np.ndarray:
+def sign_with(xp: Any, x: Any, at_zero: float = 0.0) -> Any:
     """sign(x) in {-1, 0, 1}; at_zero sets the value at x == 0 (NumPy and PyTorch: 0)."""
     if at_zero == 0:
-        return np.sign(x)
-    return np.where(x == 0, np.asarray(at_zero, dtype=x.dtype), np.sign(x))
+        return xp.sign(x)
+    return xp.where(x == 0, xp.asarray(at_zero, dtype=x.dtype), xp.sign(x))
 
 
 def softplus_forward(x: np.ndarray) -> np.ndarray:
@@ -330,6 +387,232 @@ def einsum_forward(*xs: np.ndarray, subscripts: str) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
+# Forwards in the Array API standard: every library's road (NumPy's where it has no faster one).
+# Each is written with the standard's functions of namespace xp only, so that array_api_strict,
+# the standard's reference, runs them (tests/test_backends.py).
+
+
+def floating(xp: Any, x: Any) -> Any:
+    """x itself if floating, else x as float64 (as NumPy computes exp of integers)."""
+    if xp.isdtype(x.dtype, "real floating"):
+        return x
+    return xp.astype(x, xp.float64)
+
+
+def sigmoid_in(xp: Any, x: Any) -> Any:
+    """sigmoid: the library's own one-pass function (backend.extension "expit"), else
+    1 / (1 + exp(-x)) for x >= 0 and exp(x) / (1 + exp(x)) below, neither of which overflows."""
+    x = floating(xp, x)
+    expit = backend.extension(xp, "expit")
+    if expit is not None:
+        return expit(x)
+    e = xp.exp(-xp.abs(x))  # <= 1
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def softplus_in(xp: Any, x: Any) -> Any:
+    x = floating(xp, x)
+    return xp.logaddexp(xp.zeros_like(x), x)
+
+
+def relu_in(xp: Any, x: Any) -> Any:
+    return xp.maximum(x, xp.zeros_like(x))
+
+
+def exp2_in(xp: Any, x: Any) -> Any:
+    x = floating(xp, x)
+    return xp.pow(xp.asarray(2, dtype=x.dtype), x)
+
+
+def erf_in(xp: Any, x: Any) -> Any:
+    """erf: the library's own (backend.extension "erf"); the standard has none, and autonet does
+    not approximate it."""
+    erf = backend.extension(xp, "erf")
+    if erf is None:
+        raise NotImplementedError(
+            f"{xp.__name__} has no erf and the Array API standard none either; use "
+            "nn.GELU(approximate='tanh') rather than the exact GELU, or NumPy or PyTorch arrays"
+        )
+    return erf(floating(xp, x))
+
+
+def sum_in(xp: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """sum; a mask's True elements are counted, as NumPy does (the standard sums numbers only)."""
+    if x.dtype == xp.bool:
+        x = xp.astype(x, xp.int64)
+    return xp.sum(x, axis=axis, keepdims=keepdims)
+
+
+def clip_in(xp: Any, x: Any, a_min: Any = None, a_max: Any = None) -> Any:
+    if a_min is None and a_max is None:
+        return xp.asarray(x, copy=True)
+    return xp.clip(x, min=a_min, max=a_max)
+
+
+def log_softmax_in(xp: Any, x: Any, axis: int = -1) -> Any:
+    """As log_softmax_forward, in the standard's functions."""
+    if math.prod(x.shape) == 0:
+        return xp.empty(x.shape, dtype=floating(xp, x).dtype)
+    shifted = x - xp.max(x, axis=axis, keepdims=True)
+    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
+
+
+def logsumexp_in(xp: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """As logsumexp_forward, in the standard's functions."""
+    if math.prod(x.shape) == 0:
+        return xp.log(xp.sum(xp.exp(x), axis=axis, keepdims=keepdims))
+    c = xp.max(x, axis=axis, keepdims=True)
+    c = xp.where(xp.isfinite(c), c, xp.zeros_like(c))
+    out = xp.log(xp.sum(xp.exp(x - c), axis=axis, keepdims=True)) + c
+    return out if keepdims else xp.reshape(out, xp.max(x, axis=axis).shape)
+
+
+def cumsum_in(xp: Any, x: Any, axis: int | None = None) -> Any:
+    if axis is None:
+        x, axis = xp.reshape(x, (-1,)), 0
+    return xp.cumulative_sum(x, axis=axis)
+
+
+def broadcast_to_in(xp: Any, x: Any, shape: Any) -> Any:
+    return xp.broadcast_to(x, tuple(shape) if isinstance(shape, (tuple, list)) else (shape,))
+
+
+def reshape_in(xp: Any, x: Any, shape: Any) -> Any:
+    return xp.reshape(x, tuple(shape) if isinstance(shape, (tuple, list)) else (shape,))
+
+
+def transpose_in(xp: Any, x: Any, axes: tuple[int, ...] | None = None) -> Any:
+    return xp.permute_dims(x, tuple(reversed(range(x.ndim))) if axes is None else tuple(axes))
+
+
+def positions_in(xp: Any, positions: np.ndarray) -> Any:
+    """Host positions as take's indices: xp's array, except for Dask, whose take reads NumPy's
+    (and mistakes an index array made from [0] for its own offsets: dask/dask#6709)."""
+    return positions if backend.library_of(xp) == "dask" else xp.asarray(positions)
+
+
+def flat_positions(index: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """The flat positions that x[index] reads, for x of `shape`, in x[index]'s shape (NumPy's
+    indexing rules, applied on the host to the positions rather than to x)."""
+    items = index if type(index) is tuple else (index,)
+    host = tuple(backend.to_numpy(item) if backend.is_foreign(item) else item for item in items)
+    return np.ascontiguousarray(np.arange(math.prod(shape)).reshape(shape)[host])
+
+
+def getitem_in(xp: Any, x: Any, index: Any) -> Any:
+    """x[index]: a basic index (integers, slices, None, ...) as it is; one with arrays or
+    backward steps as a take of the flat positions it selects, found on the host (NumPy's rules
+    for every mix, where the standard specifies integer arrays with integers only, and PyTorch
+    takes no negative step)."""
+    if is_forward_basic(index):
+        return x[full_index(index)]
+    positions = flat_positions(index, tuple(x.shape))
+    flat = xp.take(xp.reshape(x, (-1,)), positions_in(xp, positions.reshape(-1)), axis=0)
+    return xp.reshape(flat, positions.shape)
+
+
+def is_forward_basic(index: Any) -> bool:
+    """index holds integers, slices with positive steps, None and ... only."""
+    return all(
+        is_integer(item)
+        or item is None
+        or item is Ellipsis
+        or (isinstance(item, slice) and (item.step is None or item.step > 0))
+        for item in (index if type(index) is tuple else (index,))
+    )
+
+
+def full_index(index: Any) -> tuple:
+    """index as a tuple ending in `...` (NumPy's implicit full slices of the axes it leaves out,
+    which the standard asks to be written)."""
+    items = index if type(index) is tuple else (index,)
+    return items if any(item is Ellipsis for item in items) else (*items, Ellipsis)
+
+
+def scatter_add_in(xp: Any, g: Any, index: Any, shape: tuple[int, ...]) -> Any:
+    """zeros(shape) with g added at index, in the standard (which has no scatter): the flat
+    positions index selects are found on the host (NumPy), g's entries are summed per position
+    by sorting them (take, cumulative_sum), and each element of the output takes its position's
+    sum (take again); a basic index (slices, integers) selects each element once: assignment."""
+    items = index if type(index) is tuple else (index,)
+    out = xp.zeros(tuple(shape), dtype=g.dtype)
+    if is_forward_basic(index) and all(item is not None for item in items):
+        out[full_index(index)] = g
+        return out
+    positions = np.broadcast_to(flat_positions(index, tuple(shape)), tuple(g.shape)).reshape(-1)
+    if positions.size == 0:
+        return out
+    order = np.argsort(positions, kind="stable")
+    sorted_positions = positions[order]
+    ends = np.flatnonzero(np.append(sorted_positions[1:] != sorted_positions[:-1], True))
+    flat_g = xp.take(xp.reshape(g, (-1,)), positions_in(xp, order), axis=0)
+    running = xp.cumulative_sum(flat_g, include_initial=True)
+    sums = xp.take(running, positions_in(xp, ends + 1), axis=0) - xp.take(
+        running, positions_in(xp, np.concatenate(([0], ends[:-1] + 1))), axis=0
+    )
+    lookup = np.zeros(math.prod(shape), dtype=np.int64)
+    lookup[sorted_positions[ends]] = np.arange(1, len(ends) + 1)
+    padded_sums = xp.concat((xp.zeros((1,), dtype=g.dtype), sums))
+    return xp.reshape(xp.take(padded_sums, positions_in(xp, lookup), axis=0), tuple(shape))
+
+
+def concatenate_in(xp: Any, *xs: Any, axis: int | None = 0) -> Any:
+    if axis is None:
+        xs, axis = tuple(xp.reshape(x, (-1,)) for x in xs), 0
+    return xp.concat(xs, axis=axis)
+
+
+def pad_in(xp: Any, x: Any, pad_width: tuple, constant_values: float = 0.0) -> Any:
+    """x inside an array of constant_values, (before, after) more elements along each axis."""
+    shape = tuple(n + before + after for n, (before, after) in zip(x.shape, pad_width, strict=True))
+    out = xp.full(shape, constant_values, dtype=x.dtype)
+    out[
+        tuple(slice(before, before + n) for n, (before, _) in zip(x.shape, pad_width, strict=True))
+    ] = x
+    return out
+
+
+def einsum_in(xp: Any, *xs: Any, subscripts: str) -> Any:
+    """einsum: the library's own (backend.extension "einsum"), else products and sums of the
+    operands laid out over every letter: a repeated letter within an operand (its diagonal) is
+    taken by multiplying with an identity mask and summing one of the two axes."""
+    found = backend.extension(xp, "einsum")
+    if found is not None:
+        return found(subscripts, *xs)
+    inputs, output = subscripts.split("->")
+    letters = sorted(set(inputs.replace(",", "")), key=lambda c: (c not in output, c))
+    letters = list(output) + [c for c in letters if c not in output]
+    total = None
+    for term, x in zip(inputs.split(","), xs, strict=True):
+        while len(set(term)) < len(term):  # a repeated letter: take its diagonal
+            c = next(c for c in term if term.count(c) > 1)
+            p, q = term.index(c), term.index(c, term.index(c) + 1)
+            n = x.shape[p]
+            eye = xp.reshape(
+                xp.eye(n, dtype=x.dtype),
+                tuple(n if axis in (p, q) else 1 for axis in range(x.ndim)),
+            )
+            x = xp.sum(x * eye, axis=q)
+            term = term[:q] + term[q + 1 :]
+        order = sorted(range(len(term)), key=lambda i: letters.index(term[i]))
+        x = xp.permute_dims(x, tuple(order))
+        present = [term[i] for i in order]
+        x = xp.reshape(x, tuple(x.shape[present.index(c)] if c in present else 1 for c in letters))
+        total = x if total is None else total * x
+    assert total is not None
+    summed = tuple(range(len(output), len(letters)))
+    return xp.sum(total, axis=summed) if summed else total
+
+
+def astype_in(xp: Any, x: Any, dtype: Any) -> Any:
+    return xp.astype(x, backend.dtype_in(xp, dtype))
+
+
+def copy_in(xp: Any, x: Any) -> Any:
+    return xp.asarray(x, copy=True)
+
+
+# ---------------------------------------------------------------------------------------------
 # VJPs that are more than one line.
 
 
@@ -368,6 +651,15 @@ def matmul_vjp_b(g: Any, out: Any, a: Any, b: Any) -> Any:
         column = a.swapaxes(-1, -2) @ g.reshape(g.shape + (1,))
         return column.reshape(column.shape[:-1])
     return a.swapaxes(-1, -2) @ g
+
+
+def constant_like(x: Any, array: np.ndarray) -> Any:
+    """A NumPy constant a rule builds (an identity, a mask) as an array of x's library: NumPy's
+    for ndarrays and the kinds that stand in for them, the same library's for another's."""
+    data = getattr(x, "_data", x)
+    if backend.is_foreign(data):
+        return backend.namespace_of(data).asarray(array)
+    return array
 
 
 def quiet_at_zero(rule: Callable[..., Any]) -> Callable[..., Any]:
@@ -461,7 +753,7 @@ def clip_vjp(g: Any, out: Any, x: Any, a_min: Any = None, a_max: Any = None) -> 
         return g * (x >= a_min)
     if a_min is None:
         return g * (x <= a_max)
-    return g * ((x >= a_min) * (x <= a_max))
+    return g * (x >= a_min) * (x <= a_max)
 
 
 def logsumexp_vjp(g: Any, out: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
@@ -505,7 +797,7 @@ def prod_vjp(g: Any, out: Any, x: Any, axis: int | None = None, keepdims: bool =
     last = x.swapaxes(axis, -1)
     n = last.shape[-1]
     rows = broadcast_to(last.reshape(last.shape[:-1] + (1, n)), shape=last.shape + (n,))
-    eye = np.eye(n, dtype=x.dtype)
+    eye = constant_like(x, np.eye(n, dtype=x.dtype))
     others = prod(rows * (1 - eye) + eye, axis=last.ndim)
     return (g * others).swapaxes(axis, -1).reshape(shape)
 
@@ -556,7 +848,7 @@ def einsum_vjp(i: int, g: Any, out: Any, *xs: Any, subscripts: str) -> Any:
         mask = np.ones(x.shape, dtype=bool)
         for p, q in enumerate(first):
             mask = mask & (index[p] == index[q])
-        grad = grad * mask.astype(x.dtype)
+        grad = grad * constant_like(x, mask.astype(x.dtype))
     return grad
 
 
@@ -569,30 +861,47 @@ def einsum_vjp(i: int, g: Any, out: Any, *xs: Any, subscripts: str) -> Any:
 # Params are pairs of ints (height, width); nn.functional.conv2d and the pools check and pair them.
 
 
-def window_view(x: np.ndarray, kernel: tuple, stride: tuple, dilation: tuple = (1, 1)) -> Any:
-    """The windows of an (N, C, H, W) array as a read-only view of shape (N, C, OH, OW, KH, KW):
-    view[n, c, i, j, p, q] = x[n, c, i * sh + p * dh, j * sw + q * dw]."""
+def window_view(xp: Any, x: Any, kernel: tuple, stride: tuple, dilation: tuple = (1, 1)) -> Any:
+    """The windows of an (N, C, H, W) array, shape (N, C, OH, OW, KH, KW):
+    view[n, c, i, j, p, q] = x[n, c, i * sh + p * dh, j * sw + q * dw]. NumPy's is a read-only
+    view (no copy); the standard has no strided views: there the windows are stacked from
+    KH * KW strided slices (a copy of KH * KW times x's size)."""
     (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
     n, c, h, w = x.shape
     oh, ow = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1
-    s = x.strides
-    return np.lib.stride_tricks.as_strided(
-        x,
-        (n, c, oh, ow, kh, kw),
-        (s[0], s[1], s[2] * sh, s[3] * sw, s[2] * dh, s[3] * dw),
-        writeable=False,
-    )
+    if xp is np:
+        s = x.strides
+        return np.lib.stride_tricks.as_strided(
+            x,
+            (n, c, oh, ow, kh, kw),
+            (s[0], s[1], s[2] * sh, s[3] * sw, s[2] * dh, s[3] * dw),
+            writeable=False,
+        )
+    planes = [
+        window_plane(x, p * dh, q * dw, (oh, ow), stride) for p in range(kh) for q in range(kw)
+    ]
+    return xp.reshape(xp.stack(planes, axis=-1), (n, c, oh, ow, kh, kw))
 
 
-def padded(x: np.ndarray, padding: tuple, value: float = 0.0) -> np.ndarray:
+def window_plane(x: Any, top: int, left: int, size: tuple, stride: tuple) -> Any:
+    """The (N, C, OH, OW) elements at one kernel offset of every window: a strided slice."""
+    (oh, ow), (sh, sw) = size, stride
+    return x[:, :, top : top + sh * (oh - 1) + 1 : sh, left : left + sw * (ow - 1) + 1 : sw]
+
+
+def padded(xp: Any, x: Any, padding: tuple, value: float = 0.0) -> Any:
     """x with `padding` (ph, pw) rows and columns of `value` on each side of its last two axes."""
     (ph, pw) = padding
     if ph == pw == 0:
         return x
-    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
+    width = ((0, 0), (0, 0), (ph, ph), (pw, pw))
+    if xp is np:
+        return np.pad(x, width, constant_values=value)
+    return pad_in(xp, x, width, value)
 
 
 def add_windows(
+    xp: Any,
     plane: Callable[[int, int], np.ndarray],
     shape: tuple,
     kernel: tuple,
@@ -610,34 +919,44 @@ def add_windows(
         for q in range(kw):
             values = plane(p, q)
             if out is None:
-                out = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=values.dtype)
+                out = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=values.dtype)
             oh, ow = values.shape[2:]
             top, left = p * dh, q * dw
-            out[:, :, top : top + sh * (oh - 1) + 1 : sh, left : left + sw * (ow - 1) + 1 : sw] += (
-                values
+            where = (
+                slice(None),
+                slice(None),
+                slice(top, top + sh * (oh - 1) + 1, sh),
+                slice(left, left + sw * (ow - 1) + 1, sw),
             )
+            out[where] = out[where] + values
     return out[:, :, ph : ph + h, pw : pw + w]
 
 
+def contiguous(xp: Any, x: Any) -> Any:
+    """x in C order: NumPy's copy of a transposed result (later products read it faster)."""
+    return np.ascontiguousarray(x) if xp is np else x
+
+
 def conv2d_forward(
-    x: np.ndarray, w: np.ndarray, stride: tuple, padding: tuple, dilation: tuple
+    xp: Any, x: Any, w: Any, stride: tuple, padding: tuple, dilation: tuple
 ) -> np.ndarray:
     """out[n, o, i, j] = sum_{c, p, q} xpad[n, c, i*sh + p*dh, j*sw + q*dw] w[o, c, p, q]."""
-    cols = window_view(padded(x, padding), w.shape[2:], stride, dilation)
+    cols = window_view(xp, padded(xp, x, padding), w.shape[2:], stride, dilation)
     # contracted from w's side, tensordot copies the windows as (C, KH, KW) rows of N * OH * OW
     # pixels, reading each image row in order: ~5x faster than (N, OH, OW) rows of C * KH * KW
-    out = np.tensordot(w, cols, axes=((1, 2, 3), (1, 4, 5)))  # (O, N, OH, OW)
-    return np.ascontiguousarray(out.transpose(1, 0, 2, 3))
+    out = xp.tensordot(w, cols, axes=((1, 2, 3), (1, 4, 5)))  # (O, N, OH, OW)
+    return contiguous(xp, xp.permute_dims(out, (1, 0, 2, 3)))
 
 
 def conv2d_input_grad_forward(
-    u: np.ndarray, w: np.ndarray, input_size: tuple, stride: tuple, padding: tuple, dilation: tuple
+    xp: Any, u: Any, w: Any, input_size: tuple, stride: tuple, padding: tuple, dilation: tuple
 ) -> np.ndarray:
     """The transpose of conv2d in x: u (N, O, OH, OW) -> (N, C, H, W), each output pixel's u times
     the weights added back onto the window it was computed from (a transposed convolution)."""
-    cols = np.tensordot(w, u, axes=((0,), (1,)))  # (C, KH, KW, N, OH, OW): planes, as conv2d's
+    cols = xp.tensordot(w, u, axes=((0,), (1,)))  # (C, KH, KW, N, OH, OW): planes, as conv2d's
     return add_windows(
-        lambda p, q: cols[:, p, q].swapaxes(0, 1),
+        xp,
+        lambda p, q: xp.permute_dims(cols[:, p, q, ...], (1, 0, 2, 3)),
         (u.shape[0], w.shape[1]) + tuple(input_size),
         w.shape[2:],
         stride,
@@ -647,38 +966,36 @@ def conv2d_input_grad_forward(
 
 
 def conv2d_weight_grad_forward(
-    x: np.ndarray, u: np.ndarray, kernel_size: tuple, stride: tuple, padding: tuple, dilation: tuple
+    xp: Any, x: Any, u: Any, kernel_size: tuple, stride: tuple, padding: tuple, dilation: tuple
 ) -> np.ndarray:
     """The transpose of conv2d in w: out[o, c, p, q] = sum_{n, i, j} u[n, o, i, j] * window[...]."""
-    cols = window_view(padded(x, padding), kernel_size, stride, dilation)
-    out = np.tensordot(cols, u, axes=((0, 2, 3), (0, 2, 3)))  # (C, KH, KW, O), as conv2d's
-    return np.ascontiguousarray(out.transpose(3, 0, 1, 2))
+    cols = window_view(xp, padded(xp, x, padding), kernel_size, stride, dilation)
+    out = xp.tensordot(cols, u, axes=((0, 2, 3), (0, 2, 3)))  # (C, KH, KW, O), as conv2d's
+    return contiguous(xp, xp.permute_dims(out, (3, 0, 1, 2)))
 
 
-def avg_pool2d_forward(
-    x: np.ndarray, kernel_size: tuple, stride: tuple, padding: tuple
-) -> np.ndarray:
+def avg_pool2d_forward(xp: Any, x: Any, kernel_size: tuple, stride: tuple, padding: tuple) -> Any:
     """The mean of each window; padding adds zeros that count in the mean (as PyTorch's default,
     count_include_pad=True), so every window divides by KH * KW."""
     (kh, kw) = kernel_size
-    cols = window_view(padded(x, padding), kernel_size, stride)
-    out = cols[..., 0, 0].copy()
+    cols = window_view(xp, padded(xp, x, padding), kernel_size, stride)
+    out = cols[..., 0, 0] + 0  # a copy, in every library
     for k in range(1, kh * kw):  # as window_first_maxima: faster than sum(axis=(4, 5))
         out += cols[..., k // kw, k % kw]
-    return out / np.asarray(kh * kw, dtype=x.dtype)
+    return out / xp.asarray(kh * kw, dtype=x.dtype)
 
 
 def avg_pool2d_grad_forward(
-    u: np.ndarray, input_size: tuple, kernel_size: tuple, stride: tuple, padding: tuple
-) -> np.ndarray:
+    xp: Any, u: Any, input_size: tuple, kernel_size: tuple, stride: tuple, padding: tuple
+) -> Any:
     """The transpose of avg_pool2d: each window's u / (KH * KW) added onto every pixel of it."""
-    share = u / np.asarray(kernel_size[0] * kernel_size[1], dtype=u.dtype)
-    shape = u.shape[:2] + tuple(input_size)
-    return add_windows(lambda p, q: share, shape, kernel_size, stride, padding)
+    share = u / xp.asarray(kernel_size[0] * kernel_size[1], dtype=u.dtype)
+    shape = tuple(u.shape[:2]) + tuple(input_size)
+    return add_windows(xp, lambda p, q: share, shape, kernel_size, stride, padding)
 
 
 def window_first_maxima(
-    x: np.ndarray, kernel_size: tuple, stride: tuple, padding: tuple
+    xp: Any, x: Any, kernel_size: tuple, stride: tuple, padding: tuple
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Each window's maximum (x padded with -inf) and, for each kernel offset k = p * KW + q, a
     mask of the windows whose first maximum in row-major order is at k (numpy.argmax's and
@@ -686,54 +1003,64 @@ def window_first_maxima(
     KH * KW offsets of whole-array operations: a reduction over the view's two short last axes
     is ~20x slower."""
     (kh, kw) = kernel_size
-    cols = window_view(padded(x, padding, -np.inf), kernel_size, stride)
-    top = cols[..., 0, 0].copy()
-    for k in range(1, kh * kw):
-        np.maximum(top, cols[..., k // kw, k % kw], out=top)  # propagates NaN
-    masks, taken = [], np.zeros(top.shape, dtype=bool)
+    cols = window_view(xp, padded(xp, x, padding, -math.inf), kernel_size, stride)
+    top = max_of_windows(xp, cols, kh * kw, kw)
+    masks, taken = [], xp.zeros(top.shape, dtype=xp.bool)
     for k in range(kh * kw):
         value = cols[..., k // kw, k % kw]
         hit = ((value == top) | (value != value)) & ~taken
-        taken |= hit
+        taken = taken | hit
         masks.append(hit)
     return top, masks
 
 
-def max_pool2d_forward(
-    x: np.ndarray, kernel_size: tuple, stride: tuple, padding: tuple
-) -> np.ndarray:
+def max_of_windows(xp: Any, cols: Any, count: int, kw: int) -> Any:
+    """The maximum over each window's `count` elements, NaN if one is NaN (as PyTorch)."""
+    if xp is np:
+        top = cols[..., 0, 0].copy()
+        for k in range(1, count):
+            np.maximum(top, cols[..., k // kw, k % kw], out=top)  # propagates NaN
+        return top
+    top = cols[..., 0, 0]
+    for k in range(1, count):
+        value = cols[..., k // kw, k % kw]
+        top = xp.where(value != value, value, xp.maximum(top, value))
+    return top
+
+
+def max_pool2d_forward(xp: Any, x: Any, kernel_size: tuple, stride: tuple, padding: tuple) -> Any:
     """The maximum of each window; padding adds -inf, which is never a window's maximum."""
     (kh, kw) = kernel_size
-    cols = window_view(padded(x, padding, -np.inf), kernel_size, stride)
-    out = cols[..., 0, 0].copy()
-    for k in range(1, kh * kw):  # as window_first_maxima
-        np.maximum(out, cols[..., k // kw, k % kw], out=out)
-    return out
+    cols = window_view(xp, padded(xp, x, padding, -math.inf), kernel_size, stride)
+    return max_of_windows(xp, cols, kh * kw, kw)
 
 
 def max_pool2d_scatter_forward(
-    u: np.ndarray, x: np.ndarray, kernel_size: tuple, stride: tuple, padding: tuple
-) -> np.ndarray:
+    xp: Any, u: Any, x: Any, kernel_size: tuple, stride: tuple, padding: tuple
+) -> Any:
     """u (one number per window of x) added at each window's first maximum; x's shape."""
-    _, masks = window_first_maxima(x, kernel_size, stride, padding)
-    zero = np.zeros((), u.dtype)
+    _, masks = window_first_maxima(xp, x, kernel_size, stride, padding)
+    zero = xp.zeros((), dtype=u.dtype)
 
-    def plane(p: int, q: int) -> np.ndarray:
-        return np.where(masks[p * kernel_size[1] + q], u, zero)
+    def plane(p: int, q: int) -> Any:
+        return xp.where(masks[p * kernel_size[1] + q], u, zero)
 
-    return add_windows(plane, x.shape, kernel_size, stride, padding)
+    return add_windows(xp, plane, tuple(x.shape), kernel_size, stride, padding)
 
 
 def max_pool2d_gather_forward(
-    v: np.ndarray, x: np.ndarray, kernel_size: tuple, stride: tuple, padding: tuple
-) -> np.ndarray:
+    xp: Any, v: Any, x: Any, kernel_size: tuple, stride: tuple, padding: tuple
+) -> Any:
     """v (x's shape) read at each window's first maximum of x: the transpose of the scatter."""
-    _, masks = window_first_maxima(x, kernel_size, stride, padding)
-    cols = window_view(padded(v, padding), kernel_size, stride)
+    _, masks = window_first_maxima(xp, x, kernel_size, stride, padding)
+    cols = window_view(xp, padded(xp, v, padding), kernel_size, stride)
     kw = kernel_size[1]
-    out = np.zeros(masks[0].shape, dtype=v.dtype)
+    out = xp.zeros(masks[0].shape, dtype=v.dtype)
     for k, mask in enumerate(masks):
-        np.copyto(out, cols[..., k // kw, k % kw], where=mask)
+        if xp is np:
+            np.copyto(out, cols[..., k // kw, k % kw], where=mask)
+        else:
+            out = xp.where(mask, cols[..., k // kw, k % kw], out)
     return out
 
 
@@ -750,24 +1077,24 @@ MAX_POOL_TIES = "ties in a window: its first maximum (row-major) gets g, as PyTo
 
 def side_of_zero(node: Any) -> np.ndarray:
     """-1, 0 or 1: x < 0, x == 0 (the kink), x > 0."""
-    return np.sign(node.parents[0].data)
+    return np.sign(node.parents[0].numpy())
 
 
 def side_of_tie(node: Any) -> np.ndarray:
     """-1, 0 or 1: a < b, a == b (the kink), a > b."""
     a, b = node.parents
-    return np.sign(a.data - b.data)
+    return np.sign(a.numpy() - b.numpy())
 
 
 def maxima(node: Any) -> np.ndarray:
     """True at the elements equal to their maximum (where ties would be)."""
-    x = node.parents[0].data
-    return x == node.data.reshape(keepdims_shape(x.shape, node.params.get("axis")))
+    x = node.parents[0].numpy()
+    return x == node.numpy().reshape(keepdims_shape(x.shape, node.params.get("axis")))
 
 
 def side_of_bounds(node: Any) -> np.ndarray:
     """-1, 0 or 1 against each bound of clip, as one number: 3 * side of a_min + side of a_max."""
-    x = node.parents[0].data
+    x = node.parents[0].numpy()
     a_min, a_max = node.params.get("a_min"), node.params.get("a_max")
     low = np.zeros(x.shape) if a_min is None else np.sign(x - a_min)
     high = np.zeros(x.shape) if a_max is None else np.sign(x - a_max)
@@ -779,7 +1106,7 @@ def window_maxima(node: Any) -> np.ndarray:
     node's last parent: max_pool2d's only one, the scatter's and the gather's second)."""
     p = node.params
     _, masks = window_first_maxima(
-        node.parents[-1].data, p["kernel_size"], p["stride"], p["padding"]
+        np, node.parents[-1].numpy(), p["kernel_size"], p["stride"], p["padding"]
     )
     return sum(k * mask for k, mask in enumerate(masks))
 
@@ -812,6 +1139,10 @@ def explain_matmul(inputs: Any, params: dict, exc: Exception) -> Exception:
 
 def explain_reshape(inputs: Any, params: dict, exc: Exception) -> Exception:
     x = inputs[0]
+    shape = params["shape"]
+    lengths = shape if isinstance(shape, tuple) else (shape,)
+    if -1 not in lengths and math.prod(lengths) == x.size:  # the library refused another way
+        return type(exc)(f"reshape: {exc} (tensor shape {x.shape}, shape {shape})")
     return ValueError(
         f"reshape: cannot reshape a tensor of shape {x.shape} ({x.size} elements) into shape "
         f"{params['shape']}; the sizes must match (one length may be -1)"
@@ -1073,6 +1404,11 @@ def einsum_batch(k: int, batched: tuple, *xs: np.ndarray, subscripts: str) -> np
     return einsum_forward(*xs, subscripts=",".join(terms) + "->" + letters + result)
 
 
+def in_numpy(rule: Callable[..., Any]) -> Callable[..., Any]:
+    """An InNamespace rule as a function of ndarrays (what the batching rules call)."""
+    return functools.partial(rule, np)
+
+
 def samplewise(forward: Callable[..., Any], sample_inputs: tuple[int, ...]) -> Callable[..., Any]:
     """The rule of an image op whose output's sample n depends on sample n of the inputs at
     `sample_inputs` only (pooling, and convolution with one set of weights): the batch axes join
@@ -1105,7 +1441,7 @@ PRIMITIVES: dict[str, Primitive] = {
         # out = a + b                grad_a = g,  grad_b = g
         Primitive(
             "add",
-            np.add,
+            Standard("add"),
             lambda g, out, a, b: g,
             lambda g, out, a, b: g,
             elementwise=True,
@@ -1115,7 +1451,7 @@ PRIMITIVES: dict[str, Primitive] = {
         # out = a - b                grad_a = g,  grad_b = -g
         Primitive(
             "sub",
-            np.subtract,
+            Standard("subtract"),
             lambda g, out, a, b: g,
             lambda g, out, a, b: -g,
             elementwise=True,
@@ -1124,7 +1460,7 @@ PRIMITIVES: dict[str, Primitive] = {
         # out = a * b                grad_a = g * b,  grad_b = g * a
         Primitive(
             "mul",
-            np.multiply,
+            Standard("multiply"),
             lambda g, out, a, b: g * b,
             lambda g, out, a, b: g * a,
             elementwise=True,
@@ -1134,14 +1470,14 @@ PRIMITIVES: dict[str, Primitive] = {
         # out = a / b                grad_a = g / b,  grad_b = -g * a / b^2 = -g * out / b
         Primitive(
             "div",
-            np.divide,
+            Standard("divide"),
             lambda g, out, a, b: g / b,
             lambda g, out, a, b: -g * out / b,
             elementwise=True,
             notation=Notation(" / ", " / ", infix="product", strict=True),
         ),
         # out = -x                   grad_x = -g
-        Primitive("neg", np.negative, lambda g, out, x: -g, elementwise=True),
+        Primitive("neg", Standard("negative"), lambda g, out, x: -g, elementwise=True),
         # out = a ** b               grad_a = g * b * a^(b-1),  grad_b = g * out * log(a)
         # At a = 0 these give 0 * inf = nan where the derivative has a limit; take it, as PyTorch:
         # for a = b = 0, a^0 = 1 and grad_a = 0 (there the exponent b-1 is raised to 0, so the
@@ -1151,7 +1487,7 @@ PRIMITIVES: dict[str, Primitive] = {
         # at b = 0 is a^-1 (mixed second derivatives).
         Primitive(
             "pow",
-            quiet_at_zero(np.power),
+            Standard("pow", numpy=quiet_at_zero(np.power)),
             quiet_at_zero(lambda g, out, a, b: g * b * a ** (b - 1 + (b == 0) * (a == 0))),
             quiet_at_zero(lambda g, out, a, b: g * out * log(a + (a == 0) * (b >= 0))),
             elementwise=True,
@@ -1166,7 +1502,7 @@ PRIMITIVES: dict[str, Primitive] = {
         # out = a @ b                grad_a = g @ b^T,  grad_b = a^T @ g   (1-D, batched: see vjps)
         Primitive(
             "matmul",
-            np.matmul,
+            Standard("matmul"),
             matmul_vjp_a,
             matmul_vjp_b,
             notation=Notation(" · ", r" \cdot ", infix="matmul"),
@@ -1176,7 +1512,7 @@ PRIMITIVES: dict[str, Primitive] = {
         # out = exp(x)               grad_x = g * out                        (reuses out)
         Primitive(
             "exp",
-            np.exp,
+            Standard("exp"),
             lambda g, out, x: g * out,
             elementwise=True,
             notation=Notation("exp", r"\exp"),
@@ -1184,19 +1520,22 @@ PRIMITIVES: dict[str, Primitive] = {
         # out = log(x)               grad_x = g / x
         Primitive(
             "log",
-            np.log,
+            Standard("log"),
             lambda g, out, x: g / x,
             elementwise=True,
             notation=Notation("log", r"\log"),
         ),
         # out = sqrt(x)              grad_x = g / (2 * out)                  (reuses out)
         Primitive(
-            "sqrt", np.sqrt, quiet_at_zero(lambda g, out, x: g / (2 * out)), elementwise=True
+            "sqrt",
+            Standard("sqrt"),
+            quiet_at_zero(lambda g, out, x: g / (2 * out)),
+            elementwise=True,
         ),
         # out = sigmoid(x)           grad_x = g * out * (1 - out)            (reuses out)
         Primitive(
             "sigmoid",
-            stable_sigmoid,
+            InNamespace(sigmoid_in, numpy=stable_sigmoid),
             lambda g, out, x: g * out * (1 - out),
             elementwise=True,
             notation=Notation("σ", r"\sigma"),
@@ -1206,11 +1545,16 @@ PRIMITIVES: dict[str, Primitive] = {
         # parts have kinks at 0, where their second derivatives (0 by convention) would give
         # softplus''(0) = 0 instead of sigmoid'(0) = 1/4. numpy.logaddexp(0, x) computes
         # max(x, 0) + log1p(exp(-|x|)): no overflow, full relative precision for x << 0 too.
-        Primitive("softplus", softplus_forward, lambda g, out, x: g * sigmoid(x), elementwise=True),
+        Primitive(
+            "softplus",
+            InNamespace(softplus_in, numpy=softplus_forward),
+            lambda g, out, x: g * sigmoid(x),
+            elementwise=True,
+        ),
         # out = tanh(x)              grad_x = g * (1 - out^2)                (reuses out)
         Primitive(
             "tanh",
-            np.tanh,
+            Standard("tanh"),
             lambda g, out, x: g * (1 - out * out),
             elementwise=True,
             notation=Notation("tanh", r"\tanh"),
@@ -1218,7 +1562,7 @@ PRIMITIVES: dict[str, Primitive] = {
         # out = max(x, 0)            grad_x = g * [x > 0]       (0 at the kink x = 0, as PyTorch)
         Primitive(
             "relu",
-            relu_forward,
+            InNamespace(relu_in, numpy=relu_forward),
             lambda g, out, x: g * (x > 0),
             elementwise=True,
             kink=Kink("x == 0: grad 0", side_of_zero),
@@ -1226,7 +1570,7 @@ PRIMITIVES: dict[str, Primitive] = {
         # out = |x|                  grad_x = g * sign(x)       (0 at the kink x = 0, as PyTorch)
         Primitive(
             "abs",
-            np.abs,
+            Standard("abs"),
             lambda g, out, x: g * sign(x),
             elementwise=True,
             kink=Kink("x == 0: grad 0", side_of_zero),
@@ -1234,7 +1578,7 @@ PRIMITIVES: dict[str, Primitive] = {
         # out = sign(x)              grad_x = 0  (0 almost everywhere; 0 at x = 0 by convention)
         Primitive(
             "sign",
-            sign_with,
+            InNamespace(sign_with),
             lambda g, out, x, at_zero=0.0: zeros_like(x),
             elementwise=True,
             kink=Kink("x == 0: grad 0 (and 0 everywhere else)", side_of_zero),
@@ -1243,7 +1587,7 @@ PRIMITIVES: dict[str, Primitive] = {
         # out = maximum(a, b)        grad_a = g * [a > b],  grad_b = g * [b > a]  (ties share g/2)
         Primitive(
             "maximum",
-            np.maximum,
+            Standard("maximum"),
             maximum_vjp_a,
             lambda g, out, a, b: maximum_vjp_a(g, out, b, a),
             elementwise=True,
@@ -1252,35 +1596,59 @@ PRIMITIVES: dict[str, Primitive] = {
             notation=Notation("max", r"\max"),
         ),
         # out = sin(x)               grad_x = g * cos(x)
-        Primitive("sin", np.sin, lambda g, out, x: g * cos(x), elementwise=True),
+        Primitive("sin", Standard("sin"), lambda g, out, x: g * cos(x), elementwise=True),
         # out = cos(x)               grad_x = -g * sin(x)
-        Primitive("cos", np.cos, lambda g, out, x: -g * sin(x), elementwise=True),
+        Primitive("cos", Standard("cos"), lambda g, out, x: -g * sin(x), elementwise=True),
         # out = tan(x)               grad_x = g * (1 + out^2)  (= g / cos(x)^2)   (reuses out)
-        Primitive("tan", np.tan, lambda g, out, x: g * (1 + out * out), elementwise=True),
+        Primitive("tan", Standard("tan"), lambda g, out, x: g * (1 + out * out), elementwise=True),
         # out = arcsin(x)            grad_x = g / sqrt(1 - x^2)      (inf at |x| = 1, the edges)
-        Primitive("arcsin", np.arcsin, lambda g, out, x: g / sqrt(1 - x * x), elementwise=True),
+        Primitive(
+            "arcsin",
+            Standard("asin", numpy=np.arcsin),
+            lambda g, out, x: g / sqrt(1 - x * x),
+            elementwise=True,
+        ),
         # out = arccos(x)            grad_x = -g / sqrt(1 - x^2)
-        Primitive("arccos", np.arccos, lambda g, out, x: -g / sqrt(1 - x * x), elementwise=True),
+        Primitive(
+            "arccos",
+            Standard("acos", numpy=np.arccos),
+            lambda g, out, x: -g / sqrt(1 - x * x),
+            elementwise=True,
+        ),
         # out = arctan(x)            grad_x = g / (1 + x^2)
-        Primitive("arctan", np.arctan, lambda g, out, x: g / (1 + x * x), elementwise=True),
+        Primitive(
+            "arctan",
+            Standard("atan", numpy=np.arctan),
+            lambda g, out, x: g / (1 + x * x),
+            elementwise=True,
+        ),
         # out = sinh(x)              grad_x = g * cosh(x)
-        Primitive("sinh", np.sinh, lambda g, out, x: g * cosh(x), elementwise=True),
+        Primitive("sinh", Standard("sinh"), lambda g, out, x: g * cosh(x), elementwise=True),
         # out = cosh(x)              grad_x = g * sinh(x)
-        Primitive("cosh", np.cosh, lambda g, out, x: g * sinh(x), elementwise=True),
+        Primitive("cosh", Standard("cosh"), lambda g, out, x: g * sinh(x), elementwise=True),
         # out = log(1 + x)           grad_x = g / (1 + x)    (log1p: exact for tiny x, as NumPy's)
-        Primitive("log1p", np.log1p, lambda g, out, x: g / (1 + x), elementwise=True),
+        Primitive("log1p", Standard("log1p"), lambda g, out, x: g / (1 + x), elementwise=True),
         # out = exp(x) - 1           grad_x = g * (out + 1)                  (reuses out)
-        Primitive("expm1", np.expm1, lambda g, out, x: g * (out + 1), elementwise=True),
+        Primitive("expm1", Standard("expm1"), lambda g, out, x: g * (out + 1), elementwise=True),
         # out = log2(x)              grad_x = g / (x * ln 2)
-        Primitive("log2", np.log2, lambda g, out, x: g / (x * math.log(2)), elementwise=True),
+        Primitive(
+            "log2", Standard("log2"), lambda g, out, x: g / (x * math.log(2)), elementwise=True
+        ),
         # out = log10(x)             grad_x = g / (x * ln 10)
-        Primitive("log10", np.log10, lambda g, out, x: g / (x * math.log(10)), elementwise=True),
+        Primitive(
+            "log10", Standard("log10"), lambda g, out, x: g / (x * math.log(10)), elementwise=True
+        ),
         # out = 2^x                  grad_x = g * out * ln 2                 (reuses out)
-        Primitive("exp2", np.exp2, lambda g, out, x: g * out * math.log(2), elementwise=True),
+        Primitive(
+            "exp2",
+            InNamespace(exp2_in, numpy=np.exp2),
+            lambda g, out, x: g * out * math.log(2),
+            elementwise=True,
+        ),
         # out = erf(x) = 2/sqrt(pi) integral_0^x exp(-t^2) dt    grad_x = g * 2/sqrt(pi) exp(-x^2)
         Primitive(
             "erf",
-            special.erf,
+            InNamespace(erf_in, numpy=special.erf),
             lambda g, out, x: g * (2 / math.sqrt(math.pi)) * exp(-(x * x)),
             elementwise=True,
         ),
@@ -1289,7 +1657,7 @@ PRIMITIVES: dict[str, Primitive] = {
         # (g is masked, not the values: a nan or inf in the branch not taken does not leak in)
         Primitive(
             "where",
-            np.where,
+            Standard("where"),
             None,
             lambda g, out, cond, a, b: g * cond,
             lambda g, out, cond, a, b: g * (cond == 0),
@@ -1299,7 +1667,7 @@ PRIMITIVES: dict[str, Primitive] = {
         # At a bound the gradient is g (the bounds count as inside), as PyTorch's clamp.
         Primitive(
             "clip",
-            clip_forward,
+            InNamespace(clip_in, numpy=clip_forward),
             clip_vjp,
             elementwise=True,
             kink=Kink(
@@ -1309,7 +1677,7 @@ PRIMITIVES: dict[str, Primitive] = {
         # out = minimum(a, b)        grad_a = g * [a < b],  grad_b = g * [b < a]  (ties share g/2)
         Primitive(
             "minimum",
-            np.minimum,
+            Standard("minimum"),
             minimum_vjp_a,
             lambda g, out, a, b: minimum_vjp_a(g, out, b, a),
             elementwise=True,
@@ -1320,28 +1688,44 @@ PRIMITIVES: dict[str, Primitive] = {
         # out = sum(x, axis)         grad_x = g broadcast over the summed axes
         # (the forward is the reduction numpy.sum calls, the same pairwise sum bit for bit, without
         # numpy.sum's Python-level dispatch, which costs more than a small sum)
-        Primitive("sum", np.add.reduce, sum_vjp, axis_param="axis"),
+        Primitive("sum", InNamespace(sum_in, numpy=np.add.reduce), sum_vjp, axis_param="axis"),
         # out = max(x, axis)         grad_x = g at the maxima (ties share), 0 elsewhere
         Primitive(
             "max",
-            np.max,
+            Standard("max"),
             max_vjp,
             axis_param="axis",
             kink=Kink("ties: the maxima share g equally", maxima),
         ),
         # out = log_softmax(x, axis)  grad_x = g - exp(out) * sum(g, axis)     (reuses out)
-        Primitive("log_softmax", log_softmax_forward, log_softmax_vjp, axis_param="axis"),
+        Primitive(
+            "log_softmax",
+            InNamespace(log_softmax_in, numpy=log_softmax_forward),
+            log_softmax_vjp,
+            axis_param="axis",
+        ),
         # out = log(sum(exp(x), axis))   grad_x = g * exp(x - out) = g * softmax(x)  (reuses out)
         # (the forward shifts by the maximum, as log_softmax's: see logsumexp_forward)
-        Primitive("logsumexp", logsumexp_forward, logsumexp_vjp, axis_param="axis"),
+        Primitive(
+            "logsumexp",
+            InNamespace(logsumexp_in, numpy=logsumexp_forward),
+            logsumexp_vjp,
+            axis_param="axis",
+        ),
         # out = cumsum(x, axis)      grad_x = cumsum of g from the far end of the axis
-        Primitive("cumsum", np.cumsum, cumsum_vjp, axis_param="axis", batch=cumsum_batch),
+        Primitive(
+            "cumsum",
+            InNamespace(cumsum_in, numpy=np.cumsum),
+            cumsum_vjp,
+            axis_param="axis",
+            batch=cumsum_batch,
+        ),
         # out = prod(x, axis)        grad_x_i = g * product of the other x_j  (zeros allowed)
-        Primitive("prod", np.prod, prod_vjp, axis_param="axis"),
+        Primitive("prod", Standard("prod"), prod_vjp, axis_param="axis"),
         # out = broadcast_to(x, shape)   grad_x = g summed back to x's shape   (by the engine)
         Primitive(
             "broadcast_to",
-            broadcast_to_forward,
+            InNamespace(broadcast_to_in, numpy=broadcast_to_forward),
             lambda g, out, x, shape: g,
             notation=Notation("broadcast_to", bare=("shape",)),
             batch=broadcast_to_batch,
@@ -1349,7 +1733,7 @@ PRIMITIVES: dict[str, Primitive] = {
         # out = reshape(x, shape)    grad_x = reshape(g, x.shape)
         Primitive(
             "reshape",
-            np.reshape,
+            InNamespace(reshape_in, numpy=np.reshape),
             lambda g, out, x, shape: g.reshape(x.shape),
             notation=Notation("reshape", bare=("shape",)),
             explain=explain_reshape,
@@ -1358,7 +1742,7 @@ PRIMITIVES: dict[str, Primitive] = {
         # out = transpose(x, axes)   grad_x = transpose(g, argsort(axes))
         Primitive(
             "transpose",
-            np.transpose,
+            InNamespace(transpose_in, numpy=np.transpose),
             transpose_vjp,
             axis_param="axes",
             permutation=True,
@@ -1367,7 +1751,7 @@ PRIMITIVES: dict[str, Primitive] = {
         # out = x[index]             grad_x = zeros like x, with g added at index (repeats add up)
         Primitive(
             "getitem",
-            lambda x, index: x[index],
+            InNamespace(getitem_in, numpy=lambda x, index: x[index]),
             lambda g, out, x, index: scatter_add(g, index=index, shape=x.shape),
             explain=explain_getitem,
             batch=getitem_batch,
@@ -1375,14 +1759,14 @@ PRIMITIVES: dict[str, Primitive] = {
         # out = zeros(shape) with g added at index      grad_g = out_grad[index]
         Primitive(
             "scatter_add",
-            scatter_add_forward,
+            InNamespace(scatter_add_in, numpy=scatter_add_forward),
             lambda g, out, x, index, shape: g[index],
             batch=scatter_add_batch,
         ),
         # out = concatenate(xs, axis)    grad_xs[i] = the slice of g that xs[i] filled
         Primitive(
             "concatenate",
-            concatenate_forward,
+            InNamespace(concatenate_in, numpy=concatenate_forward),
             concatenate_vjp,
             variadic=True,
             axis_param="axis",
@@ -1391,7 +1775,7 @@ PRIMITIVES: dict[str, Primitive] = {
         # out = pad(x, pad_width, constant)    grad_x = g with the padding sliced off
         Primitive(
             "pad",
-            pad_forward,
+            InNamespace(pad_in, numpy=pad_forward),
             pad_vjp,
             notation=Notation("pad", bare=("pad_width",)),
             batch=pad_batch,
@@ -1399,19 +1783,29 @@ PRIMITIVES: dict[str, Primitive] = {
         # out = einsum(subscripts, xs)   grad_xs[i] = einsum of g with the other operands onto
         # x_i's subscripts (letters only x_i has: broadcast; repeated ones: on the diagonal).
         # The subscripts param is explicit ("ij,jk->ik"), without "...": an.einsum writes it so.
-        Primitive("einsum", einsum_forward, einsum_vjp, variadic=True, batch=einsum_batch),
+        Primitive(
+            "einsum",
+            InNamespace(einsum_in, numpy=einsum_forward),
+            einsum_vjp,
+            variadic=True,
+            batch=einsum_batch,
+        ),
         # out = x as dtype           grad_x = g as x's dtype
         Primitive(
             "astype",
-            lambda x, dtype: x.astype(dtype),
+            InNamespace(astype_in, numpy=lambda x, dtype: x.astype(dtype)),
             lambda g, out, x, dtype: astype(g, dtype=x.dtype),
             elementwise=True,
             notation=Notation("astype", bare=("dtype",)),
         ),
         # out = a copy of x          grad_x = g     (Tensor.clone; gives each leaf's .grad its own)
-        Primitive("copy", np.copy, lambda g, out, x: g, elementwise=True),
+        Primitive(
+            "copy", InNamespace(copy_in, numpy=np.copy), lambda g, out, x: g, elementwise=True
+        ),
         # out = zeros like x         grad_x = 0   (used by the zero rules above)
-        Primitive("zeros_like", np.zeros_like, lambda g, out, x: zeros_like(x), elementwise=True),
+        Primitive(
+            "zeros_like", Standard("zeros_like"), lambda g, out, x: zeros_like(x), elementwise=True
+        ),
         # Images (N, C, H, W); the params are pairs (height, width): see window_view.
         # out[n, o, i, j] = sum_{c, p, q} x[n, c, i*sh + p*dh - ph, j*sw + q*dw - pw] w[o, c, p, q]
         # (x is 0 in the padding). out is linear in x and in w, so each gradient is the transpose:
@@ -1419,54 +1813,54 @@ PRIMITIVES: dict[str, Primitive] = {
         #   grad_w = conv2d_weight_grad(x, g)   sum over n, i, j of g times each window
         Primitive(
             "conv2d",
-            conv2d_forward,
+            InNamespace(conv2d_forward),
             lambda g, out, x, w, **p: conv2d_input_grad(g, w, input_size=x.shape[2:], **p),
             lambda g, out, x, w, **p: conv2d_weight_grad(x, g, kernel_size=w.shape[2:], **p),
             notation=Notation("conv2d", omitted=CONV_DEFAULTS),
-            batch=samplewise(conv2d_forward, sample_inputs=(0,)),
+            batch=samplewise(in_numpy(conv2d_forward), sample_inputs=(0,)),
         ),
         # out = conv2d_input_grad(u, w), bilinear: <g, out> = <conv2d(g, w), u>, which is
         # <conv2d_weight_grad(g, u), w>:  grad_u = conv2d(g, w),  grad_w = conv2d_weight_grad(g, u)
         Primitive(
             "conv2d_input_grad",
-            conv2d_input_grad_forward,
+            InNamespace(conv2d_input_grad_forward),
             lambda g, out, u, w, input_size, **p: conv2d(g, w, **p),
             lambda g, out, u, w, input_size, **p: conv2d_weight_grad(
                 g, u, kernel_size=w.shape[2:], **p
             ),
             notation=Notation("conv2d_input_grad", omitted=CONV_DEFAULTS),
-            batch=samplewise(conv2d_input_grad_forward, sample_inputs=(0,)),
+            batch=samplewise(in_numpy(conv2d_input_grad_forward), sample_inputs=(0,)),
         ),
         # out = conv2d_weight_grad(x, u), bilinear: <g, out> = <conv2d(x, g), u>, which is
         # <x, conv2d_input_grad(u, g)>:   grad_x = conv2d_input_grad(u, g),  grad_u = conv2d(x, g)
         Primitive(
             "conv2d_weight_grad",
-            conv2d_weight_grad_forward,
+            InNamespace(conv2d_weight_grad_forward),
             lambda g, out, x, u, kernel_size, **p: conv2d_input_grad(
                 u, g, input_size=x.shape[2:], **p
             ),
             lambda g, out, x, u, kernel_size, **p: conv2d(x, g, **p),
             notation=Notation("conv2d_weight_grad", omitted=CONV_DEFAULTS),
             # each example's weight gradient sums over its own samples: one call per example
-            batch=per_example(conv2d_weight_grad_forward),
+            batch=per_example(in_numpy(conv2d_weight_grad_forward)),
         ),
         # out = the mean of each window of x (the padding's zeros count: PyTorch's default)
         #                            grad_x = avg_pool2d_grad(g)  (its transpose: g / (kh * kw)
         #                                                          added on every pixel of a window)
         Primitive(
             "avg_pool2d",
-            avg_pool2d_forward,
+            InNamespace(avg_pool2d_forward),
             lambda g, out, x, **p: avg_pool2d_grad(g, input_size=x.shape[2:], **p),
             notation=Notation("avg_pool2d", omitted=POOL_DEFAULTS),
-            batch=samplewise(avg_pool2d_forward, sample_inputs=(0,)),
+            batch=samplewise(in_numpy(avg_pool2d_forward), sample_inputs=(0,)),
         ),
         # out = avg_pool2d_grad(u), linear; its transpose is avg_pool2d    grad_u = avg_pool2d(g)
         Primitive(
             "avg_pool2d_grad",
-            avg_pool2d_grad_forward,
+            InNamespace(avg_pool2d_grad_forward),
             lambda g, out, u, input_size, **p: avg_pool2d(g, **p),
             notation=Notation("avg_pool2d_grad", omitted=POOL_DEFAULTS),
-            batch=samplewise(avg_pool2d_grad_forward, sample_inputs=(0,)),
+            batch=samplewise(in_numpy(avg_pool2d_grad_forward), sample_inputs=(0,)),
         ),
         # out = the maximum of each window of x (padded with -inf)
         #                            grad_x = max_pool2d_scatter(g, x):
@@ -1475,33 +1869,33 @@ PRIMITIVES: dict[str, Primitive] = {
         # keeps gradients equal to those of networks ported from it, and costs one argmax).
         Primitive(
             "max_pool2d",
-            max_pool2d_forward,
+            InNamespace(max_pool2d_forward),
             lambda g, out, x, **p: max_pool2d_scatter(g, x, **p),
             kink=Kink(MAX_POOL_TIES, window_maxima),
             notation=Notation("max_pool2d", omitted=POOL_DEFAULTS),
-            batch=samplewise(max_pool2d_forward, sample_inputs=(0,)),
+            batch=samplewise(in_numpy(max_pool2d_forward), sample_inputs=(0,)),
         ),
         # out = max_pool2d_scatter(u, x): u added at the maxima of x's windows. Linear in u; in x
         # constant between ties:    grad_u = max_pool2d_gather(g, x),  grad_x = 0
         Primitive(
             "max_pool2d_scatter",
-            max_pool2d_scatter_forward,
+            InNamespace(max_pool2d_scatter_forward),
             lambda g, out, u, x, **p: max_pool2d_gather(g, x, **p),
             lambda g, out, u, x, **p: zeros_like(x),
             kink=Kink(MAX_POOL_TIES, window_maxima),
             notation=Notation("max_pool2d_scatter", omitted=POOL_DEFAULTS),
-            batch=samplewise(max_pool2d_scatter_forward, sample_inputs=(0, 1)),
+            batch=samplewise(in_numpy(max_pool2d_scatter_forward), sample_inputs=(0, 1)),
         ),
         # out = max_pool2d_gather(v, x): v read at the maxima of x's windows (the scatter's
         # transpose):               grad_v = max_pool2d_scatter(g, x),  grad_x = 0
         Primitive(
             "max_pool2d_gather",
-            max_pool2d_gather_forward,
+            InNamespace(max_pool2d_gather_forward),
             lambda g, out, v, x, **p: max_pool2d_scatter(g, x, **p),
             lambda g, out, v, x, **p: zeros_like(x),
             kink=Kink(MAX_POOL_TIES, window_maxima),
             notation=Notation("max_pool2d_gather", omitted=POOL_DEFAULTS),
-            batch=samplewise(max_pool2d_gather_forward, sample_inputs=(0, 1)),
+            batch=samplewise(in_numpy(max_pool2d_gather_forward), sample_inputs=(0, 1)),
         ),
     ]
 }
@@ -1532,19 +1926,27 @@ OUTSIDE_GRAPH: dict[str, Primitive] = {
         *(
             Primitive(name, ufunc, None, None, elementwise=True)
             for name, ufunc in [
-                ("less", np.less),
-                ("less_equal", np.less_equal),
-                ("greater", np.greater),
-                ("greater_equal", np.greater_equal),
-                ("equal", np.equal),
-                ("not_equal", np.not_equal),
+                ("less", Standard("less")),
+                ("less_equal", Standard("less_equal")),
+                ("greater", Standard("greater")),
+                ("greater_equal", Standard("greater_equal")),
+                ("equal", Standard("equal")),
+                ("not_equal", Standard("not_equal")),
             ]
         ),
         Primitive(
-            "argmax", np.argmax, None, axis_param="axis", batch=index_of_extreme_batch(np.argmax)
+            "argmax",
+            Standard("argmax"),
+            None,
+            axis_param="axis",
+            batch=index_of_extreme_batch(np.argmax),
         ),
         Primitive(
-            "argmin", np.argmin, None, axis_param="axis", batch=index_of_extreme_batch(np.argmin)
+            "argmin",
+            Standard("argmin"),
+            None,
+            axis_param="axis",
+            batch=index_of_extreme_batch(np.argmin),
         ),
     ]
 }

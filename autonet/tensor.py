@@ -2,7 +2,8 @@
 
 A Tensor is a node of the computation graph:
 
-    data            the value, a NumPy ndarray
+    data            the value: a NumPy ndarray, or an array of another Array API library
+                    (PyTorch, CuPy, array_api_strict: backend.py), whose type every op keeps
     grad            None, or a Tensor of data's shape: dL/d(this), filled in by backward()
     requires_grad   whether gradients flow to this tensor
     op, parents     the Primitive that made it and its input Tensors (None and () for a leaf)
@@ -20,6 +21,7 @@ from __future__ import annotations
 import builtins
 import copy
 import copyreg
+import math
 import numbers
 import operator
 import threading
@@ -28,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from autonet import engine, modes
+from autonet import backend, engine, modes
 from autonet.batched import Batched, ValuesNeededError
 from autonet.engine import array_of, next_tick
 from autonet.modes import grad_mode, is_grad_enabled, replay_recording
@@ -109,10 +111,10 @@ class Tensor:
     ) -> None:
         self._data = to_array(data, dtype)
         self._tick = next_tick()
-        if requires_grad and self._data.dtype.kind != "f":
+        if requires_grad and self.dtype.kind != "f":
             raise TypeError(
                 f"tensor: requires_grad=True needs floating-point data, got dtype "
-                f"{self._data.dtype}; pass dtype=np.float64 (or float32) or convert with "
+                f"{self.dtype}; pass dtype=np.float64 (or float32) or convert with "
                 ".astype(float)"
             )
         self.requires_grad = bool(requires_grad)
@@ -201,14 +203,16 @@ class Tensor:
     # the tensor for in-place safety. `w.data -= x` is a get, an in-place ndarray.__isub__ and a
     # set, so it is stamped too. Writes that never assign the attribute (w.data[...] = 0,
     # np.copyto(w.data, a), changes to an array the tensor shares) cannot be seen.
-    data = property(operator.attrgetter("_data"), doc="The value, a NumPy ndarray.")
+    data = property(
+        operator.attrgetter("_data"), doc="The value: an ndarray, or the array of its library."
+    )
 
     @data.setter
     def data(self, value: Any) -> None:
         """Replace or update the value in place; a backward pass through a graph recorded before
         this assignment that needs the old value raises (engine.check_versions)."""
         if type(value) is not np.ndarray:
-            value = to_array(value)
+            value = to_array(value) if not backend.is_foreign(value) else value
         elif value.dtype.kind not in "biuf":
             raise not_numeric("data", value.dtype, f"assigned array of shape {value.shape}")
         self._data = value
@@ -216,7 +220,8 @@ class Tensor:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return self._data.shape
+        shape = self._data.shape
+        return shape if type(shape) is tuple else tuple(shape)  # torch.Size: a tuple
 
     @property
     def ndim(self) -> int:
@@ -224,11 +229,16 @@ class Tensor:
 
     @property
     def dtype(self) -> np.dtype:
-        return self._data.dtype
+        """The NumPy dtype of the data, whatever its library (t.data.dtype is the library's own:
+        torch.float32 for a torch tensor)."""
+        dtype = self._data.dtype
+        if isinstance(dtype, np.dtype):
+            return dtype
+        return backend.numpy_dtype(self._data)
 
     @property
     def size(self) -> int:
-        return self._data.size
+        return math.prod(self._data.shape)
 
     grad = property(operator.attrgetter("_grad"), doc="None, or dL/d(this) as a Tensor.")
 
@@ -240,19 +250,20 @@ class Tensor:
         if value is None:
             self._grad = None
             return
-        if not isinstance(value, (Tensor, np.ndarray)):
+        if not isinstance(value, (Tensor, np.ndarray)) and not backend.is_foreign(value):
             raise TypeError(
                 f"grad: assign a Tensor, an ndarray or None, got {type(value).__name__} (tensor "
                 f"shape {self.shape}, dtype {self.dtype})"
             )
         array = value._data if isinstance(value, Tensor) else value
-        if array.shape != self.shape or array.dtype != self.dtype:
+        dtype = backend.numpy_dtype(array)
+        if tuple(array.shape) != self.shape or dtype != self.dtype:
             raise ValueError(
-                f"grad: the assigned gradient has shape {array.shape} and dtype {array.dtype}, "
+                f"grad: the assigned gradient has shape {tuple(array.shape)} and dtype {dtype}, "
                 f"but the tensor has shape {self.shape} and dtype {self.dtype}; a gradient must "
                 "match both (backward adds to it)"
             )
-        self._grad = value if isinstance(value, Tensor) else Tensor.wrap(array.copy())
+        self._grad = value if isinstance(value, Tensor) else Tensor(array)  # Tensor() copies
 
     @property
     def tick(self) -> int:
@@ -277,24 +288,29 @@ class Tensor:
         return self.transpose()
 
     def numpy(self) -> np.ndarray:
-        """The value as an ndarray (shared, not copied; as torch's .numpy())."""
-        return self.data
+        """The value as an ndarray (shared, not copied, as torch's .numpy(); another library's
+        array is copied into one, from the GPU too)."""
+        data = self._data
+        if type(data) is np.ndarray or type(data) is Batched:
+            return data
+        return backend.to_numpy(data)
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         if type(self._data) is Batched:
             self._data.needs_values("converting a tensor to a NumPy array")
-        if dtype is not None and dtype != self.data.dtype:
-            return self.data.astype(dtype)
-        return self.data.copy() if copy else self.data
+        array = self.numpy()
+        if dtype is not None and dtype != array.dtype:
+            return array.astype(dtype)
+        return array.copy() if copy and array is self._data else array
 
     def item(self) -> Any:
         """The value of a one-element tensor as a Python number."""
-        if self.data.size != 1:
+        if self.size != 1:
             raise ValueError(
                 f"item: only one-element tensors can be converted to a Python number, this one "
                 f"has shape {self.shape}"
             )
-        return self.data.item()
+        return self.numpy().item()
 
     def __len__(self) -> int:
         if self.ndim == 0:
@@ -308,13 +324,13 @@ class Tensor:
         """f"{loss:.4f}": a one-element tensor with a format spec formats its number, t.item();
         f"{t}" is str(t), except for a 0-d tensor: its number, as in PyTorch ("2.5"). PyTorch
         takes a spec for 0-d tensors only; autonet for any one-element tensor, as item() does."""
-        if self.data.size == 1 and (format_spec or self.ndim == 0):
+        if self.size == 1 and (format_spec or self.ndim == 0):
             return format(self.item(), format_spec)
         if not format_spec:
             return str(self)
         raise TypeError(
             f"format: the format spec {format_spec!r} is for one number, but this tensor has "
-            f"shape {self.shape} ({self.data.size} elements); format a one-element tensor "
+            f"shape {self.shape} ({self.size} elements); format a one-element tensor "
             "(e.g. t.sum() or t[0]), or the elements one by one"
         )
 
@@ -322,7 +338,7 @@ class Tensor:
         """round(t) and round(t, n) of a one-element tensor: round(t.item(), n), a Python number
         (round half to even, as Python's round). PyTorch's Tensor has no __round__ (round(t) raises
         TypeError there; torch.round(t) rounds each element into a tensor)."""
-        if self.data.size != 1:
+        if self.size != 1:
             raise TypeError(
                 f"round: only a one-element tensor can be rounded to a Python number, this one "
                 f"has shape {self.shape}; to round each element use np.round(t.numpy(), ndigits) "
@@ -331,20 +347,22 @@ class Tensor:
         return round(self.item(), ndigits)
 
     def __bool__(self) -> bool:
-        if self.data.size != 1:
+        if self.size != 1:
             raise ValueError(
                 f"the truth value of a tensor of shape {self.shape} is ambiguous; use "
                 "(t == u).data.all() or .any()"
             )
-        return bool(self.data)
+        return bool(self.numpy())
 
     def __repr__(self) -> str:
         if type(self._data) is Batched:
             return f"tensor({self._data!r})"
-        body = np.array2string(self.data, separator=", ", prefix="tensor(", threshold=50)
+        body = np.array2string(self.numpy(), separator=", ", prefix="tensor(", threshold=50)
         extras = []
-        if self.data.dtype != np.float64:
-            extras.append(f"dtype={self.data.dtype}")
+        if self.dtype != np.float64:
+            extras.append(f"dtype={self._data.dtype}")
+        if backend.is_foreign(self._data):
+            extras.append(f"array={backend.library_of(backend.namespace_of(self._data))}")
         if self.op is not None and self.requires_grad:
             extras.append(f"op={self.op.name}")
         elif self.requires_grad:
@@ -729,9 +747,18 @@ def record(
             return batched
     if params and primitive.axis_param is not None:
         params = with_normalized_axes(primitive, inputs, params)
+    # the common arities spelled out (benchmarks/README.md, "Hot paths")
+    arity = len(inputs)
+    if arity == 2:
+        if type(inputs[0]._data) is not np.ndarray or type(inputs[1]._data) is not np.ndarray:
+            if holds_foreign(inputs):
+                return record_in_namespace(primitive, inputs, params)
+    elif arity == 1:
+        if type(inputs[0]._data) is not np.ndarray and holds_foreign(inputs):
+            return record_in_namespace(primitive, inputs, params)
+    elif holds_foreign(inputs):
+        return record_in_namespace(primitive, inputs, params)
     try:
-        # the common arities spelled out (benchmarks/README.md, "Hot paths")
-        arity = len(inputs)
         if params:
             if arity == 1:
                 out = primitive.forward(inputs[0]._data, **params)
@@ -756,6 +783,55 @@ def record(
     if replay_recording.active:
         return recorded_for_replay(out, primitive, inputs, params)
     return Tensor.wrap(out)
+
+
+def holds_foreign(inputs: tuple[Tensor, ...]) -> bool:
+    """An input holds another library's array (backend.py), not an ndarray."""
+    return any(backend.is_foreign_kind(type(t._data)) for t in inputs)
+
+
+def record_in_namespace(primitive: Primitive, inputs: tuple[Tensor, ...], params: dict) -> Tensor:
+    """record() for arrays of another library: the forward for their namespace (which must be
+    one: mixing libraries raises), after NumPy's type promotion of an element-wise op's value
+    operands (the standard leaves bool * float and int + float to each library; autonet gives
+    every backend NumPy's answer, so a rule such as g * (x > 0) means the same everywhere)."""
+    xp = namespace_of_inputs(primitive, inputs)
+    arrays = [t._data for t in inputs]
+    if primitive.elementwise and len(arrays) > 1:
+        promote_values(primitive, inputs, arrays, xp)
+    try:
+        out = primitive.forward_in(xp)(*arrays, **params)
+    except (ValueError, IndexError, TypeError, OverflowError, RuntimeError) as exc:
+        raise describe_failure(primitive, inputs, params, exc) from exc
+    if not backend.is_foreign(out):
+        out = xp.asarray(out)
+    if grad_mode.enabled and any(t.requires_grad for t in inputs):
+        if backend.numpy_dtype(out).kind == "f":
+            return Tensor.wrap(out, primitive, inputs, params)
+    if replay_recording.active:  # onnx.export's trace (replay refuses these arrays)
+        return recorded_for_replay(out, primitive, inputs, params)
+    return Tensor.wrap(out)
+
+
+def namespace_of_inputs(primitive: Primitive, inputs: tuple[Tensor, ...]) -> Any:
+    return backend.namespace_of(*(t._data for t in inputs), operation=primitive.name)
+
+
+def promote_values(primitive: Primitive, inputs: tuple, arrays: list, xp: Any) -> None:
+    """Cast the value operands of an element-wise op (every input with a VJP; all of them for an
+    op outside the graph, a comparison) to their NumPy result type, in place in `arrays`."""
+    carries = [i for i, vjp in enumerate(primitive.vjps) if vjp is not None] or range(len(arrays))
+    if primitive.variadic:
+        carries = range(len(arrays))
+    dtypes = [inputs[i].dtype for i in carries]
+    target = np.result_type(*dtypes)
+    if target == np.bool_ and primitive.vjps[0] is not None:
+        # arithmetic on masks ((a == 0) * (b == 0)): NumPy's bool result is 0 or 1; the
+        # standard has no arithmetic on bools, so it runs on 0/1 integers
+        target = np.dtype(np.uint8)
+    for i, dtype in zip(carries, dtypes, strict=True):
+        if dtype != target:
+            arrays[i] = xp.astype(arrays[i], backend.dtype_in(xp, target))
 
 
 def recorded_for_replay(
@@ -812,6 +888,8 @@ def to_array(data: Any, dtype: Any = None) -> np.ndarray:
         data = data.data
     if type(data) is Batched:  # a tensor inside vmap
         return data.copy() if dtype is None else data.astype(dtype)
+    if backend.is_foreign(data):
+        return foreign_array(data, dtype)
     if dtype is None and not isinstance(data, (np.ndarray, np.generic)):
         try:
             array = np.array(data)
@@ -838,6 +916,13 @@ def to_array(data: Any, dtype: Any = None) -> np.ndarray:
     return array
 
 
+def foreign_array(data: Any, dtype: Any) -> Any:
+    """A copy of another library's array (on its device), in `dtype` if given."""
+    xp = backend.namespace_of(data)
+    backend.numpy_dtype(data)  # raises for data that is not real numbers (complex, strings)
+    return xp.asarray(data, dtype=None if dtype is None else backend.dtype_in(xp, dtype), copy=True)
+
+
 def as_operand(x: Any, like: Tensor, op_name: str = "operand") -> Tensor:
     """x as a Tensor operand of an op with `like`: Tensors pass through, arrays are copied, and
     Python numbers take like's floating dtype (as in PyTorch, so that float32 * 2.0 stays
@@ -845,6 +930,8 @@ def as_operand(x: Any, like: Tensor, op_name: str = "operand") -> Tensor:
     if isinstance(x, Tensor):
         return x
     number_type = type(x)
+    if type(like._data) is not np.ndarray and type(like._data) is not Batched:
+        return foreign_operand(x, like, op_name)
     # a Python float or int (the common case) first: the abstract-class checks below cost more
     # than the rest of a small op
     if number_type is float or number_type is int:
@@ -863,6 +950,22 @@ def as_operand(x: Any, like: Tensor, op_name: str = "operand") -> Tensor:
     if isinstance(x, (complex, np.complexfloating)):
         raise not_numeric(op_name, np.asarray(x).dtype, f"the number {x!r}")
     return Tensor(x)
+
+
+def foreign_operand(x: Any, like: Tensor, op_name: str) -> Tensor:
+    """as_operand for a tensor of another library: a number becomes a 0-d array of its namespace
+    (like's floating dtype), an array of another library stays itself (the op then raises)."""
+    if isinstance(x, numbers.Real) and not isinstance(x, (bool, np.generic)):
+        xp = backend.namespace_of(like._data)
+        dtype = like.dtype
+        if dtype.kind != "f":
+            dtype = np.result_type(dtype, type(x))
+        return Tensor.wrap(xp.asarray(x, dtype=backend.dtype_in(xp, dtype)))
+    if isinstance(x, np.ndarray) or backend.is_foreign(x) or isinstance(x, (bool, np.generic)):
+        return Tensor(x)
+    raise TypeError(
+        f"{op_name}: cannot combine {type(x).__name__} {x!r} with a tensor of shape {like.shape}"
+    )
 
 
 def not_numeric(what: str, dtype: np.dtype, details: str) -> TypeError:
@@ -945,7 +1048,10 @@ def plain_index(index: Any) -> Any:
                 "recording; select with an.where(mask, x, 0) instead, or run the step without "
                 "an.replay"
             )
-        return index._data.copy()
+        data = index._data
+        if backend.is_foreign(data):
+            return backend.namespace_of(data).asarray(data, copy=True)
+        return data.copy()
     if isinstance(index, np.ndarray):
         return index.copy()
     if isinstance(index, list):

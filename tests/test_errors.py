@@ -17,6 +17,41 @@ DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs" / "errors.md"
 # (bad input, code, exception type, exact message)
 CASES = [
     (
+        "arrays of two libraries in one op",
+        "import array_api_strict as xp; an.tensor(xp.ones(3)) + an.tensor(np.ones(3))",
+        TypeError,
+        "add: the operands are arrays of different libraries "
+        "(array_api_strict._array_object.Array of shape (3,), numpy.ndarray of shape "
+        "(3,)); autonet does not move values between libraries (or devices) on its own: "
+        "convert one first, an.tensor(xp.asarray(a)) into library xp or t.numpy() into "
+        "NumPy, and model.to(xp) for a model's parameters",
+    ),
+    (
+        "vmap over another library's arrays",
+        "import array_api_strict as xp; an.vmap(lambda x: x * 2)(an.tensor(xp.ones((3, 2))))",
+        NotImplementedError,
+        "vmap: argument 0 (shape (3, 2)) holds array_api_strict arrays; vmap's batching "
+        "rules are written for NumPy arrays: map over NumPy arrays, or loop over the "
+        "examples (or use the library's own vmap, such as torch.func.vmap)",
+    ),
+    (
+        "replay of a step on another library's arrays",
+        "import array_api_strict as xp; an.replay(lambda x: (x * "
+        "x).sum())(an.tensor(xp.ones(3), requires_grad=True))",
+        RuntimeError,
+        "replay: an argument holds array_api_strict arrays (shape (3,)); replay writes "
+        "NumPy code, so it records steps on NumPy arrays only: call loss_fn and "
+        "backward() instead",
+    ),
+    (
+        "erf on a library without one",
+        "import array_api_strict as xp; an.erf(an.tensor(xp.ones(3)))",
+        NotImplementedError,
+        "erf: array_api_strict has no erf and the Array API standard none either; use "
+        "nn.GELU(approximate='tanh') rather than the exact GELU, or NumPy or PyTorch "
+        "arrays (input shapes (3,), dtypes float64)",
+    ),
+    (
         "onnx.export of an integer input",
         'an.onnx.export(lambda i: i * 2.0, np.arange(3), "int.onnx")',
         TypeError,

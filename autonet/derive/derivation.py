@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from autonet import engine
+from autonet import backend, engine
 from autonet.derive.check import agrees, check_numerically, loss_as_function_of
 from autonet.derive.expr import Expr
 from autonet.derive.naming import name_deltas, name_labels, symbols_of
@@ -283,10 +283,11 @@ def derive(
             "keep the graph with backward(retain_graph=True)"
         )
     seed_array = engine.check_root_grad(output, grad, "derive")
+    seed_values = backend.to_numpy(seed_array)  # formulas are evaluated with NumPy
     seed = (
-        Expr.const(seed_array)
+        Expr.const(seed_values)
         if grad is None
-        else Expr.symbol(getattr(grad, "name", None) or "G", seed_array)
+        else Expr.symbol(getattr(grad, "name", None) or "G", seed_values)
     )
     # With a seed G = dL/dy for a non-scalar output y, the formulas are those of dL/dx.
     loss, result = ("L", output.name or "y") if grad is not None else (output.name or "L",) * 2
@@ -309,9 +310,9 @@ def derive(
         symbol = symbols.get(id(t))
         name = t.name or (symbol.name if symbol is not None and symbol.name else f"wrt[{i}]")
         value = expr.value.astype(t.dtype)
-        error = float(np.max(np.abs(value - auto.data), initial=0.0))
+        error = float(np.max(np.abs(value - auto.numpy()), initial=0.0))
         formula = Formula(
-            f"∂{loss}/∂{name}", name, expr, auto.data, error, agrees(value, auto.data)
+            f"∂{loss}/∂{name}", name, expr, auto.numpy(), error, agrees(value, auto.numpy())
         )
         if finite_differences:
             seed_of_sum = None if grad is None else seed_array

@@ -41,10 +41,10 @@ def symbols_of(order: list[Tensor], output: Tensor, output_name: str) -> GraphSy
 
     def leaf(t: Tensor) -> Expr:
         if t.name:
-            return Expr.symbol(t.name, t.data)
-        if not t.requires_grad and t.size and np.all(t.data == t.data.flat[0]):
-            return Expr.const(t.data)
-        return Expr.symbol(next(fresh), t.data)
+            return Expr.symbol(t.name, t.numpy())
+        if not t.requires_grad and t.size and np.all(t.numpy() == t.numpy().flat[0]):
+            return Expr.const(t.numpy())
+        return Expr.symbol(next(fresh), t.numpy())
 
     if output.op is None:
         symbols[id(output)] = leaf(output)
@@ -61,9 +61,9 @@ def symbols_of(order: list[Tensor], output: Tensor, output_name: str) -> GraphSy
         if node.name or node is output:
             name = node.name or output_name
             forward.append((name, definition))
-            if not agrees(definition.value.astype(node.dtype), node.data, equal_nan=True):
+            if not agrees(definition.value.astype(node.dtype), node.numpy(), equal_nan=True):
                 misread.append(name)
-        symbols[id(node)] = Expr.symbol(node.name, node.data) if node.name else definition
+        symbols[id(node)] = Expr.symbol(node.name, node.numpy()) if node.name else definition
     return GraphSymbols(symbols, forward, list(sizes.values()), misread)
 
 
@@ -83,7 +83,7 @@ def mean_count(node: Tensor) -> list[tuple[int, int]] | None:
     lengths = [(a, x.shape[a]) for a in axes if x.shape[a] != 1]
     k = math.prod(n for _, n in lengths)
     expected = 1.0 / k if node.op is MUL else float(k)
-    if not lengths or constant.data != np.asarray(expected, constant.dtype):
+    if not lengths or constant.numpy() != np.asarray(expected, constant.dtype):
         return None
     if k > 2 ** (np.finfo(constant.dtype).nmant + 1):  # beyond, not every integer is exact
         return None  # (float16 holds those up to 2048; 100000 would be inf)

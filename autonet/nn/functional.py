@@ -20,6 +20,13 @@ Layers' functional forms, composites of the table's primitives: leaky_relu, gelu
 
 Reductions follow PyTorch: reduction="mean" (default), "sum" or "none"; `half_sse` is the
 tutorial's L = 1/2 sum (o - y)^2 and always sums.
+
+Every function takes tensors of any Array API library (backend.py): values that are
+differentiated (targets of mse, class probabilities) must be arrays of the input's library, while
+integer indices (class labels, embedding indices) may be NumPy arrays or the library's own:
+indices are never differentiated, and are checked and resolved to positions in host memory.
+Constants made here (dropout's mask, batch_norm's statistics of an empty batch) are drawn or
+built with NumPy and put in the input's library and device.
 """
 
 from __future__ import annotations
@@ -29,7 +36,9 @@ from typing import Any
 
 import numpy as np
 
+from autonet import backend
 from autonet.modes import is_recording
+from autonet.nn.modules import array_like
 from autonet.ops import as_tensor, erf, where
 from autonet.primitives import PRIMITIVES
 from autonet.tensor import Tensor, numbers_of
@@ -38,6 +47,20 @@ LOG_SOFTMAX, SOFTPLUS = PRIMITIVES["log_softmax"], PRIMITIVES["softplus"]
 CONV2D, MAX_POOL2D, AVG_POOL2D = (PRIMITIVES[k] for k in ("conv2d", "max_pool2d", "avg_pool2d"))
 
 REDUCTIONS = ("mean", "sum", "none")
+
+
+def host_numbers(x: Any) -> np.ndarray:
+    """numbers_of(x) (a tensor's or an array's numbers, every example's inside vmap), with
+    another library's array copied to host memory: for the checks on integer indices."""
+    data = x.data if isinstance(x, Tensor) else x
+    return backend.to_numpy(data) if backend.is_foreign(data) else numbers_of(x)
+
+
+def constant_like(values: np.ndarray, x: Tensor) -> Tensor:
+    """values (a NumPy array made for x: a mask, a statistic) as a constant Tensor of x's array
+    library and device; the ndarray itself when x holds one."""
+    data = x.data
+    return Tensor.wrap(array_like(values, data) if backend.is_foreign(data) else values)
 
 
 def reduce(loss: Tensor, reduction: str, name: str) -> Tensor:
@@ -124,7 +147,9 @@ def cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> Tensor:
 
     target is either N class indices (an integer array, each in [0, C)) or N rows of class
     probabilities (a float array of shape (N, C), e.g. one-hot), as torch's cross_entropy. The
-    gradient with respect to z is softmax(z) - onehot(t).
+    gradient with respect to z is softmax(z) - onehot(t). For logits of another library (torch,
+    ...), class indices may be a NumPy array or one of that library (they pick entries, on the
+    host); class probabilities must be of the logits' library.
     """
     logits = as_tensor(logits)
     if logits.ndim != 2:
@@ -135,7 +160,7 @@ def cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> Tensor:
     log_p = log_softmax(logits, axis=-1)
     # the target's numbers (inside vmap, every example's: the checks hold for all of them) and
     # its shape (one example's)
-    t = numbers_of(target)
+    t = host_numbers(target)
     shape = target.shape if isinstance(target, Tensor) else t.shape
     if t.dtype.kind in "iu":
         n, c = logits.shape
@@ -173,7 +198,8 @@ def dropout(
         out = x * mask / (1 - p),   mask_i ~ Bernoulli(1 - p)      (training)
         out = x                                                   (evaluation)
 
-    The gradient is g * mask / (1 - p): dropped units get none.
+    The gradient is g * mask / (1 - p): dropped units get none. The mask is drawn from rng (a
+    NumPy Generator) whatever x's library, so a seed gives the same mask on every library.
     """
     if not 0 <= p < 1:
         raise ValueError(f"dropout: p must be in [0, 1), got {p}")
@@ -189,7 +215,7 @@ def dropout(
         )
     rng = np.random.default_rng() if rng is None else rng
     keep = (rng.random(x.shape) >= p).astype(x.dtype)
-    return x * (keep / (1 - p))
+    return x * constant_like(keep / (1 - p), x)
 
 
 def pair(value: Any, param: str, name: str, least: int) -> tuple[int, int]:
@@ -375,7 +401,7 @@ def embedding(indices: Any, weight: Any) -> Tensor:
     indices are refused (NumPy would count them from the end; PyTorch refuses them too)."""
     weight = as_tensor(weight)
     check_layout(weight, "embedding", "weight", "(num_embeddings, embedding_dim)")
-    t = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+    t = backend.to_numpy(indices.data if isinstance(indices, Tensor) else indices)
     if t.dtype.kind not in "iu":
         raise TypeError(
             f"embedding: indices must be integers, got dtype {t.dtype} (shape {t.shape}); "
@@ -495,10 +521,8 @@ def batch_norm(
         mean = as_tensor(running_mean).reshape(per_channel)
         var = as_tensor(running_var).reshape(per_channel)
     elif count == 0:  # nothing to normalise, nor to learn the statistics from
-        mean, var = (
-            as_tensor(np.zeros(per_channel, x.dtype)),
-            as_tensor(np.ones(per_channel, x.dtype)),
-        )
+        mean = constant_like(np.zeros(per_channel, x.dtype), x)
+        var = constant_like(np.ones(per_channel, x.dtype), x)
     elif count == 1:
         raise ValueError(
             f"batch_norm: input of shape {x.shape} has 1 value per channel; training needs more "
@@ -514,21 +538,25 @@ def batch_norm(
                     "records a step; the recording would update the running statistics only "
                     "once. Train steps with batch norm eagerly; replay in eval mode (model.eval())"
                 )
-            update_running(running_mean, mean.data.reshape(channels), momentum)
-            update_running(running_var, var.data.reshape(channels) * count / (count - 1), momentum)
+            # detached: the statistics' reshapes stay out of the graph
+            batch_mean, batch_var = (s.detach().reshape(channels).data for s in (mean, var))
+            update_running(running_mean, batch_mean, momentum)
+            update_running(running_var, batch_var * count / (count - 1), momentum)
     out = (x - mean) / (var + eps).sqrt()
     if weight is not None:
         out = out * as_tensor(weight).reshape(per_channel)
     return out if bias is None else out + as_tensor(bias).reshape(per_channel)
 
 
-def update_running(statistic: Any, batch_value: np.ndarray, momentum: float) -> None:
+def update_running(statistic: Any, batch_value: Any, momentum: float) -> None:
     """statistic = (1 - momentum) statistic + momentum batch_value, in place and unrecorded:
-    statistic is a Tensor (its data is replaced) or an ndarray (written into), or None."""
+    statistic is a Tensor (its data is replaced) or an array (written into), or None; it keeps
+    its dtype, and batch_value is an array of its library."""
     if statistic is None:
         return
     current = statistic.data if isinstance(statistic, Tensor) else statistic
-    new = ((1 - momentum) * current + momentum * batch_value).astype(current.dtype)
+    xp = backend.namespace_of(current, batch_value, operation="batch_norm")
+    new = xp.astype((1 - momentum) * current + momentum * batch_value, current.dtype)
     if isinstance(statistic, Tensor):
         statistic.data = new
     else:

@@ -13,8 +13,13 @@ it, so its layers' parameters reach neither the optimiser nor the checkpoint.
 
 Where autonet differs from PyTorch:
 - Parameters are float64 (PyTorch's are float32): model.to(np.float32) converts them.
-- state_dict() returns copies of the arrays (PyTorch returns the live tensors), so a saved state
-  does not change as training goes on. A parameter shared by two layers appears once in it.
+- Parameters are NumPy arrays; model.to(torch) (or any Array API namespace: array_api_strict,
+  cupy, ...) makes them arrays of that library, model.to(numpy) brings them back. PyTorch's
+  module.to takes a device or a torch dtype instead: here the library comes first and the device
+  is an option, model.to(torch, device="cuda").
+- state_dict() returns NumPy copies of the arrays (PyTorch returns the live tensors), so a saved
+  state does not change as training goes on and loads on any library. A parameter shared by two
+  layers appears once in it.
 - Sequential is a ModuleList with a forward (PyTorch keeps the two apart), so it has the list
   methods; ModuleList, like PyTorch's, has no forward.
 - A parameter's `name` is set when it is assigned; a layer appended to a ModuleList that is
@@ -27,10 +32,12 @@ The layers themselves are in layers.py, convolution.py and normalization.py.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from types import ModuleType
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from autonet import backend
 from autonet.tensor import Tensor
 
 RandomState = np.random.Generator | int | None
@@ -56,6 +63,34 @@ def holds_modules(value: Any) -> bool:
     if not isinstance(value, (list, tuple, set, frozenset)):
         return False
     return any(isinstance(item, Module) or holds_modules(item) for item in value)
+
+
+def is_array_namespace(value: Any) -> bool:
+    """value is an array library's namespace module: numpy, torch, array_api_strict, cupy, ..."""
+    return isinstance(value, ModuleType) and hasattr(value, "asarray")
+
+
+def converted(array: Any, namespace: ModuleType, device: Any = None) -> Any:
+    """array's values, in its dtype, as an array of namespace's library (on device if given).
+
+    Within one library only the device changes (array_api_compat.to_device; array itself when
+    no device is given); between two libraries the values are copied through host memory
+    (backend.to_numpy, then namespace.asarray), so the result shares no memory with array."""
+    if backend.library_of(backend.namespace_of(array)) == backend.library_of(namespace):
+        return array if device is None else backend.array_api_compat().to_device(array, device)
+    namespace = backend.standard_namespace(namespace)
+    on_device = {} if device is None else {"device": device}
+    return namespace.asarray(backend.to_numpy(array), copy=True, **on_device)
+
+
+def array_like(values: Any, like: Any) -> Any:
+    """A copy of values (a NumPy array or anything np.asarray takes) as an array of like's
+    library, dtype and device: how a saved state (NumPy) returns to a parameter's array."""
+    values = np.asarray(values)
+    if type(like) is np.ndarray:
+        return values.astype(like.dtype, copy=True)
+    device = backend.array_api_compat().device(like)
+    return backend.namespace_of(like).asarray(values, dtype=like.dtype, device=device, copy=True)
 
 
 def require_module(value: Any, what: str) -> Module:
@@ -90,7 +125,9 @@ class Module:
                 f"layers would be silently left out. Wrap it: self.{attr} = an.nn.{container}(...)"
             )
         kinds = self.__dict__.setdefault("_kinds", {})
-        if kinds.get(attr) == "buffer" and isinstance(value, (np.ndarray, np.generic, int, float)):
+        if kinds.get(attr) == "buffer" and (
+            isinstance(value, (np.ndarray, np.generic, int, float)) or backend.is_foreign(value)
+        ):
             value = Tensor(value)
         if isinstance(value, Tensor) and value.requires_grad:
             kind = "parameter"
@@ -213,33 +250,75 @@ class Module:
         same as train(False)."""
         return self.train(False)
 
-    def to(self, dtype: Any) -> Module:
-        """Convert every floating-point parameter and buffer (and gradient) to the floating
-        dtype, in place, as torch's module.to(torch.float32); integer buffers stay integers.
-        Returns self. Inputs of another dtype are promoted as NumPy promotes them."""
-        dtype = np.dtype(dtype)
-        if dtype.kind != "f":
-            raise TypeError(
-                f"{type(self).__name__}.to: dtype {dtype} is not a floating dtype; use "
-                "np.float32 or np.float64"
+    def to(self, target: Any, device: Any = None) -> Module:
+        """Convert every parameter and buffer (and gradient), in place; returns self.
+
+        target is one of:
+        - a floating dtype (np.float32, "float64"): floating-point parameters and buffers take
+          it, as torch's module.to(torch.float32); integer buffers stay integers. Inputs of
+          another dtype are promoted as NumPy promotes them.
+        - an array library's namespace (torch, array_api_strict, cupy, numpy, ...): every array
+          becomes an array of that library with the same values and dtype, on `device` if given
+          (passed to its asarray: model.to(torch, device="cuda")); model.to(numpy) comes back.
+          Inputs must then be arrays of that library too (an.tensor(torch.asarray(x))): an op
+          mixing two libraries raises TypeError. PyTorch's module.to takes a device and a torch
+          dtype; here the library is named first, the device is an option.
+        """
+        name = type(self).__name__
+        if is_array_namespace(target):
+
+            def convert(array: Any) -> Any:
+                return converted(array, target, device)
+
+        else:
+            fix = (
+                "use np.float32 or np.float64 to change the dtype, or an array namespace "
+                "(import torch; model.to(torch)) to change the array library"
             )
+            try:
+                dtype = np.dtype(target)
+            except (TypeError, ValueError):
+                raise TypeError(
+                    f"{name}.to: {target!r} ({type(target).__name__}) is neither a floating "
+                    f"dtype nor an array library's namespace; {fix}"
+                ) from None
+            if dtype.kind != "f":
+                raise TypeError(f"{name}.to: dtype {dtype} is not a floating dtype; {fix}")
+            if device is not None:
+                raise TypeError(
+                    f"{name}.to: device={device!r} goes with an array namespace "
+                    f"(model.to(torch, device={device!r})), not with the dtype {dtype}"
+                )
+
+            def convert(array: Any) -> Any:
+                if backend.numpy_dtype(array).kind != "f":
+                    return array
+                xp = backend.namespace_of(array)
+                return xp.astype(array, backend.dtype_in(xp, dtype))
+
         for _, tensor in self.named_parameters() + self.named_buffers():
-            if tensor.dtype.kind == "f":
-                tensor.data = tensor.data.astype(dtype)
-                if tensor.grad is not None:
-                    tensor.grad = tensor.grad.data.astype(dtype)
+            data = convert(tensor.data)
+            if data is not tensor.data:  # an unchanged array keeps its version
+                tensor.data = data
+            grad = None if tensor.grad is None else convert(tensor.grad.data)
+            if grad is not None and grad is not tensor.grad.data:
+                tensor.grad = None  # then stored as backward stores a gradient, in any library
+                tensor.accumulate_grad(Tensor.wrap(grad))
         return self
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """{dotted path: a copy of the array} for every parameter, then every buffer, for an.save
-        and load_state_dict."""
-        return {path: tensor.data.copy() for path, tensor in self.named_parameters()} | {
-            path: tensor.data.copy() for path, tensor in self.named_buffers()
+        and load_state_dict. The copies are NumPy arrays whatever the parameters' library (another
+        library's are copied to host memory, backend.to_numpy), so a checkpoint loads anywhere."""
+        return {
+            path: np.array(backend.to_numpy(tensor.data))
+            for path, tensor in self.named_parameters() + self.named_buffers()
         }
 
     def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> IncompatibleKeys:
         """Set every parameter and buffer from state, a {dotted path: array} as state_dict()
-        returns; values are copied and converted to each tensor's dtype.
+        returns; values (NumPy arrays, or arrays of any library) are copied and converted to
+        each tensor's dtype, library and device.
 
         strict=True: the names must match exactly. strict=False loads the entries the model and
         the state share and returns the rest as IncompatibleKeys(missing_keys, unexpected_keys),
@@ -259,13 +338,13 @@ class Module:
             if name not in state:
                 continue
             value = state[name]
-            array = np.asarray(value.data if isinstance(value, Tensor) else value)
+            array = backend.to_numpy(value.data if isinstance(value, Tensor) else value)
             if array.shape != tensor.shape:
                 problems.append(f"{name!r} has shape {array.shape}, the model's has {tensor.shape}")
             elif array.dtype.kind not in "biuf":
                 problems.append(f"{name!r} has non-numeric dtype {array.dtype}")
             else:
-                arrays[name] = array.astype(tensor.dtype, copy=True)
+                arrays[name] = array_like(array, tensor.data)
         if problems:
             names_only = strict and len(problems) == len(missing) + len(unexpected)
             raise ValueError(

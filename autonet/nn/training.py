@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from autonet import backend
 from autonet.modes import no_grad
 from autonet.nn import functional as F
 from autonet.nn.layers import Dropout
@@ -87,6 +88,12 @@ def split_validation(
         )
     val, train = order[:n_val], order[n_val:]
     return X[train], Y[train], X[val], Y[val]
+
+
+def model_namespace(model: Module) -> Any:
+    """The array namespace of the model's parameters (numpy for a model on NumPy's arrays)."""
+    arrays = [p.data for p in model.parameters()]
+    return backend.namespace_of(*arrays, operation="fit") if arrays else np
 
 
 def replay_refusal(
@@ -248,10 +255,7 @@ def fit(
     validation loss, and is left in evaluation mode (model.eval()), ready for predictions.
     PyTorch has no fit(); its steps are the usual zero_grad(), loss.backward(), step().
     """
-    X, Y = (
-        np.asarray(X.data if isinstance(X, Tensor) else X),
-        np.asarray(Y.data if isinstance(Y, Tensor) else Y),
-    )
+    X, Y = (backend.to_numpy(a.data if isinstance(a, Tensor) else np.asarray(a)) for a in (X, Y))
     if len(X) != len(Y):
         raise ValueError(f"fit: X has {len(X)} samples but Y has {len(Y)}; they must match")
     if len(X) == 0:
@@ -262,7 +266,7 @@ def fit(
         raise ValueError(f"fit: batch_size must be None (full batch) or >= 1, got {batch_size}")
     rng = np.random.default_rng(seed)
     if validation_data is not None:
-        X_val, Y_val = (np.asarray(getattr(a, "data", a)) for a in validation_data)
+        X_val, Y_val = (backend.to_numpy(getattr(a, "data", a)) for a in validation_data)
     elif validation_split:
         X, Y, X_val, Y_val = split_validation(X, Y, validation_split, rng)
     else:
@@ -270,7 +274,17 @@ def fit(
     optimizer = optimizer or SGD(model.parameters(), lr=1.0)
     size = len(X) if batch_size is None else min(batch_size, len(X))
     history = History()
+    # the batches are NumPy's rows of X and Y, made arrays of the model's library (backend.py)
+    library = model_namespace(model)
+    rows = (lambda A, i: A[i]) if library is np else (lambda A, i: library.asarray(A[i]))
+    if X_val is not None and library is not np:
+        X_val, Y_val = library.asarray(X_val), library.asarray(Y_val)
     refusal = replay_refusal(model.train(), X, Y, size, epochs, replay)
+    if refusal is None and library is not np:
+        refusal = (
+            f"the model's parameters are {backend.library_of(library)} arrays, and replay "
+            "writes NumPy code"
+        )
     step: Replay | None = None if refusal else replay_step(lambda x, y: loss(model(x), y))
     # the first replayed step records: did the model change its own state? The second is the
     # first to replay a recording: is it what eager mode computes?
@@ -287,7 +301,7 @@ def fit(
             batch = order[start : start + size]
             optimizer.zero_grad()
             if step is None or len(batch) < size:
-                value = loss(model(X[batch]), Y[batch])
+                value = loss(model(rows(X, batch)), rows(Y, batch))
                 value.backward()
                 history.ran_eagerly(
                     refusal or f"the last batch of each epoch has {len(batch)} samples, not {size}"
@@ -295,21 +309,23 @@ def fit(
             elif watch:  # records
                 before, watch = module_state(model), False
                 try:
-                    value = step(X[batch], Y[batch])
+                    value = step(rows(X, batch), rows(Y, batch))
                 except RuntimeError as error:
                     # a layer called functionally (F.dropout, F.batch_norm in training) refuses
                     # to be recorded, before it draws or updates anything: run the step eagerly
                     if "while an.replay records a step" not in str(error):
                         raise
                     refusal = f"a layer refused to be recorded: {str(error).split(';')[0]}"
-                    value = loss(model(X[batch]), Y[batch])
+                    value = loss(model(rows(X, batch)), rows(Y, batch))
                     value.backward()
                     history.ran_eagerly(refusal)
                 else:
                     refusal = check_replayed_step(model, step, before)
                     history.replayed_steps += 1
             elif verify:  # replays a recording for the first time, and checks it
-                value, differs = replay_differs(step, model, loss, parameters, X[batch], Y[batch])
+                value, differs = replay_differs(
+                    step, model, loss, parameters, rows(X, batch), rows(Y, batch)
+                )
                 verify, refusal = False, check_replayed_step(model, step, None)
                 if differs:
                     refusal = (
@@ -321,7 +337,7 @@ def fit(
                 else:
                     history.replayed_steps += 1
             else:
-                value = step(X[batch], Y[batch])
+                value = step(rows(X, batch), rows(Y, batch))
                 refusal = check_replayed_step(model, step, None)
                 history.replayed_steps += 1
             step = None if refusal else step

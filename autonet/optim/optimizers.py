@@ -1,5 +1,10 @@
 """The optimisers: the Optimizer base class (parameters, per-parameter state, state_dict) and
-SGD, Adam, AdamW, RMSprop, each with its update equation (see autonet.optim)."""
+SGD, Adam, AdamW, RMSprop, each with its update equation (see autonet.optim).
+
+Parameters may hold arrays of any Array API library (model.to(torch)): each update is computed
+in the parameter's own namespace (backend.namespace_of), so its state stays in that library and
+on that device. state_dict() saves the state as NumPy arrays; load_state_dict() puts each entry
+back into its parameter's library."""
 
 from __future__ import annotations
 
@@ -10,7 +15,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from autonet import backend
 from autonet.modes import no_grad
+from autonet.nn.modules import array_like
 from autonet.tensor import Tensor
 
 
@@ -92,34 +99,43 @@ class Optimizer:
             p.grad = None
 
     def step(self) -> None:
-        """Apply one update to every parameter that has a gradient."""
+        """Apply one update to every parameter that has a gradient, in the namespace of its
+        arrays (NumPy's for ndarrays); a gradient of another library than its parameter's
+        raises TypeError naming both."""
         with no_grad():
             for i, p in enumerate(self.params):
                 if p.grad is None:
                     continue
-                g = np.asarray(p.grad.data)
-                if g.shape != p.shape:
+                w, g = p.data, p.grad.data
+                if type(w) is np.ndarray and type(g) is np.ndarray:
+                    xp = np
+                else:
+                    xp = backend.namespace_of(w, g, operation=f"{type(self).__name__}.step")
+                if tuple(g.shape) != p.shape:
                     raise ValueError(
                         f"{type(self).__name__}.step: parameter {p.name or i} has shape "
-                        f"{p.shape} but its grad has shape {g.shape}"
+                        f"{p.shape} but its grad has shape {tuple(g.shape)}"
                     )
                 state = self.state.get(i, {})
-                p.data -= self.update(state, p.data, g)
+                p.data -= self.update(state, w, g, xp)
                 if state:  # plain SGD keeps none, as torch's
                     self.state[i] = state
 
-    def update(self, state: dict[str, Any], w: np.ndarray, g: np.ndarray) -> np.ndarray:
-        """The amount to subtract from a parameter (value w, gradient g, its state, updated)."""
+    def update(self, state: dict[str, Any], w: Any, g: Any, xp: Any) -> Any:
+        """The amount to subtract from a parameter (value w, gradient g, its state, updated),
+        computed with the functions of namespace xp, the arrays' own."""
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, Any]:
         """{"state": {index: {name: array or int}}, "param_groups": [{hyperparameter: value,
-        "params": [0, 1, ...]}]}, as torch.optim's; a copy, for an.save and load_state_dict."""
+        "params": [0, 1, ...]}]}, as torch.optim's; a copy, for an.save and load_state_dict. The
+        arrays are NumPy copies whatever the parameters' library (backend.to_numpy: a GPU
+        array is copied to host memory), so a checkpoint loads on any library."""
         group = {key: getattr(self, key) for key in self.HYPERPARAMETERS}
         group["params"] = list(range(len(self.params)))
         state = {
             i: {
-                key: np.copy(value) if isinstance(value, np.ndarray) else value
+                key: value if isinstance(value, int) else np.array(backend.to_numpy(value))
                 for key, value in entry.items()
             }
             for i, entry in self.state.items()
@@ -129,7 +145,8 @@ class Optimizer:
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore what state_dict() returned (an.load gives it back), after checking that it
         fits: the same optimiser class and options, as many parameters, each state array of its
-        parameter's shape (converted to its dtype). Nothing changes unless all of it fits."""
+        parameter's shape (converted to its dtype, library and device). Nothing changes unless
+        all of it fits."""
         owner = type(self).__name__
         if not (
             isinstance(state_dict, Mapping)
@@ -207,7 +224,7 @@ class Optimizer:
                         )
                     checked[key] = int(value)
                     continue
-                array = np.asarray(value.data if isinstance(value, Tensor) else value)
+                array = backend.to_numpy(value.data if isinstance(value, Tensor) else value)
                 if array.shape != p.shape or array.dtype.kind not in "biuf":
                     raise ValueError(
                         f"{owner}.load_state_dict: {key!r} of parameter {i} has shape "
@@ -215,7 +232,7 @@ class Optimizer:
                         f"{p.shape} and dtype {p.dtype} (nothing was changed); load a state "
                         "saved from an optimizer of the same model"
                     )
-                checked[key] = array.astype(p.dtype, copy=True)
+                checked[key] = array_like(array, p.data)
             if checked:  # an empty entry (plain SGD) is no state
                 state[int(i)] = checked
         return state
@@ -276,12 +293,12 @@ class SGD(Optimizer):
     def state_keys(self) -> tuple[str, ...]:
         return ("momentum_buffer",) if self.momentum else ()
 
-    def update(self, state: dict[str, Any], w: np.ndarray, g: np.ndarray) -> np.ndarray:
+    def update(self, state: dict[str, Any], w: Any, g: Any, xp: Any) -> Any:
         d = g + self.weight_decay * w if self.weight_decay else g
         if self.momentum:
             buffer = state.get("momentum_buffer")
             if buffer is None:
-                buffer = d.copy()
+                buffer = xp.asarray(d, copy=True)
             else:
                 buffer = self.momentum * buffer + (1 - self.dampening) * d
             state["momentum_buffer"] = buffer
@@ -345,14 +362,14 @@ class Adam(Optimizer):
         moments = ("step", "exp_avg", "exp_avg_sq")
         return (*moments, "max_exp_avg_sq") if self.amsgrad else moments
 
-    def update(self, state: dict[str, Any], w: np.ndarray, g: np.ndarray) -> np.ndarray:
+    def update(self, state: dict[str, Any], w: Any, g: Any, xp: Any) -> Any:
         beta1, beta2 = self.betas
         if not state:
-            state.update(step=0, exp_avg=np.zeros_like(w), exp_avg_sq=np.zeros_like(w))
+            state.update(step=0, exp_avg=xp.zeros_like(w), exp_avg_sq=xp.zeros_like(w))
             if self.amsgrad:
-                state["max_exp_avg_sq"] = np.zeros_like(w)
+                state["max_exp_avg_sq"] = xp.zeros_like(w)
         state["step"] += 1
-        decay: np.ndarray | float = 0.0
+        decay: Any = 0.0
         if self.weight_decay and self.decoupled_weight_decay:
             decay = self.lr * self.weight_decay * w
         elif self.weight_decay:
@@ -361,9 +378,9 @@ class Adam(Optimizer):
         state["exp_avg_sq"] = beta2 * state["exp_avg_sq"] + (1 - beta2) * g * g
         v = state["exp_avg_sq"]
         if self.amsgrad:
-            v = state["max_exp_avg_sq"] = np.maximum(state["max_exp_avg_sq"], v)
+            v = state["max_exp_avg_sq"] = xp.maximum(state["max_exp_avg_sq"], v)
         step_size = self.lr / (1 - beta1 ** state["step"])
-        denominator = np.sqrt(v) / math.sqrt(1 - beta2 ** state["step"]) + self.eps
+        denominator = xp.sqrt(v) / math.sqrt(1 - beta2 ** state["step"]) + self.eps
         return decay + step_size * state["exp_avg"] / denominator
 
 
@@ -434,9 +451,9 @@ class RMSprop(Optimizer):
         momentum = ("momentum_buffer",) if self.momentum > 0 else ()
         return ("step", "square_avg", *momentum, *(("grad_avg",) if self.centered else ()))
 
-    def update(self, state: dict[str, Any], w: np.ndarray, g: np.ndarray) -> np.ndarray:
+    def update(self, state: dict[str, Any], w: Any, g: Any, xp: Any) -> Any:
         if not state:
-            state.update({key: np.zeros_like(w) for key in self.state_keys()}, step=0)
+            state.update({key: xp.zeros_like(w) for key in self.state_keys()}, step=0)
         state["step"] += 1
         if self.weight_decay:
             g = g + self.weight_decay * w
@@ -444,9 +461,9 @@ class RMSprop(Optimizer):
         state["square_avg"] = alpha * state["square_avg"] + (1 - alpha) * g * g
         if self.centered:
             state["grad_avg"] = alpha * state["grad_avg"] + (1 - alpha) * g
-            root = np.sqrt(state["square_avg"] - state["grad_avg"] ** 2) + self.eps
+            root = xp.sqrt(state["square_avg"] - state["grad_avg"] ** 2) + self.eps
         else:
-            root = np.sqrt(state["square_avg"]) + self.eps
+            root = xp.sqrt(state["square_avg"]) + self.eps
         if self.momentum > 0:
             state["momentum_buffer"] = self.momentum * state["momentum_buffer"] + g / root
             return self.lr * state["momentum_buffer"]

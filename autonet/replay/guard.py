@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from autonet import backend
 from autonet.replay.captured import Place, captured
 from autonet.replay.codegen import CodeWriter, tuple_text
 from autonet.tensor import Tensor
@@ -27,7 +28,15 @@ def signature(x: Any) -> Hashable:
     elif isinstance(x, np.ndarray):
         data, requires_grad = x, False
     else:
-        return (type(x), x)
+        data, requires_grad = x, False
+        if not backend.is_foreign(x):
+            return (type(x), x)
+    if backend.is_foreign(data):
+        raise RuntimeError(
+            f"replay: an argument holds {backend.library_of(backend.namespace_of(data))} arrays "
+            f"(shape {tuple(data.shape)}); replay writes NumPy code, so it records steps on "
+            "NumPy arrays only: call loss_fn and backward() instead"
+        )
     if data.dtype.kind == "f":
         return (type(x), data.shape, data.dtype, requires_grad)
     return (type(x), data.shape, data.dtype, data.tobytes())

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from autonet import engine
+from autonet import backend, engine
 from autonet.modes import replay_recording
 from autonet.primitives import Primitive
 from autonet.replay.captured import step_roots
@@ -64,6 +64,14 @@ def record_step(loss_fn: Callable[..., Tensor], args: tuple[Any, ...], name: str
     inputs, stand_ins = recording_inputs(args)
     loss, start = run_recorded(loss_fn, inputs, name)
     order = step_order(loss)
+    foreign = next((t for t in order if backend.is_foreign(t.data)), None)
+    if foreign is not None:
+        library = backend.library_of(backend.namespace_of(foreign.data))
+        raise RuntimeError(
+            f"replay({name}): the step computes on {library} arrays (a tensor of shape "
+            f"{foreign.shape}), seen while an.replay records a step; replay writes NumPy code, "
+            "so it records steps on NumPy arrays only: call loss_fn and backward() instead"
+        )
 
     code = CodeWriter()
     argument_names = [code.fresh("t") for _ in args]

@@ -12,6 +12,7 @@ from autonet.batched import Batched
 from autonet.engine import backpropagate, check_root_grad, topological_order
 from autonet.modes import is_grad_enabled
 from autonet.ops import stack
+from autonet.primitives import constant_like
 from autonet.tensor import Tensor
 
 
@@ -60,7 +61,7 @@ def gradients(
     for t in inputs:
         g = found.get(id(t))
         if g is None:
-            g = np.zeros(t.shape, dtype=t.dtype)
+            g = constant_like(t, np.zeros(t.shape, dtype=t.dtype))
         # each result owns its memory (Tensor() and clone() copy): the pass may hand the same
         # array, or the caller's seed, to several inputs. Inside vmap a batch's gradient that
         # a rule has just made (it owns its memory, and no other result or the seed has it) is
@@ -199,18 +200,19 @@ def seed_like(value: Any, like: Tensor, transform: str, name: str, like_name: st
     return value
 
 
-def one_hot(shape: tuple[int, ...], dtype: Any, k: int) -> np.ndarray:
-    """The k-th basis array (row-major) of the given shape."""
-    e = np.zeros(int(np.prod(shape)), dtype=dtype)
+def one_hot(like: Tensor, k: int) -> Any:
+    """The k-th basis array (row-major) of like's shape and dtype, in like's array library."""
+    e = np.zeros(like.size, dtype=like.dtype)
     e[k] = 1
-    return e.reshape(shape)
+    return constant_like(like, e.reshape(like.shape))
 
 
 def assemble(pieces: list[Tensor], out: Tensor, x: Tensor, rows: bool) -> Tensor:
     """The Jacobian block of out with respect to x, shape out.shape + x.shape, from its rows (one
     per element of out, each of x's shape) or its columns (one per element of x, out's shape)."""
     if not pieces:  # out or x is empty
-        return Tensor(np.zeros(out.shape + x.shape, dtype=np.result_type(out.dtype, x.dtype)))
+        zeros = np.zeros(out.shape + x.shape, dtype=np.result_type(out.dtype, x.dtype))
+        return Tensor(constant_like(x, zeros))
     return arranged(stack(pieces), out, x, rows)
 
 
@@ -242,4 +244,4 @@ def add_up(total: list[Any], terms: Sequence[Tensor | None]) -> list[Any]:
 
 def zeros_for(like: Tensor) -> Tensor:
     """The gradient of something that does not depend on `like`."""
-    return Tensor(np.zeros(like.shape, dtype=like.dtype))
+    return Tensor(constant_like(like, np.zeros(like.shape, dtype=like.dtype)))

@@ -7,7 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from autonet import backend
 from autonet.engine import backpropagate
+from autonet.primitives import constant_like
 from autonet.tensor import Tensor
 from autonet.transforms.core import (
     add_up,
@@ -38,7 +40,9 @@ from autonet.transforms.vmap import vmap
 def transposed(outs: Sequence[Tensor], wanted: Sequence[Tensor]) -> tuple[list[Tensor], list]:
     """Seeds u (zeros that require grad, one per output) and g_j(u) = sum_o J_oj^T u_o for each
     wanted input, recorded so that they can be differentiated with respect to u."""
-    us = [Tensor(np.zeros(o.shape, dtype=o.dtype), requires_grad=True) for o in outs]
+    us = [
+        Tensor(constant_like(o, np.zeros(o.shape, dtype=o.dtype)), requires_grad=True) for o in outs
+    ]
     gs: list[Any] = [None] * len(wanted)
     for o, u in zip(outs, us, strict=True):
         if o.requires_grad:
@@ -117,7 +121,7 @@ def columns_by_forward_mode(
     us, gs = transposed(outs, wanted)
     blocks: list[list[Tensor]] = [[] for _ in outs]  # [i][j]: d out_i / d input_j
     for j, x in enumerate(wanted):
-        if not keep and x.size:
+        if not keep and x.size and not backend.is_foreign(x.data):
 
             def column(v: Tensor, j: int = j) -> tuple[Tensor, ...]:
                 return tuple(
@@ -133,7 +137,7 @@ def columns_by_forward_mode(
         basis: list[Any] = [None] * len(wanted)
         columns = []  # [k]: J e_k, e_k the k-th element of input j
         for k in range(x.size):
-            basis[j] = one_hot(x.shape, x.dtype, k)
+            basis[j] = one_hot(x, k)
             columns.append(pushed_forward(us, gs, basis, keep))
         for i, o in enumerate(outs):
             blocks[i].append(assemble([c[i] for c in columns], o, x, rows=False))

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from autonet import backend
 from autonet.batched import RecordedThroughMapError
 from autonet.tensor import Tensor
 from autonet.transforms.core import (
@@ -181,7 +182,7 @@ def rows_by_reverse_mode(
     cannot be differentiated from outside), or there are none."""
     blocks = []
     for o in outs:
-        if o.requires_grad and not keep and o.size:
+        if o.requires_grad and not keep and o.size and not backend.is_foreign(o.data):
             seeds = np.eye(o.size, dtype=o.dtype).reshape((o.size, *o.shape))
             try:
                 rows = vmap(lambda u, o=o: gradients(o, wanted, u, True, False))(seeds)
@@ -193,7 +194,7 @@ def rows_by_reverse_mode(
                 )
                 continue
         rows = [
-            gradients(o, wanted, one_hot(o.shape, o.dtype, k), True, keep)
+            gradients(o, wanted, one_hot(o, k), True, keep)
             if o.requires_grad
             else tuple(zeros_for(x) for x in wanted)
             for k in range(o.size)

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from autonet import modes
+from autonet import backend, modes
 from autonet.batched import Batched, RecordedThroughMapError
 from autonet.modes import grad_mode
 from autonet.primitives import Mapped, Primitive, per_example, with_rank
@@ -142,6 +142,13 @@ def to_batched(arg: Any, axis: Any, batch: Batch, where: str) -> Any:
     if not isinstance(axis, (int, np.integer)):
         raise TypeError(f"vmap: in_axes for {where} must be an int or None, got {axis!r}")
     differentiated = isinstance(arg, Tensor) and arg.requires_grad and grad_mode.enabled
+    if backend.is_foreign(arg.data if isinstance(arg, Tensor) else arg):
+        library = backend.library_of(backend.namespace_of(getattr(arg, "data", arg)))
+        raise NotImplementedError(
+            f"vmap: {where} (shape {tuple(arg.shape)}) holds {library} arrays; vmap's batching "
+            "rules are written for NumPy arrays: map over NumPy arrays, or loop over the "
+            "examples (or use the library's own vmap, such as torch.func.vmap)"
+        )
     if isinstance(arg, Tensor):
         if differentiated and type(arg.data) is Batched:
             raise NotImplementedError(

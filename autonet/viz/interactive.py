@@ -93,8 +93,8 @@ def tensor_data(t: Tensor, name: str | None, root: Tensor) -> dict[str, Any]:
         "shape": list(t.shape),
         "dtype": str(t.dtype),
         "kind": tensor_kind(t, root),
-        "value": array_data(t.data),
-        "grad": None if t.grad is None else array_data(t.grad.data),
+        "value": array_data(t.numpy()),
+        "grad": None if t.grad is None else array_data(t.grad.numpy()),
     }
 
 
@@ -138,8 +138,8 @@ def sent_gradients(t: Tensor) -> list[tuple[int, Tensor, np.ndarray | None]]:
     op = t.op
     if op is None:
         return []
-    g = None if t.grad is None else t.grad.data
-    args = (g, t.data, *(parent.data for parent in t.parents))
+    g = None if t.grad is None else t.grad.numpy()
+    args = (g, t.numpy(), *(parent.numpy() for parent in t.parents))
     sent: list[tuple[int, Tensor, np.ndarray | None]] = []
     for i, parent in enumerate(t.parents):
         rule = op.vjps[0] if op.variadic else op.vjps[i]  # a variadic op's one rule takes i

@@ -111,8 +111,8 @@ def op_attributes(t: Tensor, highlighted: bool) -> dict[str, str]:
 
 def is_finite(t: Tensor) -> bool:
     """Values and gradient (if any) hold no NaN or inf."""
-    return bool(np.isfinite(t.data).all()) and (
-        t.grad is None or bool(np.isfinite(t.grad.data).all())
+    return bool(np.isfinite(t.numpy()).all()) and (
+        t.grad is None or bool(np.isfinite(t.grad.numpy()).all())
     )
 
 
@@ -179,7 +179,7 @@ def tensor_node(
     kind = tensor_kind(t, root)
     fill, border = STYLES[kind]
     if grad_scale is not None and kind != "nonfinite" and t.grad is not None:
-        fill = grad_scale.color(t.grad.data)
+        fill = grad_scale.color(t.grad.numpy())
     attrs, frame = node_frame(kind, fill, border, highlighted)
     precision, max_values = options.precision, options.max_values
     shape = "scalar" if t.ndim == 0 else str(t.shape)
@@ -192,9 +192,9 @@ def tensor_node(
     grad = t.grad if options.show_grads else None
     if options.show_values:
         caption = '<FONT COLOR="#4b5563">value</FONT><BR ALIGN="LEFT"/>' if grad is not None else ""
-        cells.append(caption + values_text(t.data, max_values, precision))
+        cells.append(caption + values_text(t.numpy(), max_values, precision))
     if grad is not None:
-        g = grad.data
+        g = grad.numpy()
         # the norm of a one-element gradient is its absolute value, printed just below
         show_norm = not (options.show_values and g.size == 1)
         norm = f", norm {format_number(grad_norm(g), precision)}" if show_norm else ""
@@ -275,7 +275,7 @@ def module_node(
     parameters = [t for t in members if t.op is None and t.requires_grad]
     kind = "module" if all(is_finite(t) for t in members) else "nonfinite"
     fill, border = STYLES[kind]
-    grads = [t.grad.data for t in parameters if t.grad is not None]
+    grads = [t.grad.numpy() for t in parameters if t.grad is not None]
     if grad_scale is not None and kind == "module" and grads:
         fill = grad_scale.color(np.concatenate([g.ravel() for g in grads]))
     attrs, frame = node_frame(kind, fill, border, highlighted)
@@ -286,9 +286,9 @@ def module_node(
         shape = "scalar" if t.ndim == 0 else str(t.shape)
         text = f'{html.escape(name)} <FONT COLOR="#4b5563">{shape} {t.dtype}</FONT>'
         if options.show_values and is_output:
-            text += "  " + values_text(t.data, 1, precision).replace('<BR ALIGN="LEFT"/>', "  ")
+            text += "  " + values_text(t.numpy(), 1, precision).replace('<BR ALIGN="LEFT"/>', "  ")
         if options.show_grads and t.grad is not None:
-            norm = format_number(grad_norm(t.grad.data), precision)
+            norm = format_number(grad_norm(t.grad.numpy()), precision)
             text += f'  <FONT COLOR="#4b5563">grad norm</FONT> {norm}'
         rows.append(text)
     cells = "".join(f'<TR><TD ALIGN="LEFT">{row}</TD></TR>' for row in rows)
@@ -319,7 +319,7 @@ class GradScale:
     (pale) to the largest (orange); a scale narrower than one decade is widened to one."""
 
     def __init__(self, nodes: list[Tensor]) -> None:
-        norms = [grad_norm(t.grad.data) for t in nodes if t.grad is not None]
+        norms = [grad_norm(t.grad.numpy()) for t in nodes if t.grad is not None]
         logs = [np.log10(n) for n in norms if np.isfinite(n) and n > 0]
         self.high = max(logs) if logs else 0.0
         self.low = min(min(logs) if logs else 0.0, self.high - 1)
