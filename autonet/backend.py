@@ -68,6 +68,9 @@ def array_api_compat() -> ModuleType:
         ) from exc
 
 
+NAMESPACES: dict[type, Any] = {}  # array type -> its namespace (namespace_of)
+
+
 def namespace_of(*arrays: Any, operation: str = "operation") -> Any:
     """The one Array API namespace of these arrays (numbers are ignored); np for ndarrays.
 
@@ -80,7 +83,9 @@ def namespace_of(*arrays: Any, operation: str = "operation") -> Any:
         if type(x) is np.ndarray or isinstance(x, np.generic):
             xp = np
         else:
-            xp = array_api_compat().array_namespace(x)
+            xp = NAMESPACES.get(type(x))
+            if xp is None:  # array_namespace costs microseconds: once per type
+                xp = NAMESPACES[type(x)] = array_api_compat().array_namespace(x)
         if found is None:
             found = xp
         elif xp is not found:
@@ -125,7 +130,6 @@ def to_numpy(x: Any) -> np.ndarray:
         return np.from_dlpack(compat.to_device(x, "cpu"))
 
 
-@functools.cache
 def numpy_dtype_of(dtype: Any, xp: Any) -> np.dtype:
     for name in DTYPE_NAMES:
         if getattr(xp, name, None) == dtype:
@@ -133,11 +137,19 @@ def numpy_dtype_of(dtype: Any, xp: Any) -> np.dtype:
     raise TypeError(f"autonet: dtype {dtype} of {xp.__name__} is not a real numeric dtype")
 
 
+NUMPY_DTYPES: dict[tuple, np.dtype] = {}  # (array type, its dtype) -> NumPy's dtype
+
+
 def numpy_dtype(x: Any) -> np.dtype:
     """The dtype of array x as a NumPy dtype (NumPy's own for an ndarray)."""
-    if isinstance(x, np.ndarray):
-        return x.dtype
-    return numpy_dtype_of(x.dtype, namespace_of(x))
+    dtype = x.dtype
+    if isinstance(dtype, np.dtype):  # NumPy's, Dask's
+        return dtype
+    key = (type(x), dtype)  # the type first: dtypes of two libraries are never compared
+    found = NUMPY_DTYPES.get(key)
+    if found is None:
+        found = NUMPY_DTYPES[key] = numpy_dtype_of(dtype, namespace_of(x))
+    return found
 
 
 def dtype_in(xp: Any, dtype: Any) -> Any:

@@ -164,7 +164,7 @@ def backpropagate(
     found: dict[int, Any] = {}
     # what a node hands its VJPs for its output and inputs: arrays, or Tensors / symbols
     value_of = operand if operand is not None else same_tensor if create_graph else array_of
-    foreign = backend.is_foreign(root._data)
+    foreign = type(root._data) is not np.ndarray and backend.is_foreign(root._data)
     if value_of is array_of and foreign:
         # another library's arrays (backend.py) lack NumPy's methods the rules use (.sum,
         # .reshape, ...): they run on Tensors outside the graph, whose methods are primitives
@@ -250,7 +250,7 @@ def check_root_grad(root: Tensor, grad: Any, caller: str) -> np.ndarray:
     """The seed dL/d(root) as an array: ones for a one-element root, else `grad`, checked."""
     if grad is None:
         data = root._data
-        if math.prod(data.shape) != 1:
+        if (data.size if type(data) is np.ndarray else math.prod(data.shape)) != 1:
             raise RuntimeError(
                 f"{caller}: grad can be implied only for a one-element output, but the output has "
                 f"shape {root.shape}; reduce it first (e.g. loss.sum()) or pass "

@@ -473,12 +473,17 @@ def cumsum_in(xp: Any, x: Any, axis: int | None = None) -> Any:
     return xp.cumulative_sum(x, axis=axis)
 
 
+def shape_tuple(shape: Any) -> tuple[int, ...]:
+    """A shape as NumPy takes it (an int, a list) as the tuple the standard asks for."""
+    return tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
+
+
 def broadcast_to_in(xp: Any, x: Any, shape: Any) -> Any:
-    return xp.broadcast_to(x, tuple(shape) if isinstance(shape, (tuple, list)) else (shape,))
+    return xp.broadcast_to(x, shape_tuple(shape))
 
 
 def reshape_in(xp: Any, x: Any, shape: Any) -> Any:
-    return xp.reshape(x, tuple(shape) if isinstance(shape, (tuple, list)) else (shape,))
+    return xp.reshape(x, shape_tuple(shape))
 
 
 def transpose_in(xp: Any, x: Any, axes: tuple[int, ...] | None = None) -> Any:

@@ -220,8 +220,10 @@ class Tensor:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        shape = self._data.shape
-        return shape if type(shape) is tuple else tuple(shape)  # torch.Size: a tuple
+        data = self._data
+        if type(data) is np.ndarray:
+            return data.shape
+        return tuple(data.shape)  # torch.Size, a tuple subclass, as a tuple
 
     @property
     def ndim(self) -> int:
@@ -231,14 +233,16 @@ class Tensor:
     def dtype(self) -> np.dtype:
         """The NumPy dtype of the data, whatever its library (t.data.dtype is the library's own:
         torch.float32 for a torch tensor)."""
-        dtype = self._data.dtype
-        if isinstance(dtype, np.dtype):
-            return dtype
-        return backend.numpy_dtype(self._data)
+        data = self._data
+        if type(data) is np.ndarray:
+            return data.dtype
+        dtype = data.dtype
+        return dtype if isinstance(dtype, np.dtype) else backend.numpy_dtype(data)
 
     @property
     def size(self) -> int:
-        return math.prod(self._data.shape)
+        data = self._data
+        return data.size if type(data) is np.ndarray else math.prod(data.shape)
 
     grad = property(operator.attrgetter("_grad"), doc="None, or dL/d(this) as a Tensor.")
 
@@ -748,26 +752,28 @@ def record(
     if params and primitive.axis_param is not None:
         params = with_normalized_axes(primitive, inputs, params)
     # the common arities spelled out (benchmarks/README.md, "Hot paths")
+    # (another library's arrays take record_in_namespace: one type check per input here)
     arity = len(inputs)
     if arity == 2:
-        if type(inputs[0]._data) is not np.ndarray or type(inputs[1]._data) is not np.ndarray:
-            if holds_foreign(inputs):
-                return record_in_namespace(primitive, inputs, params)
+        a, b = inputs[0]._data, inputs[1]._data
+        if (type(a) is not np.ndarray or type(b) is not np.ndarray) and holds_foreign(inputs):
+            return record_in_namespace(primitive, inputs, params)
     elif arity == 1:
-        if type(inputs[0]._data) is not np.ndarray and holds_foreign(inputs):
+        a = inputs[0]._data
+        if type(a) is not np.ndarray and holds_foreign(inputs):
             return record_in_namespace(primitive, inputs, params)
     elif holds_foreign(inputs):
         return record_in_namespace(primitive, inputs, params)
     try:
         if params:
             if arity == 1:
-                out = primitive.forward(inputs[0]._data, **params)
+                out = primitive.forward(a, **params)
             else:
                 out = primitive.forward(*map(array_of, inputs), **params)
         elif arity == 2:
-            out = primitive.forward(inputs[0]._data, inputs[1]._data)
+            out = primitive.forward(a, b)
         elif arity == 1:
-            out = primitive.forward(inputs[0]._data)
+            out = primitive.forward(a)
         else:
             out = primitive.forward(*map(array_of, inputs))
     except (ValueError, IndexError, TypeError, OverflowError) as exc:
@@ -797,7 +803,7 @@ def record_in_namespace(primitive: Primitive, inputs: tuple[Tensor, ...], params
     every backend NumPy's answer, so a rule such as g * (x > 0) means the same everywhere)."""
     xp = namespace_of_inputs(primitive, inputs)
     arrays = [t._data for t in inputs]
-    if primitive.elementwise and len(arrays) > 1:
+    if primitive.elementwise and len(arrays) > 1 and needs_promotion(arrays, xp):
         promote_values(primitive, inputs, arrays, xp)
     try:
         out = primitive.forward_in(xp)(*arrays, **params)
@@ -815,6 +821,12 @@ def record_in_namespace(primitive: Primitive, inputs: tuple[Tensor, ...], params
 
 def namespace_of_inputs(primitive: Primitive, inputs: tuple[Tensor, ...]) -> Any:
     return backend.namespace_of(*(t._data for t in inputs), operation=primitive.name)
+
+
+def needs_promotion(arrays: list, xp: Any) -> bool:
+    """Operands of more than one dtype, or masks (bool): promote_values has work to do."""
+    first = arrays[0].dtype
+    return first == xp.bool or any(a.dtype != first for a in arrays[1:])
 
 
 def promote_values(primitive: Primitive, inputs: tuple, arrays: list, xp: Any) -> None:
