@@ -82,6 +82,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from autonet import backend
 from autonet.optim import Optimizer
 from autonet.tensor import Tensor
 
@@ -208,13 +209,19 @@ def leaf(value: Any, path: tuple[str | int, ...]) -> tuple[str, np.ndarray]:
         return "int", np.array(value, np.int64)
     if isinstance(value, float):
         return "float", np.array(value, np.float64)
-    if not isinstance(value, (Tensor, np.ndarray, np.generic)):
+    if not isinstance(value, (Tensor, np.ndarray, np.generic)) and not backend.is_foreign(value):
         raise TypeError(
             f"save: {name!r} is a {type(value).__name__}; values must be arrays, Tensors, "
             "bool, int, float, str, or dicts, lists and tuples of them (for a model or an "
             "optimizer, save its state_dict()); nothing was written"
         )
-    array = np.asarray(value.data if isinstance(value, Tensor) else value)
+    # another library's array (a torch tensor, on a GPU too) is saved as its values in NumPy
+    if isinstance(value, Tensor):
+        array = value.numpy()
+    elif backend.is_foreign(value):
+        array = backend.to_numpy(value)
+    else:
+        array = np.asarray(value)
     if array.dtype.kind not in NUMERIC:
         raise TypeError(
             f"save: {name!r} has dtype {array.dtype}; only numeric arrays can be saved "

@@ -267,6 +267,11 @@ class ArrayStandIn:
 # Forward functions that are more than one NumPy call.
 
 
+# -log(largest finite number) per floating dtype, below which exp(-x) overflows (stable_sigmoid):
+# found once per dtype (np.finfo and np.log cost as much as the sigmoid of a small array).
+EXP_OVERFLOWS_BELOW: dict[np.dtype, float] = {}
+
+
 def stable_sigmoid(x: np.ndarray) -> np.ndarray:
     """sigmoid(x) = 1 / (1 + exp(-x)), without overflow and with full relative precision.
 
@@ -279,8 +284,10 @@ def stable_sigmoid(x: np.ndarray) -> np.ndarray:
     """
     out = np.asarray(special.expit(x))
     if out.size and out.dtype.kind == "f":
-        overflows = -np.log(np.finfo(out.dtype).max)
-        if x.min() < overflows:
+        overflows = EXP_OVERFLOWS_BELOW.get(out.dtype)
+        if overflows is None:
+            overflows = EXP_OVERFLOWS_BELOW[out.dtype] = -np.log(np.finfo(out.dtype).max)
+        if np.minimum.reduce(x, axis=None) < overflows:  # x.min(), without its Python wrapper
             tail = x < overflows
             out[tail] = np.exp(x[tail])
     return out

@@ -414,7 +414,7 @@ class Tensor:
             root_grad = grad if isinstance(grad, Tensor) else Tensor(root_grad)
         engine.backpropagate(self, root_grad, retain_graph or create_graph, create_graph)
 
-    def accumulate_grad(self, g: Any) -> None:
+    def accumulate_grad(self, g: Any, owned: bool = False) -> None:
         """Add g (an array, or a Tensor under create_graph) to self.grad, atomically.
 
         .grad always owns its memory: the first gradient is copied (the backward pass hands the
@@ -423,6 +423,8 @@ class Tensor:
         .grad in place never changes another, nor the caller's array. Backward passes on several
         threads may accumulate into the same leaf: the read and the write of .grad happen under
         one lock, so no thread's gradient is lost (PyTorch serialises accumulation per leaf too).
+        owned=True: g is an ndarray that nothing else holds (replay's code knows it of the arrays
+        it allocates), kept as the first gradient without the copy.
         """
         accumulation_lock.acquire()  # not `with`: benchmarks/README.md, "Hot paths"
         try:
@@ -430,7 +432,7 @@ class Tensor:
             if isinstance(g, Tensor):  # create_graph: the copy and the sum are recorded
                 self._grad = COPY(g) if current is None else current + g
             elif current is None:  # np.array copies (and makes a NumPy scalar an ndarray)
-                self._grad = Tensor.wrap(np.array(g))
+                self._grad = Tensor.wrap(g if owned else np.array(g))
             else:
                 self._grad = Tensor.wrap(np.asarray(current._data + g))
         finally:

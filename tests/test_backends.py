@@ -202,3 +202,12 @@ def test_a_model_of_another_library_exports_to_onnx_as_on_numpy(tmp_path):
     path = an.onnx.export(model, an.tensor(strict.asarray(X)), tmp_path / "m.onnx")
     (found,) = onnxruntime.InferenceSession(str(path)).run(None, {"input_0": X})
     np.testing.assert_allclose(found, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("library", BACKENDS)
+def test_a_checkpoint_of_another_library_saves_its_values_and_loads_as_numpy(library, tmp_path):
+    values = np.arange(6.0).reshape(2, 3)
+    an.save({"t": an.tensor(on(library, values)), "a": on(library, values)}, tmp_path / "c.npz")
+    loaded = an.load(tmp_path / "c.npz")
+    np.testing.assert_array_equal(loaded["t"], values)
+    np.testing.assert_array_equal(loaded["a"], values)

@@ -42,6 +42,43 @@ def test_no_two_grads_share_memory(graph):
     np.testing.assert_array_equal(b.grad.data, before)
 
 
+GRAPHS_WITH_PRODUCTS = GRAPHS | {
+    # the replayed code hands a gradient it allocated to .grad without a copy (owned=True)
+    "matmul": lambda w, b: (w @ b.T).sum(),
+    "products": lambda w, b: (w * b * 2.0).sum(),
+}
+
+
+@pytest.mark.parametrize("graph", GRAPHS_WITH_PRODUCTS.values(), ids=GRAPHS_WITH_PRODUCTS.keys())
+def test_replayed_grads_own_their_memory_and_equal_eager(graph):
+    w = an.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    b = an.tensor(np.ones((2, 3)), requires_grad=True)
+    graph(w, b).backward()
+    eager = [w.grad.data.copy(), b.grad.data.copy()]
+    step = an.replay(graph)
+    for _ in range(3):  # records, then replays
+        w.grad = b.grad = None
+        step(w, b)
+        assert_owned(w.grad.data, b.grad.data, w.data, b.data)
+        np.testing.assert_array_equal(w.grad.data, eager[0])
+        np.testing.assert_array_equal(b.grad.data, eager[1])
+    before = b.grad.data.copy()
+    w.grad.data *= 0.5
+    np.testing.assert_array_equal(b.grad.data, before)
+
+
+def test_replay_hands_over_only_the_gradients_it_allocated():
+    w = an.tensor(np.ones((2, 3)), requires_grad=True)
+    b = an.tensor(np.ones((2, 3)), requires_grad=True)
+    step = an.replay(lambda w, b: (w @ b.T).sum() + (w + b).sum())
+    step(w, b)
+    handed = step.source.count("owned=True")
+    assert handed == 2  # each parameter's sum of two gradients is a new array
+    shared = an.replay(lambda w, b: (w + b).sum())  # one constant array for both: copied
+    shared(w, b)
+    assert "owned=True" not in shared.source
+
+
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**31), create_graph=st.booleans())
 def test_the_callers_seed_is_never_kept(seed, create_graph):

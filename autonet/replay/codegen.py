@@ -137,6 +137,13 @@ class CodeWriter:
         if value is not None:
             self.nbytes[target] = getattr(value, "nbytes", 0)
 
+    def owns(self, name: str) -> bool:
+        """Whether local `name` holds an array that no one else holds: a line allocated it and
+        every line that read it since allocated its own result (no view of it was taken, and
+        no function called as a whole received it)."""
+        made = any(line.target == name and line.allocates for line in self.lines)
+        return made and not any(name in line.reads for line in self.lines if not line.allocates)
+
     def text(self, x: Any, reads: list[str]) -> str:
         """The code for operand x; the locals it reads are appended to reads. Python numbers and
         the like are written as literals, other values become constants of the namespace."""

@@ -7,6 +7,7 @@ that a step is being recorded. The whole story: docs/replay.md.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -237,13 +238,16 @@ class GraphCopy:
             operand=self.operand,
         )
         code.begin("")
-        for key, g in found.items():
-            # (accumulate_grad copies: a constant gradient, the same array at every call, is fine)
-            reads: list[str] = []
-            g_text = code.text(g, reads)
+        texts = {key: (code.text(g, reads := []), reads) for key, g in found.items()}
+        handed = Counter(text for text, _ in texts.values())
+        for key, (g_text, reads) in texts.items():
+            # accumulate_grad copies, unless the code made the array and hands it to this
+            # parameter only (a constant gradient is the same array at every call: copied)
+            owned = handed[g_text] == 1 and g_text in reads and code.owns(g_text)
             owner = self.owners[key]
             reads += [owner] if owner in argument_names else []
-            code.emit(None, f"{owner}.accumulate_grad({g_text})", reads)
+            keep = ", owned=True" if owned else ""
+            code.emit(None, f"{owner}.accumulate_grad({g_text}{keep})", reads)
         reads = []
         code.emit(None, f"return {code.text(self.traced[shadows[loss]], reads)}", reads)
 
