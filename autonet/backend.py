@@ -134,7 +134,10 @@ def numpy_dtype_of(dtype: Any, xp: Any) -> np.dtype:
     for name in DTYPE_NAMES:
         if getattr(xp, name, None) == dtype:
             return np.dtype(name)
-    raise TypeError(f"autonet: dtype {dtype} of {xp.__name__} is not a real numeric dtype")
+    raise TypeError(
+        f"autonet: arrays of dtype {dtype} ({library_of(xp)}) are not supported: autonet computes "
+        f"in {', '.join(DTYPE_NAMES)}; convert the array first (to float32, say)"
+    )
 
 
 NUMPY_DTYPES: dict[tuple, np.dtype] = {}  # (array type, its dtype) -> NumPy's dtype

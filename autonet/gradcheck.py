@@ -742,8 +742,10 @@ def gradgradcheck(
         out = output_of(f(*ts), "gradgradcheck")
         wanted = [t for t in ts if t.requires_grad]
         if not out.requires_grad:
-            return Tensor(np.zeros(sum(t.size for t in wanted))), []
-        grads = gradients(out, wanted, grad=u.astype(out.dtype), create_graph=True)
+            zeros = np.zeros(sum(t.size for t in wanted))
+            return Tensor(constant_like(out, zeros)), []
+        seed = constant_like(out, u.astype(out.dtype))  # in the output's array library
+        grads = gradients(out, wanted, grad=seed, create_graph=True)
         flat = concatenate([g.reshape(-1) for g in grads])
         return flat, [flat, out]
 

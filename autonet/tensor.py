@@ -319,7 +319,7 @@ class Tensor:
     def __len__(self) -> int:
         if self.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return len(self.data)
+        return self.shape[0]
 
     def __float__(self) -> float:
         return float(self.item())
@@ -934,6 +934,8 @@ def foreign_array(data: Any, dtype: Any) -> Any:
     """A copy of another library's array (on its device), in `dtype` if given."""
     xp = backend.namespace_of(data)
     backend.numpy_dtype(data)  # raises for data that is not real numbers (complex, strings)
+    if getattr(data, "requires_grad", False):  # a torch tensor in torch's own graph: leave it
+        data = data.detach()
     return xp.asarray(data, dtype=None if dtype is None else backend.dtype_in(xp, dtype), copy=True)
 
 

@@ -6,6 +6,8 @@ NumPy's to rounding; NumPy's are checked against finite differences in test_prim
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -211,3 +213,46 @@ def test_a_checkpoint_of_another_library_saves_its_values_and_loads_as_numpy(lib
     loaded = an.load(tmp_path / "c.npz")
     np.testing.assert_array_equal(loaded["t"], values)
     np.testing.assert_array_equal(loaded["a"], values)
+
+
+@pytest.mark.parametrize("library", BACKENDS)
+def test_float32_empty_and_0d_tensors_of_another_library(library):
+    x = an.tensor(on(library, np.array([0.5, -1.0, 2.0], np.float32)), requires_grad=True)
+    (an.sigmoid(x) * 2.0 + x**2).sum().backward()
+    assert x.grad.dtype == np.float32 and len(x) == 3
+    sig = 1 / (1 + np.exp(-np.array([0.5, -1.0, 2.0])))
+    np.testing.assert_allclose(x.grad.numpy(), 2 * sig * (1 - sig) + 2 * x.numpy(), rtol=1e-6)
+    empty = an.tensor(on(library, np.zeros((0, 3))), requires_grad=True)
+    (empty @ an.tensor(on(library, np.ones((3, 2))))).sum().backward()
+    assert empty.grad.shape == (0, 3)
+    scalar = an.tensor(on(library, np.array(1.5)), requires_grad=True)
+    (an.exp(scalar) * scalar).backward()
+    assert float(scalar.grad) == pytest.approx(np.exp(1.5) * 2.5)
+
+
+@pytest.mark.parametrize("library", BACKENDS)
+def test_gradgradcheck_and_threads_on_another_library(library):
+    x = an.tensor(on(library, np.array([0.3, -0.7])), requires_grad=True)
+    assert an.gradgradcheck(lambda v: (an.tanh(v) * v).sum(), [x])
+    w = an.tensor(on(library, np.ones(3)), requires_grad=True)
+
+    def work():
+        for _ in range(20):
+            (w * 2.0).sum().backward()
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    np.testing.assert_array_equal(w.grad.numpy(), [160.0] * 3)  # no accumulation lost
+
+
+def test_a_torch_tensor_in_torchs_own_graph_is_taken_as_values_and_odd_dtypes_refused():
+    torch = pytest.importorskip("torch")
+    x = an.tensor(torch.ones(3, requires_grad=True), requires_grad=True)
+    assert not x.data.requires_grad  # torch records nothing of autonet's work
+    (x * 2.0).sum().backward()
+    assert not x.grad.data.requires_grad
+    with pytest.raises(TypeError, match=r"dtype torch\.bfloat16 \(torch\) are not supported"):
+        an.tensor(torch.ones(2, dtype=torch.bfloat16))

@@ -108,3 +108,13 @@ def test_examples_without_matplotlib_skip_plots_with_a_one_line_note(
         notes = [line for line in text.splitlines() if "matplotlib is not installed" in line]
         assert len(notes) == 1, name
     assert not list(tmp_path.glob("*.png"))
+
+
+def test_other_arrays_trains_the_same_weights_on_every_library(tmp_path, env):
+    text = run_example("other_arrays.py", tmp_path, env)
+    rows = [line.split("|")[1:-1] for line in text.splitlines() if line.startswith("| ")]
+    results = {row[0].strip(): (float(row[2]), float(row[3])) for row in rows[1:]}
+    assert "numpy" in results and "array_api_strict" in results  # a test dependency
+    accuracies = {accuracy for accuracy, _ in results.values()}
+    assert len(accuracies) == 1 and accuracies.pop() > 0.5  # chance is 0.1
+    assert all(difference < 1e-12 for _, difference in results.values())
