@@ -6,16 +6,19 @@ NumPy's to rounding; NumPy's are checked against finite differences in test_prim
 
 from __future__ import annotations
 
+import os
 import threading
+from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import autonet as an
 from autonet import backend
 from autonet.primitives import PRIMITIVES
+from tests.fuzz import AutonetBackend, fuzz_settings, graphs, run
 from tests.strategies import PRIMITIVE_CASES
 
 strict = pytest.importorskip("array_api_strict")
@@ -256,3 +259,47 @@ def test_a_torch_tensor_in_torchs_own_graph_is_taken_as_values_and_odd_dtypes_re
     assert not x.grad.data.requires_grad
     with pytest.raises(TypeError, match=r"dtype torch\.bfloat16 \(torch\) are not supported"):
         an.tensor(torch.ones(2, dtype=torch.bfloat16))
+
+
+class LibraryBackend(AutonetBackend):
+    """The fuzzer's graphs with every leaf and constant an array of another library."""
+
+    def __init__(self, library: str) -> None:
+        self.library = library
+
+    def leaf(self, a: np.ndarray, requires_grad: bool) -> an.Tensor:
+        return an.tensor(on(self.library, a), requires_grad=requires_grad)
+
+    def constant(self, a: np.ndarray) -> Any:
+        return on(self.library, a)
+
+    def weighted_sum(self, v: an.Tensor, w: np.ndarray) -> an.Tensor:
+        return (an.as_tensor(v) * on(self.library, w)).sum()
+
+
+def values_and_gradients(graph, backend):
+    with np.errstate(all="ignore"):
+        loss, pool = run(graph, backend)
+        if loss.requires_grad:
+            loss.backward()
+    leaves = pool[: len(graph.inputs)]
+    grads = [None if t.grad is None else t.grad.numpy() for t in leaves]
+    return [np.asarray(an.as_tensor(v).numpy()) for v in pool], loss.numpy(), grads
+
+
+@pytest.mark.parametrize("library", BACKENDS)
+@fuzz_settings(int(os.environ.get("AUTONET_FUZZ_EXAMPLES", "40")))
+@given(graph=graphs(max_steps=20))
+def test_random_graphs_on_another_library_equal_numpy(library, graph):
+    """The fuzzer's random graphs (broadcasting, reductions over any axes, indexing, joins,
+    matmul, every spelling of an axis): every value and gradient as on NumPy."""
+    expected = values_and_gradients(graph, AutonetBackend())
+    assume(all(np.all(np.isfinite(v)) and np.all(np.abs(v) < 1e6) for v in expected[0]))
+    found = values_and_gradients(graph, LibraryBackend(library))
+    for mine, theirs in zip(found[0], expected[0], strict=True):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(found[1], expected[1], rtol=1e-10, atol=1e-10)
+    for mine, theirs in zip(found[2], expected[2], strict=True):
+        assert (mine is None) == (theirs is None)
+        if theirs is not None:
+            np.testing.assert_allclose(mine, theirs, rtol=1e-10, atol=1e-10)
