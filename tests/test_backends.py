@@ -123,10 +123,10 @@ def test_the_seed_network_trains_on_another_library_as_on_numpy(library, seed):
     O = 1 / (1 + np.exp(-H @ w1))
     delta = (O - Y) * O * (1 - O)
     assert backend.is_foreign(t["syn0"].grad.data) and t["syn0"].dtype == np.float64
-    np.testing.assert_allclose(t["syn1"].grad.numpy(), H.T @ delta, rtol=1e-12)
-    np.testing.assert_allclose(
-        t["syn0"].grad.numpy(), S.T @ (delta @ w1.T * H * (1 - H)), rtol=1e-12
-    )
+    # to rounding: the formulas add in another order (a gradient near 0 differs in its last bits)
+    close = {"rtol": 1e-10, "atol": 1e-15}
+    np.testing.assert_allclose(t["syn1"].grad.numpy(), H.T @ delta, **close)
+    np.testing.assert_allclose(t["syn0"].grad.numpy(), S.T @ (delta @ w1.T * H * (1 - H)), **close)
 
 
 @pytest.mark.parametrize("library", BACKENDS)
