@@ -130,6 +130,11 @@ def to_numpy(x: Any) -> np.ndarray:
         return np.from_dlpack(compat.to_device(x, "cpu"))
 
 
+def host_bytes(array: Any) -> bytes:
+    """The bytes of an array's values (of another library's, copied to the host first)."""
+    return array.tobytes() if type(array) is np.ndarray else to_numpy(array).tobytes()
+
+
 def numpy_dtype_of(dtype: Any, xp: Any) -> np.dtype:
     for name in DTYPE_NAMES:
         if getattr(xp, name, None) == dtype:

@@ -253,7 +253,7 @@ class ArrayStandIn:
 
     @property
     def dtype(self) -> np.dtype:
-        return self.value.dtype
+        return backend.numpy_dtype(self.value)  # a NumPy dtype, as Tensor.dtype
 
     @property
     def size(self) -> int:

@@ -432,9 +432,10 @@ class Tensor:
             if isinstance(g, Tensor):  # create_graph: the copy and the sum are recorded
                 self._grad = COPY(g) if current is None else current + g
             elif current is None:  # np.array copies (and makes a NumPy scalar an ndarray)
-                self._grad = Tensor.wrap(g if owned else np.array(g))
+                self._grad = Tensor.wrap(g if owned else copy_of_array(g))
             else:
-                self._grad = Tensor.wrap(np.asarray(current._data + g))
+                total = current._data + g
+                self._grad = Tensor.wrap(total if backend.is_foreign(total) else np.asarray(total))
         finally:
             accumulation_lock.release()
 
@@ -793,6 +794,14 @@ def record(
     return Tensor.wrap(out)
 
 
+def copy_of_array(g: Any) -> Any:
+    """A copy of g with memory of its own: an ndarray (np.array also makes a NumPy scalar one),
+    or an array of g's own library."""
+    if backend.is_foreign(g):
+        return backend.namespace_of(g).asarray(g, copy=True)
+    return np.array(g)
+
+
 def holds_foreign(inputs: tuple[Tensor, ...]) -> bool:
     """An input holds another library's array (backend.py), not an ndarray."""
     return any(backend.is_foreign_kind(type(t._data)) for t in inputs)
@@ -804,15 +813,10 @@ def record_in_namespace(primitive: Primitive, inputs: tuple[Tensor, ...], params
     operands (the standard leaves bool * float and int + float to each library; autonet gives
     every backend NumPy's answer, so a rule such as g * (x > 0) means the same everywhere)."""
     xp = namespace_of_inputs(primitive, inputs)
-    arrays = [t._data for t in inputs]
-    if primitive.elementwise and len(arrays) > 1 and needs_promotion(arrays, xp):
-        promote_values(primitive, inputs, arrays, xp)
     try:
-        out = primitive.forward_in(xp)(*arrays, **params)
+        out = apply_in_namespace(primitive, xp, *(t._data for t in inputs), **params)
     except (ValueError, IndexError, TypeError, OverflowError, RuntimeError) as exc:
         raise describe_failure(primitive, inputs, params, exc) from exc
-    if not backend.is_foreign(out):
-        out = xp.asarray(out)
     if grad_mode.enabled and any(t.requires_grad for t in inputs):
         if backend.numpy_dtype(out).kind == "f":
             return Tensor.wrap(out, primitive, inputs, params)
@@ -821,31 +825,41 @@ def record_in_namespace(primitive: Primitive, inputs: tuple[Tensor, ...], params
     return Tensor.wrap(out)
 
 
+def apply_in_namespace(primitive: Primitive, xp: Any, *arrays: Any, **params: Any) -> Any:
+    """primitive's forward on arrays of namespace xp, after NumPy's promotion of an element-wise
+    op's value operands (what record_in_namespace runs, and replay's code calls)."""
+    if primitive.elementwise and len(arrays) > 1 and needs_promotion(arrays, xp):
+        arrays = promoted(primitive, arrays, xp)
+    out = primitive.forward_in(xp)(*arrays, **params)
+    return out if backend.is_foreign(out) else xp.asarray(out)
+
+
 def namespace_of_inputs(primitive: Primitive, inputs: tuple[Tensor, ...]) -> Any:
     return backend.namespace_of(*(t._data for t in inputs), operation=primitive.name)
 
 
-def needs_promotion(arrays: list, xp: Any) -> bool:
-    """Operands of more than one dtype, or masks (bool): promote_values has work to do."""
+def needs_promotion(arrays: tuple, xp: Any) -> bool:
+    """Operands of more than one dtype, or masks (bool): promoted() has work to do."""
     first = arrays[0].dtype
     return first == xp.bool or any(a.dtype != first for a in arrays[1:])
 
 
-def promote_values(primitive: Primitive, inputs: tuple, arrays: list, xp: Any) -> None:
-    """Cast the value operands of an element-wise op (every input with a VJP; all of them for an
-    op outside the graph, a comparison) to their NumPy result type, in place in `arrays`."""
+def promoted(primitive: Primitive, arrays: tuple, xp: Any) -> tuple:
+    """The value operands of an element-wise op (every input with a VJP; all of them for an op
+    outside the graph, a comparison) cast to their NumPy result type."""
     carries = [i for i, vjp in enumerate(primitive.vjps) if vjp is not None] or range(len(arrays))
     if primitive.variadic:
         carries = range(len(arrays))
-    dtypes = [inputs[i].dtype for i in carries]
-    target = np.result_type(*dtypes)
+    dtypes = {i: backend.numpy_dtype(arrays[i]) for i in carries}
+    target = np.result_type(*dtypes.values())
     if target == np.bool_ and primitive.vjps[0] is not None:
         # arithmetic on masks ((a == 0) * (b == 0)): NumPy's bool result is 0 or 1; the
         # standard has no arithmetic on bools, so it runs on 0/1 integers
         target = np.dtype(np.uint8)
-    for i, dtype in zip(carries, dtypes, strict=True):
-        if dtype != target:
-            arrays[i] = xp.astype(arrays[i], backend.dtype_in(xp, target))
+    return tuple(
+        xp.astype(a, backend.dtype_in(xp, target)) if i in dtypes and dtypes[i] != target else a
+        for i, a in enumerate(arrays)
+    )
 
 
 def recorded_for_replay(

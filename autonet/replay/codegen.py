@@ -12,6 +12,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from autonet import backend
+
 
 class Value:
     """A value of the code: what it is on the arguments of the recording call, and its name.
@@ -307,8 +309,10 @@ def buffers(lines: list[Line], nbytes: dict[str, int]) -> tuple[list[Line], bool
 
 def describe(name: str, value: Any) -> str:
     """A constant of the code as a comment: `c4 = 1.0 (float64 array, shape ())`."""
+    if backend.is_foreign(value):  # another library's array: described by its values
+        value = backend.to_numpy(value)
     if not isinstance(value, (np.ndarray, np.generic)):
-        return f"{name} = {value!r}"[:100]
+        return " ".join(f"{name} = {value!r}".split())[:100]
     kind = f"{value.dtype} scalar"
     if isinstance(value, np.ndarray):
         kind = f"{value.dtype} array, shape {value.shape}"

@@ -31,15 +31,10 @@ def signature(x: Any) -> Hashable:
         data, requires_grad = x, False
         if not backend.is_foreign(x):
             return (type(x), x)
-    if backend.is_foreign(data):
-        raise RuntimeError(
-            f"replay: an argument holds {backend.library_of(backend.namespace_of(data))} arrays "
-            f"(shape {tuple(data.shape)}); replay writes NumPy code, so it records steps on "
-            "NumPy arrays only: call loss_fn and backward() instead"
-        )
-    if data.dtype.kind == "f":
-        return (type(x), data.shape, data.dtype, requires_grad)
-    return (type(x), data.shape, data.dtype, data.tobytes())
+    dtype, shape = backend.numpy_dtype(data), tuple(data.shape)
+    if dtype.kind == "f":
+        return (type(x), type(data), shape, dtype, requires_grad)
+    return (type(x), type(data), shape, dtype, backend.host_bytes(data))
 
 
 class SignatureCheck:
@@ -71,11 +66,14 @@ class SignatureCheck:
                 local = code.fresh("a")
                 code.emit(local, f"{local} = {t}.data", [t])
                 self.values[local] = a.data
-            if isinstance(a, (Tensor, np.ndarray)):
-                self.expressions += [f"{local}.shape", f"{local}.dtype"]
-                self.layouts.append(f"{local}.strides")
-                if self.values[local].dtype.kind != "f":
-                    self.expressions.append(f"{local}.tobytes()")  # a constant: its values
+            if isinstance(a, (Tensor, np.ndarray)) or backend.is_foreign(a):
+                value = self.values[local]
+                self.expressions += [f"type({local})", f"{local}.shape", f"{local}.dtype"]
+                if type(value) is np.ndarray:  # (another library's code writes into no buffer)
+                    self.layouts.append(f"{local}.strides")
+                if backend.numpy_dtype(value).kind != "f":  # a constant: its values
+                    code.namespace["HOST_BYTES"] = backend.host_bytes
+                    self.expressions.append(f"HOST_BYTES({local})")
                 elif isinstance(a, Tensor):
                     self.expressions.append(f"{t}.requires_grad")
             else:
@@ -92,8 +90,9 @@ class SignatureCheck:
         named = f"  # {parameter.name}" if parameter.name else ""
         code.emit(local, f"{local} = {owner}.data{named}", [])
         self.values[local] = parameter.data
-        self.expressions += [f"{local}.shape", f"{local}.dtype"]
-        self.layouts.append(f"{local}.strides")
+        self.expressions += [f"type({local})", f"{local}.shape", f"{local}.dtype"]
+        if type(parameter.data) is np.ndarray:
+            self.layouts.append(f"{local}.strides")
         return local, owner
 
     def write(self) -> None:

@@ -19,8 +19,8 @@ from autonet.primitives import Primitive
 from autonet.replay.captured import step_roots
 from autonet.replay.codegen import CodeWriter, function_name
 from autonet.replay.guard import SignatureCheck, guard_captured
-from autonet.replay.tracing import Traced, call, follow, following
-from autonet.tensor import Tensor, graph_of
+from autonet.replay.tracing import Traced, call, follow, following, in_namespace
+from autonet.tensor import Tensor, copy_of_array, graph_of
 
 
 class Recording:
@@ -65,14 +65,6 @@ def record_step(loss_fn: Callable[..., Tensor], args: tuple[Any, ...], name: str
     inputs, stand_ins = recording_inputs(args)
     loss, start = run_recorded(loss_fn, inputs, name)
     order = step_order(loss)
-    foreign = next((t for t in order if backend.is_foreign(t.data)), None)
-    if foreign is not None:
-        library = backend.library_of(backend.namespace_of(foreign.data))
-        raise RuntimeError(
-            f"replay({name}): the step computes on {library} arrays (a tensor of shape "
-            f"{foreign.shape}), seen while an.replay records a step; replay writes NumPy code, "
-            "so it records steps on NumPy arrays only: call loss_fn and backward() instead"
-        )
 
     code = CodeWriter()
     argument_names = [code.fresh("t") for _ in args]
@@ -111,9 +103,9 @@ def recording_inputs(args: tuple[Any, ...]) -> tuple[list[Any], dict[Tensor, int
     stand_ins: dict[Tensor, int] = {}
     inputs = []
     for i, a in enumerate(args):
-        if isinstance(a, np.ndarray):
+        if isinstance(a, np.ndarray) or backend.is_foreign(a):
             a = Tensor.wrap(a)
-        if isinstance(a, Tensor) and a.data.dtype.kind == "f":
+        if isinstance(a, Tensor) and a.dtype.kind == "f":
             stand_in = Tensor.wrap(a.data)
             stand_in.requires_grad = True
             stand_ins[stand_in] = i
@@ -121,7 +113,7 @@ def recording_inputs(args: tuple[Any, ...]) -> tuple[list[Any], dict[Tensor, int
         elif isinstance(a, Tensor):
             # other arrays (labels, indices) are constants of the recording, checked by value
             # at each call: a copy, so that changes to the caller's array cannot reach it
-            a = Tensor.wrap(a.data.copy())
+            a = Tensor.wrap(copy_of_array(a.data))
         inputs.append(a)
     return inputs, stand_ins
 
@@ -197,15 +189,18 @@ class GraphCopy:
         return x
 
     def write_forward(self, order: list[Tensor]) -> None:
-        """Each primitive's forward followed on its inputs, as record() applies it."""
+        """Each primitive's forward followed on its inputs, as record() applies it: NumPy's
+        traced down to its operations; another library's (namespace xp) one call of the
+        primitive's forward there (tensor.apply_in_namespace, NumPy's promotion included)."""
         code = self.code
         followed: dict[Primitive, Primitive] = {}
+        xp = backend.namespace_of(*(node.data for node in order), operation="replay")
         for node in order:
             if node.op is None:
                 continue
             op = followed.get(node.op)
             if op is None:
-                op = followed[node.op] = following(node.op, code)
+                op = followed[node.op] = following(node.op, code, xp)
             parents = tuple(self.shadows.get(p, p) for p in node.parents)
             shadow = op(*parents, **node.params)  # records the copy
             if not node.requires_grad:  # a value the step computed without a gradient (a mask,
@@ -213,8 +208,9 @@ class GraphCopy:
             self.shadows[node] = shadow
             code.begin(node.op.name)
             inputs = tuple(map(self.operand, parents))
-            output = follow(code, op.forward, function_name(op.name), inputs, node.params)
-            if type(output.value) is not np.ndarray:
+            forward = op.forward if xp is np else in_namespace(node.op, xp)
+            output = follow(code, forward, function_name(op.name), inputs, node.params)
+            if type(output.value) is not np.ndarray and xp is np:
                 # record() turns a NumPy scalar into a 0-d array (the type is fixed by the shapes)
                 output = call(code, "asarray", np.asarray, (output,), {})
             self.traced[shadow] = output
@@ -254,7 +250,7 @@ class GraphCopy:
 
 def check_loss(loss: Any, name: str) -> Tensor:
     """loss, if it is what a step must return: a one-element Tensor."""
-    if not isinstance(loss, Tensor) or loss.data.size != 1:
+    if not isinstance(loss, Tensor) or loss.size != 1:
         shape = getattr(loss, "shape", type(loss).__name__)
         raise TypeError(f"replay({name}): the step must return a one-element Tensor, got {shape}")
     return loss

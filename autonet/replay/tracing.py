@@ -12,9 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from autonet import backend
 from autonet.batched import ValuesNeededError
-from autonet.primitives import ArrayStandIn, Primitive
+from autonet.primitives import PRIMITIVES, ArrayStandIn, Primitive
 from autonet.replay.codegen import CodeWriter, Value, function_name
+from autonet.tensor import Tensor, apply_in_namespace
 
 
 def apply(
@@ -134,10 +136,16 @@ def unary(template: str, function: Callable[[Any], Any], ufunc: np.ufunc | None 
 
 
 def method(name: str) -> Callable:
-    """The ndarray method `name`, called on the value and written as `x.name(...)`."""
+    """The ndarray method `name`, called on the value and written as `x.name(...)`; on another
+    library's array (which may lack it), the table's primitive of that name, one call."""
 
     def operation(self: Traced, *args: Any, **kwargs: Any) -> Traced:
         code = self.code
+        if backend.is_foreign(self.value):
+            primitive, params = METHOD_PRIMITIVES[name](self.ndim, *args, **kwargs)
+            forward = in_namespace(primitive, backend.namespace_of(self.value))
+            title = function_name(primitive.name)
+            return call(code, code.global_name(title, forward), forward, (self,), params)
         return apply(
             code,
             lambda x, *a, **k: getattr(x, name)(*a, **k),
@@ -148,6 +156,53 @@ def method(name: str) -> Callable:
 
     operation.__name__ = name
     return operation
+
+
+def shape_of(args: tuple) -> tuple:
+    """The shape of x.reshape(*args): one tuple, or the lengths one by one."""
+    return tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
+
+
+def swapped(ndim: int, axis1: int, axis2: int) -> tuple[int, ...]:
+    """The permutation of x.swapaxes(axis1, axis2)."""
+    axes = list(range(ndim))
+    axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
+    return tuple(axes)
+
+
+# The array methods that the engine and the rules call, as the table's primitive and its params
+# (ndim, *args, **kwargs) -> (primitive, params): what Traced writes for another library's arrays.
+METHOD_PRIMITIVES: dict[str, Callable[..., tuple[Primitive, dict[str, Any]]]] = {
+    "sum": lambda ndim, axis=None, keepdims=False: (
+        PRIMITIVES["sum"],
+        {"axis": axis, "keepdims": keepdims},
+    ),
+    "max": lambda ndim, axis=None, keepdims=False: (
+        PRIMITIVES["max"],
+        {"axis": axis, "keepdims": keepdims},
+    ),
+    "reshape": lambda ndim, *shape: (PRIMITIVES["reshape"], {"shape": shape_of(shape)}),
+    "astype": lambda ndim, dtype: (PRIMITIVES["astype"], {"dtype": np.dtype(dtype)}),
+    "copy": lambda ndim: (PRIMITIVES["copy"], {}),
+    "transpose": lambda ndim, *axes: (
+        PRIMITIVES["transpose"],
+        {"axes": shape_of(axes) if axes and axes[0] is not None else None},
+    ),
+    "swapaxes": lambda ndim, axis1, axis2: (
+        PRIMITIVES["transpose"],
+        {"axes": swapped(ndim, axis1, axis2)},
+    ),
+}
+
+
+def in_namespace(primitive: Primitive, xp: Any) -> Callable[..., Any]:
+    """primitive's forward on arrays of namespace xp, as record() runs it there."""
+
+    def forward(*arrays: Any, **params: Any) -> Any:
+        return apply_in_namespace(primitive, xp, *arrays, **params)
+
+    forward.__name__ = primitive.name
+    return forward
 
 
 class Traced(Value, ArrayStandIn):
@@ -329,6 +384,9 @@ def follow(
     result: a function that takes a branch on the type of its operands, or calls something that
     refuses Traced values (np.asarray, truth values), is called instead. This also gives the
     error eager mode gives if the function raises on the arrays."""
+    if any(isinstance(a, Traced) and backend.is_foreign(a.value) for a in args):
+        # another library's arrays: NumPy's operations cannot be traced on them; one call
+        return call(code, code.global_name(name, function), function, args, kwargs)
     expected = function(*values_of(args), **values_of(kwargs))
     try:
         result = function(*args, **kwargs)
@@ -339,11 +397,13 @@ def follow(
     return call(code, code.global_name(name, function), function, args, kwargs)
 
 
-def following(op: Primitive, code: CodeWriter) -> Primitive:
-    """op with each VJP rule followed: run on Traced values, it writes the code of the gradient."""
+def following(op: Primitive, code: CodeWriter, xp: Any = np) -> Primitive:
+    """op with each VJP rule followed: run on Traced values, it writes the code of the gradient.
+    On another library's arrays (namespace xp) each rule is one call, run as the eager backward
+    runs it there: on Tensors outside the graph (the library's arrays lack NumPy's methods)."""
 
     def followed_rule(index: int) -> Callable[..., Any]:
-        rule = op.vjps[index]
+        rule = op.vjps[index] if xp is np else on_constant_tensors(op.vjps[index])
 
         def run(*args: Any, **params: Any) -> Any:
             position = args[0] if op.variadic else index
@@ -353,4 +413,21 @@ def following(op: Primitive, code: CodeWriter) -> Primitive:
         return run
 
     vjps = map(followed_rule, range(len(op.vjps)))
-    return Primitive(op.name, op.forward, *vjps, variadic=op.variadic)
+    return Primitive(
+        op.name, op.forward_spec, *vjps, variadic=op.variadic, elementwise=op.elementwise
+    )
+
+
+def on_constant_tensors(rule: Callable[..., Any] | None) -> Callable[..., Any] | None:
+    """rule run on Tensors that hold its array arguments and require no grad; its result's
+    array."""
+    if rule is None:
+        return None
+
+    def run(*args: Any, **params: Any) -> Any:
+        tensors = [Tensor.wrap(a) if backend.is_foreign(a) else a for a in args]
+        result = rule(*tensors, **params)
+        return result._data if isinstance(result, Tensor) else result
+
+    run.__name__ = getattr(rule, "__name__", "rule")
+    return run
