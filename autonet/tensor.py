@@ -797,9 +797,9 @@ def record(
 def copy_of_array(g: Any) -> Any:
     """A copy of g with memory of its own: an ndarray (np.array also makes a NumPy scalar one),
     or an array of g's own library."""
-    if backend.is_foreign(g):
-        return backend.namespace_of(g).asarray(g, copy=True)
-    return np.array(g)
+    if type(g) is np.ndarray or not backend.is_foreign(g):
+        return np.array(g)
+    return backend.namespace_of(g).asarray(g, copy=True)
 
 
 def holds_foreign(inputs: tuple[Tensor, ...]) -> bool:
