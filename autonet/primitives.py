@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 import string
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -508,7 +509,7 @@ def flat_positions(index: Any, shape: tuple[int, ...]) -> np.ndarray:
     indexing rules, applied on the host to the positions rather than to x)."""
     items = index if type(index) is tuple else (index,)
     host = tuple(backend.to_numpy(item) if backend.is_foreign(item) else item for item in items)
-    return np.ascontiguousarray(np.arange(math.prod(shape)).reshape(shape)[host])
+    return np.array(np.arange(math.prod(shape)).reshape(shape)[host], order="C")  # 0-d stays
 
 
 def getitem_in(xp: Any, x: Any, index: Any) -> Any:
@@ -545,12 +546,8 @@ def scatter_add_in(xp: Any, g: Any, index: Any, shape: tuple[int, ...]) -> Any:
     """zeros(shape) with g added at index, in the standard (which has no scatter): the flat
     positions index selects are found on the host (NumPy), g's entries are summed per position
     by sorting them (take, cumulative_sum), and each element of the output takes its position's
-    sum (take again); a basic index (slices, integers) selects each element once: assignment."""
-    items = index if type(index) is tuple else (index,)
+    sum (take again). No assignment, so that immutable arrays (JAX's) take it too."""
     out = xp.zeros(tuple(shape), dtype=g.dtype)
-    if is_forward_basic(index) and all(item is not None for item in items):
-        out[full_index(index)] = g
-        return out
     positions = np.broadcast_to(flat_positions(index, tuple(shape)), tuple(g.shape)).reshape(-1)
     if positions.size == 0:
         return out
@@ -575,13 +572,32 @@ def concatenate_in(xp: Any, *xs: Any, axis: int | None = 0) -> Any:
 
 
 def pad_in(xp: Any, x: Any, pad_width: tuple, constant_values: float = 0.0) -> Any:
-    """x inside an array of constant_values, (before, after) more elements along each axis."""
-    shape = tuple(n + before + after for n, (before, after) in zip(x.shape, pad_width, strict=True))
-    out = xp.full(shape, constant_values, dtype=x.dtype)
-    out[
-        tuple(slice(before, before + n) for n, (before, _) in zip(x.shape, pad_width, strict=True))
-    ] = x
-    return out
+    """x between blocks of constant_values, (before, after) more elements along each axis: one
+    concat per padded axis (no assignment, so that immutable arrays, JAX's, take it too)."""
+    for axis, (before, after) in enumerate(pad_width):
+        if before or after:
+            shape = tuple(x.shape)
+            blocks = [
+                xp.full(shape[:axis] + (n,) + shape[axis + 1 :], constant_values, dtype=x.dtype)
+                for n in (before, after)
+            ]
+            x = xp.concat([blocks[0], x, blocks[1]], axis=axis)
+    return x
+
+
+def spread(xp: Any, x: Any, axis: int, step: int, before: int, total: int) -> Any:
+    """x along `axis` laid out on an axis of length `total`: x[i] at before + i * step, zeros
+    elsewhere (step - 1 zeros interleaved by a concat and a reshape, then padding)."""
+    n = x.shape[axis]
+    if step > 1 and n:
+        shape = tuple(x.shape)
+        zeros = xp.zeros(shape[: axis + 1] + (step - 1,) + shape[axis + 1 :], dtype=x.dtype)
+        x = xp.concat([xp.expand_dims(x, axis=axis + 1), zeros], axis=axis + 1)
+        x = xp.reshape(x, shape[:axis] + (n * step,) + shape[axis + 1 :])
+        x = x[(slice(None),) * axis + (slice(0, (n - 1) * step + 1), Ellipsis)]
+    widths = [(0, 0)] * x.ndim
+    widths[axis] = (before, total - before - x.shape[axis])
+    return pad_in(xp, x, tuple(widths))
 
 
 def einsum_in(xp: Any, *xs: Any, subscripts: str) -> Any:
@@ -926,6 +942,16 @@ def add_windows(
     (p, q) element came from; the padding is then cut off."""
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
     n, c, h, w = shape
+    if xp is not np:  # each plane spread over the padded image, then summed: no assignment
+        planes = (
+            spread(
+                xp, spread(xp, plane(p, q), 2, sh, p * dh, h + 2 * ph), 3, sw, q * dw, w + 2 * pw
+            )
+            for p in range(kh)
+            for q in range(kw)
+        )
+        out = functools.reduce(operator.add, planes)
+        return out[:, :, ph : ph + h, pw : pw + w]
     out = None
     for p in range(kh):
         for q in range(kw):
