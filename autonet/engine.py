@@ -99,12 +99,6 @@ def constant_tensor(t: Tensor) -> Tensor:
     return type(t).wrap(t._data)
 
 
-def constant_tensor_of(array: Any) -> Tensor:
-    from autonet.tensor import Tensor  # the engine knows Tensors only by their nodes
-
-    return Tensor.wrap(array)
-
-
 def unbroadcast(grad: Any, shape: tuple[int, ...], op_name: str = "") -> Any:
     """Sum grad over the axes that broadcasting added or stretched, so that it has `shape`.
 
@@ -170,7 +164,7 @@ def backpropagate(
         # .reshape, ...): they run on Tensors outside the graph, whose methods are primitives
         value_of = constant_tensor
         if not hasattr(root_grad, "_data"):
-            root_grad = constant_tensor_of(root_grad)
+            root_grad = type(root).wrap(root_grad)
     grads: dict[Tensor, Any] = {root: root_grad}  # keyed by node: Tensors hash by identity
     # The nodes that have received a gradient and wait for their turn, in a heap of (-tick, node)
     # that hands out the latest tick first. Every consumer of a node has a later tick, so by the

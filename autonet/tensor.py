@@ -292,8 +292,9 @@ class Tensor:
         return self.transpose()
 
     def numpy(self) -> np.ndarray:
-        """The value as an ndarray (shared, not copied, as torch's .numpy(); another library's
-        array is copied into one, from the GPU too)."""
+        """The value as an ndarray, shared and not copied, as torch's .numpy(); another
+        library's array is converted (sharing its memory where it can, a CPU torch tensor's;
+        copied from a GPU)."""
         data = self._data
         if type(data) is np.ndarray or type(data) is Batched:
             return data
@@ -305,7 +306,7 @@ class Tensor:
         array = self.numpy()
         if dtype is not None and dtype != array.dtype:
             return array.astype(dtype)
-        return array.copy() if copy and array is self._data else array
+        return array.copy() if copy else array
 
     def item(self) -> Any:
         """The value of a one-element tensor as a Python number."""
@@ -434,8 +435,10 @@ class Tensor:
             elif current is None:  # np.array copies (and makes a NumPy scalar an ndarray)
                 self._grad = Tensor.wrap(g if owned else copy_of_array(g))
             else:
-                total = current._data + g
-                self._grad = Tensor.wrap(total if backend.is_foreign(total) else np.asarray(total))
+                total = current._data + g  # NumPy makes a scalar of 0-d arrays: one again
+                if type(total) is not np.ndarray and not backend.is_foreign(total):
+                    total = np.asarray(total)
+                self._grad = Tensor.wrap(total)
         finally:
             accumulation_lock.release()
 
@@ -820,7 +823,7 @@ def record_in_namespace(primitive: Primitive, inputs: tuple[Tensor, ...], params
     if grad_mode.enabled and any(t.requires_grad for t in inputs):
         if backend.numpy_dtype(out).kind == "f":
             return Tensor.wrap(out, primitive, inputs, params)
-    if replay_recording.active:  # onnx.export's trace (replay refuses these arrays)
+    if replay_recording.active:  # replay's or onnx.export's recording: see recorded_for_replay
         return recorded_for_replay(out, primitive, inputs, params)
     return Tensor.wrap(out)
 
@@ -960,13 +963,14 @@ def as_operand(x: Any, like: Tensor, op_name: str = "operand") -> Tensor:
     if isinstance(x, Tensor):
         return x
     number_type = type(x)
-    if type(like._data) is not np.ndarray and type(like._data) is not Batched:
-        return foreign_operand(x, like, op_name)
-    # a Python float or int (the common case) first: the abstract-class checks below cost more
-    # than the rest of a small op
-    if number_type is float or number_type is int:
-        dtype = like._data.dtype
+    data = like._data
+    # a Python float or int with an ndarray (the common case) first: the abstract-class checks
+    # below cost more than the rest of a small op
+    if (number_type is float or number_type is int) and type(data) is np.ndarray:
+        dtype = data.dtype
         return Tensor.wrap(np.array(x, dtype if dtype.kind == "f" else None))
+    if type(data) is not np.ndarray and type(data) is not Batched:
+        return foreign_operand(x, like, op_name)
     if isinstance(x, np.ndarray):
         if x.dtype.kind not in "biuf":
             details = f"an array of shape {x.shape}, with a tensor of shape {like.shape}"
@@ -983,15 +987,18 @@ def as_operand(x: Any, like: Tensor, op_name: str = "operand") -> Tensor:
 
 
 def foreign_operand(x: Any, like: Tensor, op_name: str) -> Tensor:
-    """as_operand for a tensor of another library: a number becomes a 0-d array of its namespace
-    (like's floating dtype), an array of another library stays itself (the op then raises)."""
-    if isinstance(x, numbers.Real) and not isinstance(x, (bool, np.generic)):
-        xp = backend.namespace_of(like._data)
+    """as_operand for a tensor of another library: a Python number becomes a 0-d array of its
+    namespace in like's floating dtype, a NumPy scalar or a bool one in its own dtype; an array
+    (NumPy's, or a third library's) stays itself, and the op raises naming both libraries."""
+    xp = backend.namespace_of(like._data)
+    if isinstance(x, (bool, np.bool_, np.integer, np.floating)):
+        return Tensor.wrap(xp.asarray(x, dtype=backend.dtype_in(xp, np.asarray(x).dtype)))
+    if isinstance(x, numbers.Real):
         dtype = like.dtype
         if dtype.kind != "f":
             dtype = np.result_type(dtype, type(x))
         return Tensor.wrap(xp.asarray(x, dtype=backend.dtype_in(xp, dtype)))
-    if isinstance(x, np.ndarray) or backend.is_foreign(x) or isinstance(x, (bool, np.generic)):
+    if isinstance(x, np.ndarray) or backend.is_foreign(x):
         return Tensor(x)
     raise TypeError(
         f"{op_name}: cannot combine {type(x).__name__} {x!r} with a tensor of shape {like.shape}"
@@ -1078,10 +1085,8 @@ def plain_index(index: Any) -> Any:
                 "recording; select with an.where(mask, x, 0) instead, or run the step without "
                 "an.replay"
             )
-        data = index._data
-        if backend.is_foreign(data):
-            return backend.namespace_of(data).asarray(data, copy=True)
-        return data.copy()
+        data = index._data  # an ndarray, a batch inside vmap, or another library's array
+        return copy_of_array(data) if backend.is_foreign(data) else data.copy()
     if isinstance(index, np.ndarray):
         return index.copy()
     if isinstance(index, list):

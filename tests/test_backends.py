@@ -362,3 +362,23 @@ def test_random_graphs_replayed_on_another_library_equal_eager_mode(library, gra
                 assert backend.is_foreign(mine.grad.data)
                 np.testing.assert_array_equal(mine.grad.numpy(), theirs.grad.numpy())
     assert replay.recorded == 1
+
+
+@pytest.mark.parametrize("library", BACKENDS)
+def test_numpy_scalars_combine_with_another_librarys_tensor_and_copies_own_their_memory(library):
+    def combined(x):  # NumPy scalars and bools: numbers, with NumPy's promotion (int64: float64)
+        return x * np.float32(3) + np.int64(1) + True
+
+    expected = combined(an.tensor(np.array([1.0, 2.0], np.float32)))
+    x = an.tensor(on(library, np.array([1.0, 2.0], np.float32)), requires_grad=True)
+    y = combined(x)
+    assert backend.is_foreign(y.data) and y.dtype == expected.dtype == np.float64
+    assert (x * np.float32(3)).dtype == np.float32
+    np.testing.assert_array_equal(y.numpy(), expected.numpy())
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [3.0, 3.0])
+    with pytest.raises(TypeError, match="different libraries"):
+        x * np.ones(2, np.float32)  # an array is not a number: no silent move between libraries
+    copied = np.array(x, copy=True)
+    copied[0] = 7.0
+    np.testing.assert_array_equal(x.numpy(), [1.0, 2.0])

@@ -406,16 +406,25 @@ def simplify_transpose(args: tuple[Expr, ...], params: dict) -> Expr | None:
     return None
 
 
+def moved_inside(op: Primitive, x: Expr, params: dict, simplify: Callable) -> Expr | None:
+    """The rewrites a reshape and a broadcast share, as operations that move elements without
+    changing them: op(a / m) = op(a) / m for a size m, and op(−a) = −op(a) when op(a) simplifies
+    (`simplify`, op's own rule)."""
+    if x.op is DIV and is_size(x.args[1]):
+        return apply(DIV, (apply(op, x.args[:1], params), x.args[1]))
+    if x.op is NEG:
+        inner = simplify(x.args, params)
+        return apply(NEG, (inner,)) if inner is not None else None
+    return None
+
+
 def simplify_reshape(args: tuple[Expr, ...], params: dict) -> Expr | None:
     (x,) = args
     shape = tuple(params["shape"])
     if x.shape == shape:
         return x
-    if x.op is DIV and is_size(x.args[1]):  # reshape(a / m) = reshape(a) / m
-        return apply(DIV, (apply(RESHAPE, x.args[:1], params), x.args[1]))
-    if x.op is NEG:  # reshape(−a) = −reshape(a), when reshape(a) simplifies
-        inner = simplify_reshape(x.args, params)
-        return apply(NEG, (inner,)) if inner is not None else None
+    if x.op is DIV or x.op is NEG:
+        return moved_inside(RESHAPE, x, params, simplify_reshape)
     if x.op is BROADCAST_TO and x.args[0].ndim == 0:  # a number broadcast: to the new shape
         return apply(BROADCAST_TO, x.args, params)
     if x.op is RESHAPE:
@@ -527,12 +536,7 @@ def simplify_broadcast_to(args: tuple[Expr, ...], params: dict) -> Expr | None:
     (x,) = args
     if x.shape == tuple(params["shape"]):
         return x
-    if x.op is DIV and is_size(x.args[1]):  # broadcast_to(a / m) = broadcast_to(a) / m
-        return apply(DIV, (apply(BROADCAST_TO, x.args[:1], params), x.args[1]))
-    if x.op is NEG:  # broadcast_to(−a) = −broadcast_to(a), when broadcast_to(a) simplifies
-        inner = simplify_broadcast_to(x.args, params)
-        return apply(NEG, (inner,)) if inner is not None else None
-    return None
+    return moved_inside(BROADCAST_TO, x, params, simplify_broadcast_to)
 
 
 SIMPLIFICATIONS: dict[Primitive, Callable[[tuple[Expr, ...], dict], Expr | None]] = {
