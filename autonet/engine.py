@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import math
 import operator
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from heapq import heappop, heappush
@@ -135,6 +136,49 @@ def cast_gradient(grad: Any, parent: Tensor, op_name: str) -> Any:
     return grad.astype(parent.dtype)
 
 
+# Values smaller than this are never freed early: the stand-in costs more than it saves (NumPy's
+# temporary elision starts at the same size for the same reason).
+RELEASE_BYTES = 256 * 1024
+
+
+def release_unsaved_inputs(parents: tuple[Tensor, ...], op: Any) -> None:
+    """Free, before a node's VJPs run, the value of each input that no VJP will read: one that
+    neither this op's VJPs nor its producer's read (op.saves), made by an op (never a leaf), and
+    that nothing but this node holds. `S @ W` inside `sigmoid(S @ W)` is such an input: sigmoid's
+    VJP reads its output, matmul's its inputs, and only the graph holds the product, so it is
+    freed before sigmoid's gradient is computed, as PyTorch saves only what a VJP reads.
+
+    "Nothing but this node": the tensor's reference count is that of parents' tuple, the local
+    below and getrefcount's argument; any other holder (the user's variable, another consumer,
+    a retain_graph pass, a list) keeps the value. The value becomes `freed(value)`, so the
+    engine's shape and dtype checks still read it, and a read it should not have would show as
+    NaN, never as a plausible number (tests/test_table.py checks each `saves` that way).
+    """
+    saved = op.saved_inputs
+    for i in range(len(parents)):  # not enumerate: its tuple would hold one more reference
+        if i in saved:
+            continue
+        parent = parents[i]
+        data = parent._data
+        producer = parent.op
+        if (
+            producer is None
+            or producer.saves_out
+            or type(data) is not np.ndarray
+            or data.nbytes < RELEASE_BYTES
+            or data.dtype.kind != "f"
+            or sys.getrefcount(parent) > 3
+        ):
+            continue
+        parent._data = freed(data)
+
+
+def freed(data: np.ndarray) -> np.ndarray:
+    """What a freed value becomes: a read-only array of data's shape and (floating) dtype whose
+    elements are all one NaN, in no memory of its own."""
+    return np.broadcast_to(np.array(np.nan, dtype=data.dtype), data.shape)
+
+
 def backpropagate(
     root: Tensor,
     root_grad: Any,
@@ -165,6 +209,8 @@ def backpropagate(
         value_of = constant_tensor
         if not hasattr(root_grad, "_data"):
             root_grad = type(root).wrap(root_grad)
+    # values no VJP reads are freed on the way (release_unsaved_inputs), when the graph is not kept
+    releasing = not retain_graph and value_of is array_of
     grads: dict[Tensor, Any] = {root: root_grad}  # keyed by node: Tensors hash by identity
     # The nodes that have received a gradient and wait for their turn, in a heap of (-tick, node)
     # that hands out the latest tick first. Every consumer of a node has a later tick, so by the
@@ -191,6 +237,8 @@ def backpropagate(
                 "freed by an earlier backward(); call the first backward(retain_graph=True) to "
                 "backpropagate through the same graph twice"
             )
+        if releasing and op.saved_inputs is not None:
+            release_unsaved_inputs(parents, op)
         # one and two inputs spelled out (benchmarks/README.md, "Hot paths")
         arity = len(parents)
         if arity == 2:

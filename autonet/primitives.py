@@ -23,6 +23,7 @@ higher-order derivatives need no second set of rules; called on symbols, it writ
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 import operator
 import string
@@ -129,6 +130,12 @@ class Primitive:
         notation      how derive writes it (a Notation); by default a function named `name`
         explain       (inputs, params, exc) -> the error to raise when NumPy refuses the inputs,
                       naming shapes and the fix; by default NumPy's message with shapes and dtypes
+        saves         the values the VJPs read, by their names in the VJP's signature: "out" and
+                      the inputs' ("a b"; a variadic primitive's *xs: "xs"); "" for none. A VJP
+                      may still read the others' shapes and dtypes. None (a user's primitive's
+                      default): all of them. The backward pass frees the values that no VJP
+                      will read (engine.release_unsaved_inputs), as PyTorch keeps only the
+                      tensors an op saved
         batch         vmap's rule for a primitive that is neither element-wise nor a one-input
                       op on axes (those two follow from the facts above):
                       batch(k, batched, *inputs, **params) -> the outputs of every example at
@@ -159,6 +166,9 @@ class Primitive:
         "notation",
         "explain",
         "batch",
+        "saves",
+        "saves_out",
+        "saved_inputs",
     )
 
     def __init__(
@@ -175,6 +185,7 @@ class Primitive:
         notation: Notation | None = None,
         explain: Callable[..., Exception] | None = None,
         batch: Callable[..., Any] | None = None,
+        saves: str | None = None,
     ) -> None:
         if not vjps:
             raise TypeError(f"Primitive {name!r} needs one VJP per input (got none)")
@@ -192,6 +203,8 @@ class Primitive:
         self.notation = notation if notation is not None else Notation(name)
         self.explain = explain
         self.batch = batch
+        self.saves = saves
+        self.saves_out, self.saved_inputs = saved_positions(name, saves, vjps, variadic)
 
     def forward_in(self, xp: Any) -> Callable[..., Any]:
         """The forward for arrays of namespace xp (made once per namespace)."""
@@ -226,6 +239,31 @@ class Primitive:
 
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
+
+
+def saved_positions(
+    name: str, saves: str | None, vjps: tuple, variadic: bool
+) -> tuple[bool, frozenset[int] | None]:
+    """A `saves` declaration as (whether the VJPs read out, the positions of the inputs they read,
+    None for all of them), its names checked against the first VJP's signature."""
+    if saves is None:
+        return True, None
+    rule = next(vjp for vjp in vjps if vjp is not None)
+    names = [
+        p.name
+        for p in inspect.signature(rule).parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+    ][2 + variadic :]  # after (i,) g, out: the inputs
+    read = saves.split()
+    unknown = set(read) - {"out", *names}
+    if unknown:
+        raise ValueError(
+            f"Primitive {name!r}: saves names {sorted(unknown)}, which are neither 'out' nor "
+            f"inputs of its VJPs ({', '.join(names)})"
+        )
+    if variadic:
+        return "out" in read, None if read and read != ["out"] else frozenset()
+    return "out" in read, frozenset(i for i, n in enumerate(names) if n in read)
 
 
 @functools.cache
@@ -1485,6 +1523,7 @@ PRIMITIVES: dict[str, Primitive] = {
             elementwise=True,
             commutative=True,
             notation=Notation(" + ", " + ", infix="sum"),
+            saves="",
         ),
         # out = a - b                grad_a = g,  grad_b = -g
         Primitive(
@@ -1494,6 +1533,7 @@ PRIMITIVES: dict[str, Primitive] = {
             lambda g, out, a, b: -g,
             elementwise=True,
             notation=Notation(" − ", " - ", infix="sum", strict=True),
+            saves="",
         ),
         # out = a * b                grad_a = g * b,  grad_b = g * a
         Primitive(
@@ -1504,6 +1544,7 @@ PRIMITIVES: dict[str, Primitive] = {
             elementwise=True,
             commutative=True,
             notation=Notation(" * ", " * ", infix="product"),
+            saves="a b",
         ),
         # out = a / b                grad_a = g / b,  grad_b = -g * a / b^2 = -g * out / b
         Primitive(
@@ -1513,9 +1554,16 @@ PRIMITIVES: dict[str, Primitive] = {
             lambda g, out, a, b: -g * out / b,
             elementwise=True,
             notation=Notation(" / ", " / ", infix="product", strict=True),
+            saves="out b",
         ),
         # out = -x                   grad_x = -g
-        Primitive("neg", Standard("negative"), lambda g, out, x: -g, elementwise=True),
+        Primitive(
+            "neg",
+            Standard("negative"),
+            lambda g, out, x: -g,
+            elementwise=True,
+            saves="",
+        ),
         # out = a ** b               grad_a = g * b * a^(b-1),  grad_b = g * out * log(a)
         # At a = 0 these give 0 * inf = nan where the derivative has a limit; take it, as PyTorch:
         # for a = b = 0, a^0 = 1 and grad_a = 0 (there the exponent b-1 is raised to 0, so the
@@ -1529,6 +1577,7 @@ PRIMITIVES: dict[str, Primitive] = {
             quiet_at_zero(lambda g, out, a, b: g * b * a ** (b - 1 + (b == 0) * (a == 0))),
             quiet_at_zero(lambda g, out, a, b: g * out * log(a + (a == 0) * (b >= 0))),
             elementwise=True,
+            saves="out a b",
         ),
         # out = x ** p, p a number   grad_x = g * p * x^(p-1)   (p a param, not an input: see vjp)
         Primitive(
@@ -1536,6 +1585,7 @@ PRIMITIVES: dict[str, Primitive] = {
             quiet_at_zero(lambda x, exponent: x**exponent),
             quiet_at_zero(pow_scalar_vjp),
             elementwise=True,
+            saves="x",
         ),
         # out = a @ b                grad_a = g @ b^T,  grad_b = a^T @ g   (1-D, batched: see vjps)
         Primitive(
@@ -1546,6 +1596,7 @@ PRIMITIVES: dict[str, Primitive] = {
             notation=Notation(" · ", r" \cdot ", infix="matmul"),
             batch=matmul_batch,
             explain=explain_matmul,
+            saves="a b",
         ),
         # out = exp(x)               grad_x = g * out                        (reuses out)
         Primitive(
@@ -1554,6 +1605,7 @@ PRIMITIVES: dict[str, Primitive] = {
             lambda g, out, x: g * out,
             elementwise=True,
             notation=Notation("exp", r"\exp"),
+            saves="out",
         ),
         # out = log(x)               grad_x = g / x
         Primitive(
@@ -1562,6 +1614,7 @@ PRIMITIVES: dict[str, Primitive] = {
             lambda g, out, x: g / x,
             elementwise=True,
             notation=Notation("log", r"\log"),
+            saves="x",
         ),
         # out = sqrt(x)              grad_x = g / (2 * out)                  (reuses out)
         Primitive(
@@ -1569,14 +1622,16 @@ PRIMITIVES: dict[str, Primitive] = {
             Standard("sqrt"),
             quiet_at_zero(lambda g, out, x: g / (2 * out)),
             elementwise=True,
+            saves="out",
         ),
         # out = sigmoid(x)           grad_x = g * out * (1 - out)            (reuses out)
         Primitive(
             "sigmoid",
             InNamespace(sigmoid_in, numpy=stable_sigmoid),
-            lambda g, out, x: g * out * (1 - out),
+            lambda g, out, x: g * (out * (1 - out)),
             elementwise=True,
             notation=Notation("σ", r"\sigma"),
+            saves="out",
         ),
         # out = softplus(x) = log(1 + exp(x))      grad_x = g * sigmoid(x)
         # One primitive, not maximum(x, 0) + log(1 + exp(-|x|)): that composite is smooth but its
@@ -1588,6 +1643,7 @@ PRIMITIVES: dict[str, Primitive] = {
             InNamespace(softplus_in, numpy=softplus_forward),
             lambda g, out, x: g * sigmoid(x),
             elementwise=True,
+            saves="x",
         ),
         # out = tanh(x)              grad_x = g * (1 - out^2)                (reuses out)
         Primitive(
@@ -1596,6 +1652,7 @@ PRIMITIVES: dict[str, Primitive] = {
             lambda g, out, x: g * (1 - out * out),
             elementwise=True,
             notation=Notation("tanh", r"\tanh"),
+            saves="out",
         ),
         # out = max(x, 0)            grad_x = g * [x > 0]       (0 at the kink x = 0, as PyTorch)
         Primitive(
@@ -1604,6 +1661,7 @@ PRIMITIVES: dict[str, Primitive] = {
             lambda g, out, x: g * (x > 0),
             elementwise=True,
             kink=Kink("x == 0: grad 0", side_of_zero),
+            saves="x",
         ),
         # out = |x|                  grad_x = g * sign(x)       (0 at the kink x = 0, as PyTorch)
         Primitive(
@@ -1612,6 +1670,7 @@ PRIMITIVES: dict[str, Primitive] = {
             lambda g, out, x: g * sign(x),
             elementwise=True,
             kink=Kink("x == 0: grad 0", side_of_zero),
+            saves="x",
         ),
         # out = sign(x)              grad_x = 0  (0 almost everywhere; 0 at x = 0 by convention)
         Primitive(
@@ -1621,6 +1680,7 @@ PRIMITIVES: dict[str, Primitive] = {
             elementwise=True,
             kink=Kink("x == 0: grad 0 (and 0 everywhere else)", side_of_zero),
             notation=Notation("sign", omitted=(("at_zero", 0),)),
+            saves="",
         ),
         # out = maximum(a, b)        grad_a = g * [a > b],  grad_b = g * [b > a]  (ties share g/2)
         Primitive(
@@ -1632,19 +1692,39 @@ PRIMITIVES: dict[str, Primitive] = {
             commutative=True,
             kink=Kink("a == b: each input gets g/2", side_of_tie),
             notation=Notation("max", r"\max"),
+            saves="a b",
         ),
         # out = sin(x)               grad_x = g * cos(x)
-        Primitive("sin", Standard("sin"), lambda g, out, x: g * cos(x), elementwise=True),
+        Primitive(
+            "sin",
+            Standard("sin"),
+            lambda g, out, x: g * cos(x),
+            elementwise=True,
+            saves="x",
+        ),
         # out = cos(x)               grad_x = -g * sin(x)
-        Primitive("cos", Standard("cos"), lambda g, out, x: -g * sin(x), elementwise=True),
+        Primitive(
+            "cos",
+            Standard("cos"),
+            lambda g, out, x: -g * sin(x),
+            elementwise=True,
+            saves="x",
+        ),
         # out = tan(x)               grad_x = g * (1 + out^2)  (= g / cos(x)^2)   (reuses out)
-        Primitive("tan", Standard("tan"), lambda g, out, x: g * (1 + out * out), elementwise=True),
+        Primitive(
+            "tan",
+            Standard("tan"),
+            lambda g, out, x: g * (1 + out * out),
+            elementwise=True,
+            saves="out",
+        ),
         # out = arcsin(x)            grad_x = g / sqrt(1 - x^2)      (inf at |x| = 1, the edges)
         Primitive(
             "arcsin",
             Standard("asin", numpy=np.arcsin),
             lambda g, out, x: g / sqrt(1 - x * x),
             elementwise=True,
+            saves="x",
         ),
         # out = arccos(x)            grad_x = -g / sqrt(1 - x^2)
         Primitive(
@@ -1652,6 +1732,7 @@ PRIMITIVES: dict[str, Primitive] = {
             Standard("acos", numpy=np.arccos),
             lambda g, out, x: -g / sqrt(1 - x * x),
             elementwise=True,
+            saves="x",
         ),
         # out = arctan(x)            grad_x = g / (1 + x^2)
         Primitive(
@@ -1659,22 +1740,55 @@ PRIMITIVES: dict[str, Primitive] = {
             Standard("atan", numpy=np.arctan),
             lambda g, out, x: g / (1 + x * x),
             elementwise=True,
+            saves="x",
         ),
         # out = sinh(x)              grad_x = g * cosh(x)
-        Primitive("sinh", Standard("sinh"), lambda g, out, x: g * cosh(x), elementwise=True),
+        Primitive(
+            "sinh",
+            Standard("sinh"),
+            lambda g, out, x: g * cosh(x),
+            elementwise=True,
+            saves="x",
+        ),
         # out = cosh(x)              grad_x = g * sinh(x)
-        Primitive("cosh", Standard("cosh"), lambda g, out, x: g * sinh(x), elementwise=True),
+        Primitive(
+            "cosh",
+            Standard("cosh"),
+            lambda g, out, x: g * sinh(x),
+            elementwise=True,
+            saves="x",
+        ),
         # out = log(1 + x)           grad_x = g / (1 + x)    (log1p: exact for tiny x, as NumPy's)
-        Primitive("log1p", Standard("log1p"), lambda g, out, x: g / (1 + x), elementwise=True),
+        Primitive(
+            "log1p",
+            Standard("log1p"),
+            lambda g, out, x: g / (1 + x),
+            elementwise=True,
+            saves="x",
+        ),
         # out = exp(x) - 1           grad_x = g * (out + 1)                  (reuses out)
-        Primitive("expm1", Standard("expm1"), lambda g, out, x: g * (out + 1), elementwise=True),
+        Primitive(
+            "expm1",
+            Standard("expm1"),
+            lambda g, out, x: g * (out + 1),
+            elementwise=True,
+            saves="out",
+        ),
         # out = log2(x)              grad_x = g / (x * ln 2)
         Primitive(
-            "log2", Standard("log2"), lambda g, out, x: g / (x * math.log(2)), elementwise=True
+            "log2",
+            Standard("log2"),
+            lambda g, out, x: g / (x * math.log(2)),
+            elementwise=True,
+            saves="x",
         ),
         # out = log10(x)             grad_x = g / (x * ln 10)
         Primitive(
-            "log10", Standard("log10"), lambda g, out, x: g / (x * math.log(10)), elementwise=True
+            "log10",
+            Standard("log10"),
+            lambda g, out, x: g / (x * math.log(10)),
+            elementwise=True,
+            saves="x",
         ),
         # out = 2^x                  grad_x = g * out * ln 2                 (reuses out)
         Primitive(
@@ -1682,6 +1796,7 @@ PRIMITIVES: dict[str, Primitive] = {
             InNamespace(exp2_in, numpy=np.exp2),
             lambda g, out, x: g * out * math.log(2),
             elementwise=True,
+            saves="out",
         ),
         # out = erf(x) = 2/sqrt(pi) integral_0^x exp(-t^2) dt    grad_x = g * 2/sqrt(pi) exp(-x^2)
         Primitive(
@@ -1689,6 +1804,7 @@ PRIMITIVES: dict[str, Primitive] = {
             InNamespace(erf_in, numpy=special.erf),
             lambda g, out, x: g * (2 / math.sqrt(math.pi)) * exp(-(x * x)),
             elementwise=True,
+            saves="x",
         ),
         # out = cond ? a : b         grad_cond: none (a condition),  grad_a = g * [cond],
         #                            grad_b = g * [not cond]
@@ -1700,6 +1816,7 @@ PRIMITIVES: dict[str, Primitive] = {
             lambda g, out, cond, a, b: g * cond,
             lambda g, out, cond, a, b: g * (cond == 0),
             elementwise=True,
+            saves="cond",
         ),
         # out = clip(x, a_min, a_max)    grad_x = g * [a_min <= x <= a_max]
         # At a bound the gradient is g (the bounds count as inside), as PyTorch's clamp.
@@ -1711,6 +1828,7 @@ PRIMITIVES: dict[str, Primitive] = {
             kink=Kink(
                 "x == a_min or x == a_max: grad g (the bounds count as inside)", side_of_bounds
             ),
+            saves="x",
         ),
         # out = minimum(a, b)        grad_a = g * [a < b],  grad_b = g * [b < a]  (ties share g/2)
         Primitive(
@@ -1722,11 +1840,18 @@ PRIMITIVES: dict[str, Primitive] = {
             commutative=True,
             kink=Kink("a == b: each input gets g/2", side_of_tie),
             notation=Notation("min", r"\min"),
+            saves="a b",
         ),
         # out = sum(x, axis)         grad_x = g broadcast over the summed axes
         # (the forward is the reduction numpy.sum calls, the same pairwise sum bit for bit, without
         # numpy.sum's Python-level dispatch, which costs more than a small sum)
-        Primitive("sum", InNamespace(sum_in, numpy=np.add.reduce), sum_vjp, axis_param="axis"),
+        Primitive(
+            "sum",
+            InNamespace(sum_in, numpy=np.add.reduce),
+            sum_vjp,
+            axis_param="axis",
+            saves="",
+        ),
         # out = max(x, axis)         grad_x = g at the maxima (ties share), 0 elsewhere
         Primitive(
             "max",
@@ -1734,6 +1859,7 @@ PRIMITIVES: dict[str, Primitive] = {
             max_vjp,
             axis_param="axis",
             kink=Kink("ties: the maxima share g equally", maxima),
+            saves="out x",
         ),
         # out = log_softmax(x, axis)  grad_x = g - exp(out) * sum(g, axis)     (reuses out)
         Primitive(
@@ -1741,6 +1867,7 @@ PRIMITIVES: dict[str, Primitive] = {
             InNamespace(log_softmax_in, numpy=log_softmax_forward),
             log_softmax_vjp,
             axis_param="axis",
+            saves="out",
         ),
         # out = log(sum(exp(x), axis))   grad_x = g * exp(x - out) = g * softmax(x)  (reuses out)
         # (the forward shifts by the maximum, as log_softmax's: see logsumexp_forward)
@@ -1749,6 +1876,7 @@ PRIMITIVES: dict[str, Primitive] = {
             InNamespace(logsumexp_in, numpy=logsumexp_forward),
             logsumexp_vjp,
             axis_param="axis",
+            saves="out x",
         ),
         # out = cumsum(x, axis)      grad_x = cumsum of g from the far end of the axis
         Primitive(
@@ -1757,9 +1885,16 @@ PRIMITIVES: dict[str, Primitive] = {
             cumsum_vjp,
             axis_param="axis",
             batch=cumsum_batch,
+            saves="",
         ),
         # out = prod(x, axis)        grad_x_i = g * product of the other x_j  (zeros allowed)
-        Primitive("prod", Standard("prod"), prod_vjp, axis_param="axis"),
+        Primitive(
+            "prod",
+            Standard("prod"),
+            prod_vjp,
+            axis_param="axis",
+            saves="x",
+        ),
         # out = broadcast_to(x, shape)   grad_x = g summed back to x's shape   (by the engine)
         Primitive(
             "broadcast_to",
@@ -1767,6 +1902,7 @@ PRIMITIVES: dict[str, Primitive] = {
             lambda g, out, x, shape: g,
             notation=Notation("broadcast_to", bare=("shape",)),
             batch=broadcast_to_batch,
+            saves="",
         ),
         # out = reshape(x, shape)    grad_x = reshape(g, x.shape)
         Primitive(
@@ -1776,6 +1912,7 @@ PRIMITIVES: dict[str, Primitive] = {
             notation=Notation("reshape", bare=("shape",)),
             explain=explain_reshape,
             batch=reshape_batch,
+            saves="",
         ),
         # out = transpose(x, axes)   grad_x = transpose(g, argsort(axes))
         Primitive(
@@ -1785,6 +1922,7 @@ PRIMITIVES: dict[str, Primitive] = {
             axis_param="axes",
             permutation=True,
             notation=Notation("transpose", bare=("axes",)),
+            saves="",
         ),
         # out = x[index]             grad_x = zeros like x, with g added at index (repeats add up)
         Primitive(
@@ -1793,6 +1931,7 @@ PRIMITIVES: dict[str, Primitive] = {
             lambda g, out, x, index: scatter_add(g, index=index, shape=x.shape),
             explain=explain_getitem,
             batch=getitem_batch,
+            saves="",
         ),
         # out = zeros(shape) with g added at index      grad_g = out_grad[index]
         Primitive(
@@ -1800,6 +1939,7 @@ PRIMITIVES: dict[str, Primitive] = {
             InNamespace(scatter_add_in, numpy=scatter_add_forward),
             lambda g, out, x, index, shape: g[index],
             batch=scatter_add_batch,
+            saves="",
         ),
         # out = concatenate(xs, axis)    grad_xs[i] = the slice of g that xs[i] filled
         Primitive(
@@ -1809,6 +1949,7 @@ PRIMITIVES: dict[str, Primitive] = {
             variadic=True,
             axis_param="axis",
             batch=concatenate_batch,
+            saves="",
         ),
         # out = pad(x, pad_width, constant)    grad_x = g with the padding sliced off
         Primitive(
@@ -1817,6 +1958,7 @@ PRIMITIVES: dict[str, Primitive] = {
             pad_vjp,
             notation=Notation("pad", bare=("pad_width",)),
             batch=pad_batch,
+            saves="",
         ),
         # out = einsum(subscripts, xs)   grad_xs[i] = einsum of g with the other operands onto
         # x_i's subscripts (letters only x_i has: broadcast; repeated ones: on the diagonal).
@@ -1827,6 +1969,7 @@ PRIMITIVES: dict[str, Primitive] = {
             einsum_vjp,
             variadic=True,
             batch=einsum_batch,
+            saves="xs",
         ),
         # out = x as dtype           grad_x = g as x's dtype
         Primitive(
@@ -1835,14 +1978,23 @@ PRIMITIVES: dict[str, Primitive] = {
             lambda g, out, x, dtype: astype(g, dtype=x.dtype),
             elementwise=True,
             notation=Notation("astype", bare=("dtype",)),
+            saves="",
         ),
         # out = a copy of x          grad_x = g     (Tensor.clone; gives each leaf's .grad its own)
         Primitive(
-            "copy", InNamespace(copy_in, numpy=np.copy), lambda g, out, x: g, elementwise=True
+            "copy",
+            InNamespace(copy_in, numpy=np.copy),
+            lambda g, out, x: g,
+            elementwise=True,
+            saves="",
         ),
         # out = zeros like x         grad_x = 0   (used by the zero rules above)
         Primitive(
-            "zeros_like", Standard("zeros_like"), lambda g, out, x: zeros_like(x), elementwise=True
+            "zeros_like",
+            Standard("zeros_like"),
+            lambda g, out, x: zeros_like(x),
+            elementwise=True,
+            saves="",
         ),
         # Images (N, C, H, W); the params are pairs (height, width): see window_view.
         # out[n, o, i, j] = sum_{c, p, q} x[n, c, i*sh + p*dh - ph, j*sw + q*dw - pw] w[o, c, p, q]
@@ -1856,6 +2008,7 @@ PRIMITIVES: dict[str, Primitive] = {
             lambda g, out, x, w, **p: conv2d_weight_grad(x, g, kernel_size=w.shape[2:], **p),
             notation=Notation("conv2d", omitted=CONV_DEFAULTS),
             batch=samplewise(in_numpy(conv2d_forward), sample_inputs=(0,)),
+            saves="x w",
         ),
         # out = conv2d_input_grad(u, w), bilinear: <g, out> = <conv2d(g, w), u>, which is
         # <conv2d_weight_grad(g, u), w>:  grad_u = conv2d(g, w),  grad_w = conv2d_weight_grad(g, u)
@@ -1868,6 +2021,7 @@ PRIMITIVES: dict[str, Primitive] = {
             ),
             notation=Notation("conv2d_input_grad", omitted=CONV_DEFAULTS),
             batch=samplewise(in_numpy(conv2d_input_grad_forward), sample_inputs=(0,)),
+            saves="u w",
         ),
         # out = conv2d_weight_grad(x, u), bilinear: <g, out> = <conv2d(x, g), u>, which is
         # <x, conv2d_input_grad(u, g)>:   grad_x = conv2d_input_grad(u, g),  grad_u = conv2d(x, g)
@@ -1881,6 +2035,7 @@ PRIMITIVES: dict[str, Primitive] = {
             notation=Notation("conv2d_weight_grad", omitted=CONV_DEFAULTS),
             # each example's weight gradient sums over its own samples: one call per example
             batch=per_example(in_numpy(conv2d_weight_grad_forward)),
+            saves="x u",
         ),
         # out = the mean of each window of x (the padding's zeros count: PyTorch's default)
         #                            grad_x = avg_pool2d_grad(g)  (its transpose: g / (kh * kw)
@@ -1891,6 +2046,7 @@ PRIMITIVES: dict[str, Primitive] = {
             lambda g, out, x, **p: avg_pool2d_grad(g, input_size=x.shape[2:], **p),
             notation=Notation("avg_pool2d", omitted=POOL_DEFAULTS),
             batch=samplewise(in_numpy(avg_pool2d_forward), sample_inputs=(0,)),
+            saves="",
         ),
         # out = avg_pool2d_grad(u), linear; its transpose is avg_pool2d    grad_u = avg_pool2d(g)
         Primitive(
@@ -1899,6 +2055,7 @@ PRIMITIVES: dict[str, Primitive] = {
             lambda g, out, u, input_size, **p: avg_pool2d(g, **p),
             notation=Notation("avg_pool2d_grad", omitted=POOL_DEFAULTS),
             batch=samplewise(in_numpy(avg_pool2d_grad_forward), sample_inputs=(0,)),
+            saves="",
         ),
         # out = the maximum of each window of x (padded with -inf)
         #                            grad_x = max_pool2d_scatter(g, x):
@@ -1912,6 +2069,7 @@ PRIMITIVES: dict[str, Primitive] = {
             kink=Kink(MAX_POOL_TIES, window_maxima),
             notation=Notation("max_pool2d", omitted=POOL_DEFAULTS),
             batch=samplewise(in_numpy(max_pool2d_forward), sample_inputs=(0,)),
+            saves="x",
         ),
         # out = max_pool2d_scatter(u, x): u added at the maxima of x's windows. Linear in u; in x
         # constant between ties:    grad_u = max_pool2d_gather(g, x),  grad_x = 0
@@ -1923,6 +2081,7 @@ PRIMITIVES: dict[str, Primitive] = {
             kink=Kink(MAX_POOL_TIES, window_maxima),
             notation=Notation("max_pool2d_scatter", omitted=POOL_DEFAULTS),
             batch=samplewise(in_numpy(max_pool2d_scatter_forward), sample_inputs=(0, 1)),
+            saves="x",
         ),
         # out = max_pool2d_gather(v, x): v read at the maxima of x's windows (the scatter's
         # transpose):               grad_v = max_pool2d_scatter(g, x),  grad_x = 0
@@ -1934,6 +2093,7 @@ PRIMITIVES: dict[str, Primitive] = {
             kink=Kink(MAX_POOL_TIES, window_maxima),
             notation=Notation("max_pool2d_gather", omitted=POOL_DEFAULTS),
             batch=samplewise(in_numpy(max_pool2d_gather_forward), sample_inputs=(0, 1)),
+            saves="x",
         ),
     ]
 }

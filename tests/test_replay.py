@@ -8,6 +8,7 @@ runs it eagerly and replayed side by side for a few SGD steps or on a few differ
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -232,10 +233,46 @@ def test_replay_rejects_what_backward_rejects():
 
 def test_gradients_that_depend_only_on_constants_are_computed_once():
     # L = 0.5 * sum((O - Y)^2): dL/d(sum) = 0.5 and its broadcast back over (O - Y)^2 depend on
-    # no argument or parameter, so the code holds them as constants; the square's rule reads O - Y.
+    # no argument or parameter, so the code holds them as constants; the square's rule,
+    # 0.5 * 2 * (O - Y), is (O - Y) times constant ones: (O - Y) itself, no line.
     source = tutorial_source(3)
     assert "# mul: grad" not in source and "# sum: grad" not in source
-    assert "# pow_scalar: grad of input 0" in source and "# sigmoid: grad of input 0" in source
+    assert "# pow_scalar: grad" not in source and "# sigmoid: grad of input 0" in source
+    o_minus_y = re.search(r"(v\d+) = SUBTRACT\(", source).group(1)
+    assert re.search(rf"= MULTIPLY\({o_minus_y}, g\d+, out={o_minus_y}\)", source)
+
+
+@pytest.mark.parametrize(
+    ("factor", "shape", "dtype", "elided"),
+    [
+        (1.0, (), np.float64, False),  # 0-d operands make a NumPy scalar: left as it is
+        (1.0, (3, 4), np.float64, True),
+        (np.ones((3, 4)), (3, 4), np.float64, True),
+        (np.ones((3, 4)), (3, 1), np.float64, False),  # the product broadcasts x up
+        (np.ones((), np.float64), (3, 4), np.float32, False),  # and promotes float32
+        (np.float32(1.0), (3, 4), np.float32, True),
+        (np.array([1.0, 2.0, 1.0, 1.0]), (3, 4), np.float64, False),
+    ],
+)
+def test_a_product_with_constant_ones_is_its_other_operand(factor, shape, dtype, elided):
+    w = an.tensor(np.full(shape, 0.5, dtype=dtype), requires_grad=True)
+
+    def loss(x):
+        return (an.sin(w + x) * factor).sum()
+
+    step = an.replay(loss)
+    x = np.linspace(-1, 1, int(np.prod(shape))).reshape(shape).astype(dtype)
+    for scale in (1.0, 2.0):
+        w.grad = None
+        got = step(x * scale).data
+        got_grad = w.grad.data
+        w.grad = None
+        want = loss(an.tensor(x * scale))
+        want.backward()
+        assert got.dtype == want.data.dtype and got == want.data
+        np.testing.assert_array_equal(got_grad, w.grad.data)
+    forward = step.source[: step.source.index("grad of input")]
+    assert (re.search(r"# mul$", forward, re.MULTILINE) is None) == elided, step.source
 
 
 def test_rules_that_read_varying_values_are_not_folded():

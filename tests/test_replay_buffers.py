@@ -136,11 +136,12 @@ def test_tutorial_source_shows_out_where_expected(small_buffers):
     source = tutorial_source(0, m=8, n=3, p=8, k=2)
     backward = source[source.index("grad of input") :]
     # each sigmoid of the forward pass is one call (scipy's expit, in a forward that branches on
-    # values, so it is called rather than traced); the loss's (O - Y) dies in its own gradient
+    # values, so it is called rather than traced); the loss's (O - Y) is the square's gradient
+    # (0.5 * 2 * (O - Y): times constant ones, no line) and dies in sigmoid's, in place
     assert len(re.findall(r"= SIGMOID\(v\d+\)", source)) == 2
-    assert re.search(r"= MULTIPLY\(c\d+, (v\d+), out=\1\)  # pow_scalar: grad", source)
-    # the backward pass: the hidden layer's g @ syn1^T times sigmoid's output, in place
-    assert re.search(r"= MULTIPLY\((g\d+), v\d+, out=\1\)", backward)
+    assert re.search(r"= MULTIPLY\((v\d+), g\d+, out=\1\)", backward)
+    # the backward pass: the hidden layer's g @ syn1^T times sigmoid's H * (1 - H), in place
+    assert re.search(r"= MULTIPLY\((g\d+), g\d+, out=\1\)", backward)
     assert "!= STRIDES" in source  # layouts checked, as the buffers assume them
     assert_buffers_are_safe(source)
     # what the hidden layer's output holds, viewed for syn1's gradient, is never written into
@@ -230,7 +231,9 @@ def layouts(w: an.Tensor) -> Callable[[np.ndarray, np.ndarray], an.Tensor]:
     def loss_fn(S, V):
         u = -S  # laid out as S is (F-ordered S: F-ordered u)
         y = u * V  # u dies here: NumPy lays y out by u's and V's layouts (F and C: C)
-        return y.sum() + (w * w).sum()  # y summed in memory order: its bits depend on y's layout
+        # y summed in memory order: its bits depend on y's layout; w's gradient, 2 w + 2 w, is
+        # written in place whatever the arguments' layouts
+        return y.sum() + 2.0 * (w * w).sum()
 
     return loss_fn
 

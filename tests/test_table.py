@@ -1,15 +1,19 @@
 """The table declares every fact of every primitive that a tool reads (the engine, gradcheck,
 derive, replay and the drawing take them from the entry, not from lists of their own), and each
 declaration is checked against what the primitive computes, so a missing or wrong one fails here:
-element-wise, commutative, which param holds axes, where the kinks are, how derive writes it."""
+element-wise, commutative, which param holds axes, where the kinks are, how derive writes it,
+which values the VJPs read."""
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
 import autonet as an
+from autonet.engine import freed
 from autonet.primitives import PRIMITIVES, Kink, Notation, Primitive
 from tests.strategies import PRIMITIVE_CASES
 
@@ -158,3 +162,44 @@ def test_a_vjp_of_none_marks_an_input_without_gradient():
     scale(x, k).sum().backward()
     np.testing.assert_array_equal(x.grad.data, [3.0, 4.0])
     assert k.grad is None
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_saves_names_every_value_a_vjp_reads(name):
+    """Each VJP gives the same gradient when the values its primitive does not declare in
+    `saves` are replaced by what the backward pass frees them to (NaN in no memory, of the
+    same shape and dtype): so freeing them early never changes a gradient."""
+    p = PRIMITIVES[name]
+    rng = np.random.default_rng(0)
+
+    @quick
+    @given(case=PRIMITIVE_CASES[name])
+    def check(case):
+        arrays, params = case
+        out = np.asarray(p.forward(*arrays, **params))
+        g = rng.standard_normal(out.shape).astype(out.dtype)
+        values = [out, *arrays]
+        kept = [p.saves_out] + [
+            p.saved_inputs is None or i in p.saved_inputs for i in range(len(arrays))
+        ]
+        cut = [
+            v if keep or np.asarray(v).dtype.kind != "f" else freed(np.asarray(v))
+            for v, keep in zip(values, kept, strict=True)
+        ]
+        for i, vjp in enumerate(p.vjps * len(arrays) if p.variadic else p.vjps):
+            if vjp is None:
+                continue
+            call = functools.partial(vjp, i) if p.variadic else vjp
+            with np.errstate(all="ignore"):
+                want = call(g, *values, **params)
+                got = call(g, *cut, **params)
+            np.testing.assert_array_equal(got, want)
+
+    check()
+
+
+def test_saves_is_checked_against_the_vjp_signature():
+    with pytest.raises(ValueError, match=r"saves names \['y'\].*inputs of its VJPs \(x\)"):
+        Primitive("twice", lambda x: 2 * x, lambda g, out, x: 2 * g, saves="y")
+    user = Primitive("cube", lambda x: x**3, lambda g, out, x: g * 3 * x**2)
+    assert user.saves is None and user.saves_out and user.saved_inputs is None

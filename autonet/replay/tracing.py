@@ -39,6 +39,10 @@ def apply(
     value = function(*values_of(args), **values_of(kwargs))
     if is_constant(args) and is_constant(kwargs):
         return Traced(value, code, constant=True)
+    if ufunc is np.multiply and not kwargs:
+        unchanged = multiplied_by_ones(args, value)
+        if unchanged is not None:
+            return unchanged
     reads: list[str] = []
     expression = write(reads)
     name = code.fresh(code.prefix)
@@ -49,6 +53,26 @@ def apply(
         elementwise = code.elementwise(ufunc, args, value)
     code.emit(name, f"{name} = {expression}", reads, value, allocates, elementwise)
     return Traced(value, code, name)
+
+
+def multiplied_by_ones(args: tuple[Any, ...], value: Any) -> Traced | None:
+    """The operand of a * b that the product is, bit for bit, when the other one is a constant of
+    ones that changes neither its shape nor its dtype (x * 1 = x in IEEE arithmetic, NaN and -0
+    included): the line would only copy it. The chain rule makes such products: the gradient of
+    a sum, broadcast back and scaled by constants that come to 1 (0.5 * (O - Y)^2's 0.5 * 2)."""
+    for x, ones in ((args[0], args[1]), (args[1], args[0])):
+        if (
+            isinstance(x, Traced)
+            and not x.constant
+            and is_constant(ones)
+            and type(x.value) is np.ndarray
+            and type(value) is np.ndarray
+            and x.value.shape == value.shape
+            and x.value.dtype == value.dtype
+            and bool(np.all(np.asarray(values_of(ones)) == 1))
+        ):
+            return x
+    return None
 
 
 def call(
