@@ -141,35 +141,21 @@ def cast_gradient(grad: Any, parent: Tensor, op_name: str) -> Any:
 RELEASE_BYTES = 256 * 1024
 
 
-def release_unsaved_inputs(parents: tuple[Tensor, ...], op: Any) -> None:
-    """Free, before a node's VJPs run, the value of each input that no VJP will read: one that
-    neither this op's VJPs nor its producer's read (op.saves), made by an op (never a leaf), and
-    that nothing but this node holds. `S @ W` inside `sigmoid(S @ W)` is such an input: sigmoid's
-    VJP reads its output, matmul's its inputs, and only the graph holds the product, so it is
-    freed before sigmoid's gradient is computed, as PyTorch saves only what a VJP reads.
+def release_unread(parent: Tensor) -> None:
+    """Free the value of `parent`, an input that no VJP of its consumer reads (op.saves) and that
+    only the consumer holds, unless its producer's VJPs read it (or it is a leaf's).
 
-    "Nothing but this node": the tensor's reference count is that of parents' tuple, the local
-    below and getrefcount's argument; any other holder (the user's variable, another consumer,
-    a retain_graph pass, a list) keeps the value. The value becomes `freed(value)`, so the
-    engine's shape and dtype checks still read it, and a read it should not have would show as
-    NaN, never as a plausible number (tests/test_table.py checks each `saves` that way).
+    `S @ W` inside `sigmoid(S @ W)` is such an input: sigmoid's VJP reads its output, matmul's
+    its inputs, and only the graph holds the product, so the backward pass frees it before
+    sigmoid's gradient is computed, as PyTorch saves only what a VJP reads. "Only the consumer
+    holds it" is the backward pass's check of its reference count (the consumer's tuple of
+    parents, one local and getrefcount's argument): any other holder (the user's variable,
+    another consumer, a list) keeps the value. The value becomes `freed(value)`, so the engine's
+    shape and dtype checks still read it, and a read it should not have would show as NaN, never
+    as a plausible number (tests/test_table.py checks each `saves` that way).
     """
-    saved = op.saved_inputs
-    for i in range(len(parents)):  # not enumerate: its tuple would hold one more reference
-        if i in saved:
-            continue
-        parent = parents[i]
-        data = parent._data
-        producer = parent.op
-        if (
-            producer is None
-            or producer.saves_out
-            or type(data) is not np.ndarray
-            or data.nbytes < RELEASE_BYTES
-            or data.dtype.kind != "f"
-            or sys.getrefcount(parent) > 3
-        ):
-            continue
+    producer, data = parent.op, parent._data
+    if producer is not None and not producer.saves_out and data.dtype.kind == "f":
         parent._data = freed(data)
 
 
@@ -209,7 +195,7 @@ def backpropagate(
         value_of = constant_tensor
         if not hasattr(root_grad, "_data"):
             root_grad = type(root).wrap(root_grad)
-    # values no VJP reads are freed on the way (release_unsaved_inputs), when the graph is not kept
+    # values no VJP reads are freed on the way (release_unread), when the graph is not kept
     releasing = not retain_graph and value_of is array_of
     grads: dict[Tensor, Any] = {root: root_grad}  # keyed by node: Tensors hash by identity
     # The nodes that have received a gradient and wait for their turn, in a heap of (-tick, node)
@@ -237,8 +223,11 @@ def backpropagate(
                 "freed by an earlier backward(); call the first backward(retain_graph=True) to "
                 "backpropagate through the same graph twice"
             )
-        if releasing and op.saved_inputs is not None:
-            release_unsaved_inputs(parents, op)
+        if releasing:  # inputs no VJP will read, freed before the VJPs allocate
+            for i in op.unsaved_inputs:
+                parent = parents[i]  # counted: parents' tuple, this local, getrefcount's argument
+                if parent._data.nbytes >= RELEASE_BYTES and sys.getrefcount(parent) == 3:
+                    release_unread(parent)
         # one and two inputs spelled out (benchmarks/README.md, "Hot paths")
         arity = len(parents)
         if arity == 2:

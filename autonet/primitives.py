@@ -133,9 +133,9 @@ class Primitive:
         saves         the values the VJPs read, by their names in the VJP's signature: "out" and
                       the inputs' ("a b"; a variadic primitive's *xs: "xs"); "" for none. A VJP
                       may still read the others' shapes and dtypes. None (a user's primitive's
-                      default): all of them. The backward pass frees the values that no VJP
-                      will read (engine.release_unsaved_inputs), as PyTorch keeps only the
-                      tensors an op saved
+                      default): all of them. The backward pass frees the inputs that no VJP
+                      will read (engine.release_unread), as PyTorch keeps only the tensors an op
+                      saved; a variadic primitive's inputs are kept
         batch         vmap's rule for a primitive that is neither element-wise nor a one-input
                       op on axes (those two follow from the facts above):
                       batch(k, batched, *inputs, **params) -> the outputs of every example at
@@ -168,7 +168,7 @@ class Primitive:
         "batch",
         "saves",
         "saves_out",
-        "saved_inputs",
+        "unsaved_inputs",
     )
 
     def __init__(
@@ -204,7 +204,7 @@ class Primitive:
         self.explain = explain
         self.batch = batch
         self.saves = saves
-        self.saves_out, self.saved_inputs = saved_positions(name, saves, vjps, variadic)
+        self.saves_out, self.unsaved_inputs = saved_positions(name, saves, vjps, variadic)
 
     def forward_in(self, xp: Any) -> Callable[..., Any]:
         """The forward for arrays of namespace xp (made once per namespace)."""
@@ -243,11 +243,12 @@ class Primitive:
 
 def saved_positions(
     name: str, saves: str | None, vjps: tuple, variadic: bool
-) -> tuple[bool, frozenset[int] | None]:
-    """A `saves` declaration as (whether the VJPs read out, the positions of the inputs they read,
-    None for all of them), its names checked against the first VJP's signature."""
+) -> tuple[bool, tuple[int, ...]]:
+    """A `saves` declaration as (whether the VJPs read out, the positions of the inputs they do
+    not read: none for a variadic primitive or an undeclared one), its names checked against the
+    first VJP's signature."""
     if saves is None:
-        return True, None
+        return True, ()
     rule = next(vjp for vjp in vjps if vjp is not None)
     names = [
         p.name
@@ -262,8 +263,8 @@ def saved_positions(
             f"inputs of its VJPs ({', '.join(names)})"
         )
     if variadic:
-        return "out" in read, None if read and read != ["out"] else frozenset()
-    return "out" in read, frozenset(i for i, n in enumerate(names) if n in read)
+        return "out" in read, ()
+    return "out" in read, tuple(i for i in range(len(vjps)) if names[i] not in read)
 
 
 @functools.cache

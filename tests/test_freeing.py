@@ -1,5 +1,5 @@
 """The backward pass frees each value that no VJP will read and nothing else holds
-(engine.release_unsaved_inputs, from the table's `saves`): a step of the tutorial's network then
+(engine.release_unread, from the table's `saves`): a step of the tutorial's network then
 peaks no higher than the tutorial's own code, and no gradient changes. Values the user holds, or
 that a kept graph (retain_graph, create_graph) still needs, are never freed."""
 
@@ -17,17 +17,16 @@ from autonet import engine
 
 
 def counting_releases():
-    """engine.release_unsaved_inputs, wrapped to count the values it frees (it holds no tensor,
-    so it changes no reference count)."""
+    """engine.release_unread, wrapped to count the values it frees."""
     count = [0]
-    release = engine.release_unsaved_inputs
+    release = engine.release_unread
 
-    def counted(parents, op):
-        before = [id(p._data) for p in parents]
-        release(parents, op)
-        count[0] += sum(id(p._data) != b for p, b in zip(parents, before, strict=True))
+    def counted(parent):
+        before = parent._data
+        release(parent)
+        count[0] += parent._data is not before
 
-    return mock.patch.object(engine, "release_unsaved_inputs", counted), count
+    return mock.patch.object(engine, "release_unread", counted), count
 
 
 def seed_problem(m=1024, n=256, p=256, k=10):

@@ -199,7 +199,7 @@ def test_random_graph_gradients_match_pytorch(graph):
 def test_random_graphs_give_the_same_gradients_when_their_unheld_values_are_freed(graph):
     """The pool holds every intermediate value, so autonet_gradients frees none; here only the
     leaves and the loss are held, and with no size threshold the backward pass frees every value
-    no VJP reads (engine.release_unsaved_inputs): the gradients are the same, bit for bit."""
+    no VJP reads (engine.release_unread): the gradients are the same, bit for bit."""
     _, _, held = autonet_gradients(graph)
     loss, pool = run(graph, AutonetBackend())
     leaves = pool[: len(graph.inputs)]
