@@ -136,6 +136,16 @@ def cast_gradient(grad: Any, parent: Tensor, op_name: str) -> Any:
     return grad.astype(parent.dtype)
 
 
+def references_of_a_local() -> int:
+    """What sys.getrefcount reports for an object that only a local variable holds: 2 where the
+    call's argument is a reference of its own, 1 where the interpreter borrows it (CPython 3.14
+    may). The engine's counts below are relative to it."""
+    probe = object()
+    return sys.getrefcount(probe)
+
+
+LOCAL_REFERENCES = references_of_a_local()
+
 # Values smaller than this are never freed early: the stand-in costs more than it saves (NumPy's
 # temporary elision starts at the same size for the same reason).
 RELEASE_BYTES = 256 * 1024
@@ -149,10 +159,10 @@ def release_unread(parent: Tensor) -> None:
     its inputs, and only the graph holds the product, so the backward pass frees it before
     sigmoid's gradient is computed, as PyTorch saves only what a VJP reads. "Only the consumer
     holds it" is the backward pass's check of its reference count (the consumer's tuple of
-    parents, one local and getrefcount's argument): any other holder (the user's variable,
-    another consumer, a list) keeps the value. The value becomes `freed(value)`, so the engine's
-    shape and dtype checks still read it, and a read it should not have would show as NaN, never
-    as a plausible number (tests/test_table.py checks each `saves` that way).
+    parents and one local): any other holder (the user's variable, another consumer, a list)
+    keeps the value. The value becomes `freed(value)`, so the engine's shape and dtype checks
+    still read it, and a read it should not have would show as NaN, never as a plausible number
+    (tests/test_table.py checks each `saves` that way).
     """
     producer, data = parent.op, parent._data
     if producer is not None and not producer.saves_out and data.dtype.kind == "f":
@@ -211,7 +221,13 @@ def backpropagate(
             if id(node) in wanted_ids:
                 found[id(node)] = g
         elif op is None or node.retains_grad:
-            node.accumulate_grad(g)
+            # an array of its own memory that only this pass holds (the VJP made it) becomes
+            # .grad as it is; anything else (a view, the caller's seed, an array another node
+            # still waits with) is copied, so no .grad shares memory
+            owned = (
+                type(g) is np.ndarray and g.base is None and sys.getrefcount(g) == LOCAL_REFERENCES
+            )
+            node.accumulate_grad(g, owned)
         if op is None:
             continue
         if node._tick < last_data_write:  # some .data was assigned since: look closer
@@ -225,8 +241,11 @@ def backpropagate(
             )
         if releasing:  # inputs no VJP will read, freed before the VJPs allocate
             for i in op.unsaved_inputs:
-                parent = parents[i]  # counted: parents' tuple, this local, getrefcount's argument
-                if parent._data.nbytes >= RELEASE_BYTES and sys.getrefcount(parent) == 3:
+                parent = parents[i]  # held by parents' tuple and this local, and nothing else?
+                if (
+                    parent._data.nbytes >= RELEASE_BYTES
+                    and sys.getrefcount(parent) == LOCAL_REFERENCES + 1
+                ):
                     release_unread(parent)
         # one and two inputs spelled out (benchmarks/README.md, "Hot paths")
         arity = len(parents)
@@ -263,6 +282,7 @@ def backpropagate(
                 heappush(waiting, (-parent._tick, parent))
             else:
                 grads[parent] = previous + grad
+        grad = previous = None  # held here, a parent's gradient would look shared (owned, above)
         if not retain_graph:
             node.parents = ()
     return found

@@ -129,3 +129,31 @@ def test_assigning_grad_checks_shape_and_dtype_and_copies_arrays():
     np.testing.assert_array_equal(mine, [1.0, 1.0, 1.0])
     x.grad = None
     assert x.grad is None
+
+
+def test_a_gradient_only_the_backward_pass_holds_becomes_grad_without_a_copy():
+    # the VJP's result is a new array nothing else holds: the engine hands it over (as replay
+    # does with owned=True); one that something still holds is copied
+    made, kept = [], []
+
+    def vjp(g, out, x):
+        grad = g * 3.0
+        made.append(id(grad))
+        return grad
+
+    def keeping_vjp(g, out, x):
+        grad = g * 3.0
+        kept.append(grad)
+        return grad
+
+    for rule, log in ((vjp, made), (keeping_vjp, kept)):
+        triple = an.Primitive("triple", lambda x: 3.0 * x, rule)
+        x = an.tensor(np.ones((2, 3)), requires_grad=True)
+        triple(x).sum().backward()
+        np.testing.assert_array_equal(x.grad.data, np.full((2, 3), 3.0))
+        if log is made:
+            assert id(x.grad.data) == made[0]
+        else:
+            assert not np.shares_memory(x.grad.data, kept[0])
+            x.grad.data[...] = 0  # the VJP's own array is left alone
+            np.testing.assert_array_equal(kept[0], np.full((2, 3), 3.0))

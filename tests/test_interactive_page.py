@@ -37,9 +37,9 @@ def backward_recording_order(loss: an.Tensor) -> list[an.Tensor]:
     order = []
     accumulate = an.Tensor.accumulate_grad
 
-    def recording(self, g):
+    def recording(self, g, owned=False):
         order.append(self)
-        accumulate(self, g)
+        accumulate(self, g, owned)
 
     an.Tensor.accumulate_grad = recording
     try:
