@@ -6,6 +6,10 @@ in the primitive table (primitives.py). For a scalar loss L and every node x tha
 the backward pass computes dL/dx by the chain rule in reverse topological order:
 
     dL/dx = sum over each use of x as input i of a node y:   y.op.vjps[i](dL/dy, y, *y.parents)
+
+Memory, as PyTorch's saved tensors: unless the graph is kept, a value that no VJP will read
+(the table's `saves`) and that nothing but the graph holds is freed before the VJPs allocate
+(release_unread), and a gradient array only the pass holds becomes `.grad` without a copy.
 """
 
 from __future__ import annotations
