@@ -225,11 +225,14 @@ def backpropagate(
             if id(node) in wanted_ids:
                 found[id(node)] = g
         elif op is None or node.retains_grad:
-            # an array of its own memory that only this pass holds (the VJP made it) becomes
-            # .grad as it is; anything else (a view, the caller's seed, an array another node
-            # still waits with) is copied, so no .grad shares memory
+            # a writable array of its own memory that only this pass holds (the VJP made it)
+            # becomes .grad as it is; anything else (a view, the caller's seed, an array another
+            # node still waits with, a read-only one) is copied, so no .grad shares memory
             owned = (
-                type(g) is np.ndarray and g.base is None and sys.getrefcount(g) == LOCAL_REFERENCES
+                type(g) is np.ndarray
+                and g.base is None
+                and sys.getrefcount(g) == LOCAL_REFERENCES
+                and g.flags.writeable
             )
             node.accumulate_grad(g, owned)
         if op is None:
@@ -247,7 +250,8 @@ def backpropagate(
             for i in op.unsaved_inputs:
                 parent = parents[i]  # held by parents' tuple and this local, and nothing else?
                 if (
-                    parent._data.nbytes >= RELEASE_BYTES
+                    type(parent._data) is np.ndarray  # not a batch of vmap's, nor a stand-in
+                    and parent._data.nbytes >= RELEASE_BYTES
                     and sys.getrefcount(parent) == LOCAL_REFERENCES + 1
                 ):
                     release_unread(parent)

@@ -204,7 +204,7 @@ class Primitive:
         self.explain = explain
         self.batch = batch
         self.saves = saves
-        self.saves_out, self.unsaved_inputs = saved_positions(name, saves, vjps, variadic)
+        self.saves_out, self.unsaved_inputs = parse_saves(name, saves, vjps, variadic)
 
     def forward_in(self, xp: Any) -> Callable[..., Any]:
         """The forward for arrays of namespace xp (made once per namespace)."""
@@ -241,7 +241,7 @@ class Primitive:
         return f"<primitive {self.name}>"
 
 
-def saved_positions(
+def parse_saves(
     name: str, saves: str | None, vjps: tuple, variadic: bool
 ) -> tuple[bool, tuple[int, ...]]:
     """A `saves` declaration as (whether the VJPs read out, the positions of the inputs they do

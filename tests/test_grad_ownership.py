@@ -157,3 +157,16 @@ def test_a_gradient_only_the_backward_pass_holds_becomes_grad_without_a_copy():
             assert not np.shares_memory(x.grad.data, kept[0])
             x.grad.data[...] = 0  # the VJP's own array is left alone
             np.testing.assert_array_equal(kept[0], np.full((2, 3), 3.0))
+
+
+def test_a_read_only_gradient_is_copied_so_grad_stays_writable():
+    def vjp(g, out, x):
+        grad = g * 3.0
+        grad.flags.writeable = False  # a user's rule may hand back a read-only array
+        return grad
+
+    triple = an.Primitive("triple", lambda x: 3.0 * x, vjp)
+    x = an.tensor(np.ones(3), requires_grad=True)
+    triple(x).sum().backward()
+    x.grad.data *= 0.5  # clipping in place
+    np.testing.assert_array_equal(x.grad.data, np.full(3, 1.5))
